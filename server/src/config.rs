@@ -1,0 +1,299 @@
+//! Server configuration: defaults, then a TOML file, then environment variables, then CLI flags.
+//! Every key is documented in docs/configuration.md.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+use tern_sfu::SfuConfig;
+
+/// The whole configuration of `tern`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `[http]`: the HTTP, WebSocket and REST listener.
+    pub http: HttpConfig,
+    /// `[rtc]`: media sockets and workers.
+    pub rtc: RtcConfig,
+    /// `[sfu]`: forwarding behaviour.
+    pub sfu: SfuConfig,
+    /// `[auth]`: API keys for access tokens.
+    pub auth: AuthConfig,
+    /// `[signaling]`: WebSocket limits and liveness.
+    pub signaling: SignalingConfig,
+    /// `[log]`: logging.
+    pub log: LogConfig,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the HTTP listener (demo, signaling, REST, metrics). Default `127.0.0.1:7880`.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7880) }
+    }
+}
+
+/// `[rtc]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtcConfig {
+    /// IP the media sockets bind to. Default `127.0.0.1`.
+    pub bind_ip: IpAddr,
+    /// UDP port of the first worker; worker N listens on `udp_port + N`. 0 picks free ports.
+    /// Default 7882.
+    pub udp_port: u16,
+    /// IP given to clients in ICE candidates (the public IP behind NAT). Default: `bind_ip`, or
+    /// 127.0.0.1 when `bind_ip` is unspecified.
+    pub advertise_ip: Option<IpAddr>,
+    /// Number of worker threads; 0 means one per core. Default 0.
+    pub workers: usize,
+    /// Receive buffer of each media socket, in bytes. Default 4 MiB.
+    pub udp_recv_buffer: usize,
+    /// Send buffer of each media socket, in bytes. Default 4 MiB.
+    pub udp_send_buffer: usize,
+}
+
+impl Default for RtcConfig {
+    fn default() -> Self {
+        Self {
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            udp_port: 7882,
+            advertise_ip: None,
+            workers: 0,
+            udp_recv_buffer: 4 << 20,
+            udp_send_buffer: 4 << 20,
+        }
+    }
+}
+
+impl RtcConfig {
+    /// The IP put in ICE candidates.
+    pub fn advertised_ip(&self) -> IpAddr {
+        match self.advertise_ip {
+            Some(ip) => ip,
+            None if self.bind_ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            None => self.bind_ip,
+        }
+    }
+
+    /// How many workers to start.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// API key to secret. Empty means development mode: a key is made at start and `/dev/token`
+    /// hands out tokens.
+    pub keys: BTreeMap<String, String>,
+}
+
+/// `[signaling]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignalingConfig {
+    /// Largest WebSocket message accepted, in bytes. Default 65536.
+    pub max_message_bytes: usize,
+    /// Seconds between WebSocket pings. Default 10.
+    pub ping_interval_secs: u64,
+    /// A session that sends nothing (not even a pong) this long is closed. Default 30.
+    pub idle_timeout_secs: u64,
+    /// Seconds a new connection has to send `join`. Default 10.
+    pub join_timeout_secs: u64,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        Self { max_message_bytes: 64 * 1024, ping_interval_secs: 10, idle_timeout_secs: 30, join_timeout_secs: 10 }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter, for example `info` or `tern=debug,str0m=warn`. Default `info,str0m=warn`.
+    pub level: String,
+    /// `text` or `json`. Default `text`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info,str0m=warn".into(), format: LogFormat::Text }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Overrides from the command line or environment (`TERN_*`). Each field is one config key.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Path of a TOML config file.
+    #[arg(long, short = 'c', env = "TERN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// http.listen
+    #[arg(long, env = "TERN_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// rtc.bind_ip
+    #[arg(long, env = "TERN_RTC_BIND_IP")]
+    pub rtc_bind_ip: Option<IpAddr>,
+    /// rtc.udp_port
+    #[arg(long, env = "TERN_RTC_UDP_PORT")]
+    pub rtc_udp_port: Option<u16>,
+    /// rtc.advertise_ip
+    #[arg(long, env = "TERN_RTC_ADVERTISE_IP")]
+    pub rtc_advertise_ip: Option<IpAddr>,
+    /// rtc.workers
+    #[arg(long, env = "TERN_RTC_WORKERS")]
+    pub rtc_workers: Option<usize>,
+    /// rtc.udp_recv_buffer
+    #[arg(long, env = "TERN_RTC_UDP_RECV_BUFFER")]
+    pub rtc_udp_recv_buffer: Option<usize>,
+    /// rtc.udp_send_buffer
+    #[arg(long, env = "TERN_RTC_UDP_SEND_BUFFER")]
+    pub rtc_udp_send_buffer: Option<usize>,
+    /// sfu.keyframe_interval_ms
+    #[arg(long, env = "TERN_SFU_KEYFRAME_INTERVAL_MS")]
+    pub sfu_keyframe_interval_ms: Option<u64>,
+    /// sfu.disconnect_timeout_ms
+    #[arg(long, env = "TERN_SFU_DISCONNECT_TIMEOUT_MS")]
+    pub sfu_disconnect_timeout_ms: Option<u64>,
+    /// sfu.max_participants_per_room
+    #[arg(long, env = "TERN_SFU_MAX_PARTICIPANTS_PER_ROOM")]
+    pub sfu_max_participants_per_room: Option<usize>,
+    /// sfu.max_tracks_per_participant
+    #[arg(long, env = "TERN_SFU_MAX_TRACKS_PER_PARTICIPANT")]
+    pub sfu_max_tracks_per_participant: Option<usize>,
+    /// One API key (added to auth.keys); needs --api-secret.
+    #[arg(long, env = "TERN_API_KEY", requires = "api_secret")]
+    pub api_key: Option<String>,
+    /// The secret of --api-key.
+    #[arg(long, env = "TERN_API_SECRET", hide_env_values = true, requires = "api_key")]
+    pub api_secret: Option<String>,
+    /// signaling.max_message_bytes
+    #[arg(long, env = "TERN_SIGNALING_MAX_MESSAGE_BYTES")]
+    pub signaling_max_message_bytes: Option<usize>,
+    /// signaling.ping_interval_secs
+    #[arg(long, env = "TERN_SIGNALING_PING_INTERVAL_SECS")]
+    pub signaling_ping_interval_secs: Option<u64>,
+    /// signaling.idle_timeout_secs
+    #[arg(long, env = "TERN_SIGNALING_IDLE_TIMEOUT_SECS")]
+    pub signaling_idle_timeout_secs: Option<u64>,
+    /// signaling.join_timeout_secs
+    #[arg(long, env = "TERN_SIGNALING_JOIN_TIMEOUT_SECS")]
+    pub signaling_join_timeout_secs: Option<u64>,
+    /// log.level
+    #[arg(long, env = "TERN_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// log.format
+    #[arg(long, env = "TERN_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Parses a TOML config text.
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Reads a TOML config file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Defaults, then the file named by `--config`, then the overrides.
+    pub fn load(o: &Overrides) -> anyhow::Result<Self> {
+        let mut c = match &o.config {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        c.apply(o);
+        Ok(c)
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        fn set<T: Clone>(slot: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *slot = v.clone();
+            }
+        }
+        set(&mut self.http.listen, &o.http_listen);
+        set(&mut self.rtc.bind_ip, &o.rtc_bind_ip);
+        set(&mut self.rtc.udp_port, &o.rtc_udp_port);
+        if o.rtc_advertise_ip.is_some() {
+            self.rtc.advertise_ip = o.rtc_advertise_ip;
+        }
+        set(&mut self.rtc.workers, &o.rtc_workers);
+        set(&mut self.rtc.udp_recv_buffer, &o.rtc_udp_recv_buffer);
+        set(&mut self.rtc.udp_send_buffer, &o.rtc_udp_send_buffer);
+        set(&mut self.sfu.keyframe_interval_ms, &o.sfu_keyframe_interval_ms);
+        set(&mut self.sfu.disconnect_timeout_ms, &o.sfu_disconnect_timeout_ms);
+        set(&mut self.sfu.max_participants_per_room, &o.sfu_max_participants_per_room);
+        set(&mut self.sfu.max_tracks_per_participant, &o.sfu_max_tracks_per_participant);
+        if let (Some(k), Some(s)) = (&o.api_key, &o.api_secret) {
+            self.auth.keys.insert(k.clone(), s.clone());
+        }
+        set(&mut self.signaling.max_message_bytes, &o.signaling_max_message_bytes);
+        set(&mut self.signaling.ping_interval_secs, &o.signaling_ping_interval_secs);
+        set(&mut self.signaling.idle_timeout_secs, &o.signaling_idle_timeout_secs);
+        set(&mut self.signaling.join_timeout_secs, &o.signaling_join_timeout_secs);
+        set(&mut self.log.level, &o.log_level);
+        set(&mut self.log.format, &o.log_format);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("docs/config exists") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::from_file(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 2, "expected sample configs in {}", dir.display());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::from_toml("[http]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n").unwrap_err();
+        assert!(format!("{err:#}").contains("listn"), "{err:#}");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut c = Config::from_toml("[rtc]\nudp_port = 9000\nworkers = 3\n").expect("parses");
+        c.apply(&Overrides { rtc_udp_port: Some(9100), ..Default::default() });
+        assert_eq!((c.rtc.udp_port, c.rtc.workers), (9100, 3));
+    }
+}

@@ -1,0 +1,46 @@
+//! Configuration of one SFU core (one worker).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Settings of the SFU core. The server fills `public_addr` per worker; the rest comes from the
+/// `[sfu]` table of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SfuConfig {
+    /// The address this worker advertises as its ICE host candidate (filled in by the server).
+    #[serde(skip)]
+    pub public_addr: Option<SocketAddr>,
+    /// At most one keyframe request per track per this many milliseconds. Default 1000.
+    pub keyframe_interval_ms: u64,
+    /// A participant whose media connection stays disconnected this long is removed. Default 15000.
+    pub disconnect_timeout_ms: u64,
+    /// Largest number of participants in one room. Default 100.
+    pub max_participants_per_room: usize,
+    /// Largest number of tracks one participant may publish. Default 16.
+    pub max_tracks_per_participant: usize,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            public_addr: None,
+            keyframe_interval_ms: 1000,
+            disconnect_timeout_ms: 15_000,
+            max_participants_per_room: 100,
+            max_tracks_per_participant: 16,
+        }
+    }
+}
+
+impl SfuConfig {
+    pub(crate) fn keyframe_interval(&self) -> Duration {
+        Duration::from_millis(self.keyframe_interval_ms)
+    }
+
+    pub(crate) fn disconnect_timeout(&self) -> Duration {
+        Duration::from_millis(self.disconnect_timeout_ms)
+    }
+}

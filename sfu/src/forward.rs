@@ -1,0 +1,133 @@
+//! The media path: RTP from a publisher to each subscriber of its track, and keyframe requests
+//! back. No allocation per packet (the payload `Arc` is shared) and only hash lookups.
+
+use std::time::Instant;
+
+use str0m::format::Codec;
+use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+
+use crate::ids::{ParticipantId, TrackId};
+use crate::keyframe::{is_keyframe, VideoCodec};
+use crate::sfu::{PcKey, Sfu};
+use crate::signal::{PcRole, TrackKind};
+
+impl Sfu {
+    /// One RTP packet from a publisher, to every subscriber of its track.
+    pub(crate) fn forward(&mut self, now: Instant, publisher: ParticipantId, packet: RtpPacket) {
+        let Some(p) = self.participants.get_mut(&publisher) else { return };
+        let ssrc = packet.header.ssrc;
+        let track_id = match p.ssrc_tracks.get(&ssrc) {
+            Some(t) => *t,
+            None => {
+                let mid = p.publisher.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+                let Some(t) = mid.and_then(|m| p.published.get(&m)).copied() else {
+                    self.stats.dropped_unknown_ssrc += 1;
+                    return;
+                };
+                p.ssrc_tracks.insert(ssrc, t);
+                t
+            }
+        };
+        let pt = packet.header.payload_type;
+        let Some(params) = p.publisher.rtc.codec_config().find(|c| c.pt() == pt).cloned() else {
+            self.stats.forward_errors += 1;
+            return;
+        };
+        let Some(track) = self.tracks.get_mut(&track_id) else { return };
+        track.ssrc = Some(ssrc);
+        let is_video = track.info.kind == TrackKind::Video;
+        if is_video {
+            track.video_codec = match params.spec().codec {
+                Codec::Vp8 => Some(VideoCodec::Vp8),
+                Codec::H264 => Some(VideoCodec::H264),
+                _ => None,
+            };
+        }
+        let keyframe = track.video_codec.map(|c| is_keyframe(c, &packet.payload));
+        let exts = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            ..Default::default()
+        };
+
+        let mut subscribers = std::mem::take(&mut self.scratch);
+        subscribers.clear();
+        subscribers.extend_from_slice(&track.subscribers);
+        let mut wants_keyframe = false;
+        for &sub_id in &subscribers {
+            let Some(s) = self.participants.get_mut(&sub_id) else { continue };
+            let Some(sub) = s.subscriptions.get_mut(&track_id) else { continue };
+            let Some(out_ssrc) = sub.ssrc else { continue };
+            if sub.waiting_for_keyframe {
+                if keyframe == Some(false) {
+                    wants_keyframe = true;
+                    continue;
+                }
+                sub.waiting_for_keyframe = false;
+            }
+            let out_pt = match sub.pt_map {
+                Some((from, to)) if from == *pt => to,
+                _ => match s.subscriber.rtc.codec_config().match_params(params.clone()) {
+                    Some(out) => {
+                        sub.pt_map = Some((*pt, *out.pt()));
+                        *out.pt()
+                    }
+                    None => {
+                        self.stats.forward_errors += 1;
+                        continue;
+                    }
+                },
+            };
+            let Some((seq, ts)) = sub.rewriter.rewrite(*packet.seq_no, packet.header.timestamp) else {
+                continue;
+            };
+            let mut direct = s.subscriber.rtc.direct_api();
+            let Some(tx) = direct.stream_tx(&out_ssrc) else {
+                self.stats.forward_errors += 1;
+                continue;
+            };
+            let write = RtpWrite::new(out_pt.into(), seq.into(), ts, packet.timestamp, packet.payload.clone())
+                .marker(packet.header.marker)
+                .nackable(is_video)
+                .ext_vals(exts.clone());
+            tx.write_rtp(write);
+            self.stats.rtp_forwarded += 1;
+            self.drain(PcKey { participant: sub_id, role: PcRole::Subscriber });
+        }
+        self.scratch = subscribers;
+        if wants_keyframe {
+            self.request_keyframe(now, track_id);
+        }
+    }
+
+    /// A subscriber asked for a keyframe on one of its m-lines.
+    pub(crate) fn on_keyframe_request(&mut self, now: Instant, subscriber: ParticipantId, mid: Mid) {
+        let track = self.participants.get(&subscriber).and_then(|s| s.sub_mids.get(&mid)).copied();
+        if let Some(track) = track {
+            self.request_keyframe(now, track);
+        }
+    }
+
+    /// Ask the publisher of `track` for a keyframe, at most once per throttle interval.
+    pub(crate) fn request_keyframe(&mut self, now: Instant, track: TrackId) {
+        let Some(t) = self.tracks.get_mut(&track) else { return };
+        if t.keyframes.request(now) {
+            self.send_keyframe_request(track);
+        } else {
+            self.stats.keyframe_requests_coalesced += 1;
+        }
+    }
+
+    /// Send a PLI to the publisher of `track` now.
+    pub(crate) fn send_keyframe_request(&mut self, track: TrackId) {
+        let Some(t) = self.tracks.get(&track) else { return };
+        let (Some(ssrc), publisher) = (t.ssrc, t.info.participant) else { return };
+        let Some(p) = self.participants.get_mut(&publisher) else { return };
+        if let Some(rx) = p.publisher.rtc.direct_api().stream_rx(&ssrc) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+            self.stats.keyframe_requests_sent += 1;
+        }
+        self.drain(PcKey { participant: publisher, role: PcRole::Publisher });
+    }
+}

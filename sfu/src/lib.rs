@@ -1,0 +1,43 @@
+//! tern's selective forwarding unit: a sans-IO core on [str0m] in RTP mode.
+//!
+//! One [`Sfu`] serves one worker thread: its rooms, their participants (each with a publisher and a
+//! subscriber `Rtc`), tracks and subscriptions. The shell feeds it datagrams, commands and time,
+//! and carries out what [`Sfu::poll_output`] returns:
+//!
+//! ```text
+//! handle_datagram(now, from, bytes) | handle_command(now, cmd) -> Reply | handle_timeout(now)
+//!     then loop { match poll_output() { Transmit | Notice | RoomClosed => act, Timeout(t) => sleep until t } }
+//! ```
+//!
+//! The crate has no sockets, no threads, no locks and never reads the clock.
+
+mod config;
+mod control;
+mod demux;
+mod error;
+mod forward;
+mod ids;
+mod keyframe;
+mod negotiate;
+mod participant;
+mod rewrite;
+mod room;
+mod sfu;
+mod signal;
+mod stats;
+mod throttle;
+
+// The public interface is:
+pub use config::SfuConfig;
+pub use demux::{classify, stun_local_ufrag, DatagramKind};
+pub use error::{Fault, SfuError};
+pub use ids::{ParticipantId, TrackId};
+pub use keyframe::{is_keyframe, VideoCodec};
+pub use rewrite::{RtpRewriter, FIRST_SEQ};
+pub use sfu::{Output, Sfu};
+pub use signal::{
+    Command, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole, Permissions, Reply,
+    RoomInfo, TrackHint, TrackInfo, TrackKind, TrackSource,
+};
+pub use stats::SfuStats;
+pub use throttle::KeyframeThrottle;

@@ -1,0 +1,47 @@
+//! Rooms and tracks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use str0m::rtp::Ssrc;
+
+use crate::ids::{ParticipantId, TrackId};
+use crate::keyframe::VideoCodec;
+use crate::signal::TrackInfo;
+use crate::throttle::KeyframeThrottle;
+
+/// A room: who is in it and what is published. Participants and tracks themselves live in the
+/// core's maps, keyed by id.
+#[derive(Default)]
+pub(crate) struct Room {
+    pub participants: Vec<ParticipantId>,
+    pub tracks: Vec<TrackId>,
+}
+
+/// One published source.
+pub(crate) struct Track {
+    pub info: TrackInfo,
+    /// The room it is published in.
+    pub room: Arc<str>,
+    /// The publisher's SSRC, once the first packet arrived.
+    pub ssrc: Option<Ssrc>,
+    /// The video codec, learnt from the first packet (None for audio or not yet known).
+    pub video_codec: Option<VideoCodec>,
+    /// Who receives it.
+    pub subscribers: Vec<ParticipantId>,
+    /// Keyframe requests towards the publisher.
+    pub keyframes: KeyframeThrottle,
+}
+
+impl Track {
+    pub fn new(info: TrackInfo, room: Arc<str>, keyframe_interval: Duration) -> Self {
+        Self {
+            info,
+            room,
+            ssrc: None,
+            video_codec: None,
+            subscribers: Vec::new(),
+            keyframes: KeyframeThrottle::new(keyframe_interval),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The core of one worker: datagrams, commands and time in; transmits, notices and timeouts out.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::config::DtlsCert;
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Event, IceConnectionState, Input, Rtc};
+
+use crate::config::SfuConfig;
+use crate::demux::{classify, stun_local_ufrag, DatagramKind};
+use crate::ids::{ParticipantId, TrackId};
+use crate::participant::Participant;
+use crate::room::{Room, Track};
+use crate::signal::{LeaveReason, Notice, PcRole};
+use crate::stats::SfuStats;
+
+/// How often the core looks at slow timers (keyframe throttles, disconnect timeouts).
+const HOUSEKEEPING: Duration = Duration::from_millis(100);
+
+/// What the shell must do next. Drain [`Sfu::poll_output`] until it returns `Timeout`.
+#[derive(Debug)]
+pub enum Output {
+    /// Send this datagram from the worker's socket.
+    Transmit(Transmit),
+    /// Deliver this notice to the participant's signaling session.
+    Notice(ParticipantId, Notice),
+    /// A room became empty and was closed.
+    RoomClosed(String),
+    /// Nothing more to do until this time, or until the next input.
+    Timeout(Instant),
+}
+
+/// One of a participant's two connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct PcKey {
+    pub participant: ParticipantId,
+    pub role: PcRole,
+}
+
+/// The SFU core of one worker. Sans-IO: every method takes the current time.
+pub struct Sfu {
+    pub(crate) config: SfuConfig,
+    pub(crate) dtls_cert: DtlsCert,
+    pub(crate) rooms: HashMap<Arc<str>, Room>,
+    pub(crate) participants: HashMap<ParticipantId, Participant>,
+    pub(crate) tracks: HashMap<TrackId, Track>,
+    /// Remote address to connection. The worker has one socket, so the remote address is the only
+    /// part of the 5-tuple that varies.
+    routes: HashMap<SocketAddr, PcKey>,
+    /// Server ICE ufrag to connection, for the first STUN packet of a new remote address.
+    pub(crate) ufrags: HashMap<String, PcKey>,
+    timers: BinaryHeap<Reverse<(Instant, PcKey)>>,
+    next_housekeeping: Instant,
+    pub(crate) outputs: VecDeque<Output>,
+    pub(crate) events: VecDeque<(PcKey, Event)>,
+    /// Participants to remove once the current input is handled.
+    pub(crate) doomed: Vec<(ParticipantId, LeaveReason)>,
+    /// Reused buffer for a track's subscriber list while forwarding.
+    pub(crate) scratch: Vec<ParticipantId>,
+    pub(crate) next_track: u64,
+    pub(crate) stats: SfuStats,
+}
+
+impl Sfu {
+    /// A core with this config. `track_id_base` keeps track ids of different workers apart.
+    pub fn new(now: Instant, config: SfuConfig, track_id_base: u64) -> Result<Self, crate::SfuError> {
+        let provider = str0m::crypto::from_feature_flags();
+        let dtls_cert = provider
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| crate::SfuError::Internal("no DTLS certificate".into()))?;
+        Ok(Self {
+            config,
+            dtls_cert,
+            rooms: HashMap::new(),
+            participants: HashMap::new(),
+            tracks: HashMap::new(),
+            routes: HashMap::new(),
+            ufrags: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_housekeeping: now,
+            outputs: VecDeque::new(),
+            events: VecDeque::new(),
+            doomed: Vec::new(),
+            scratch: Vec::new(),
+            next_track: track_id_base,
+            stats: SfuStats::default(),
+        })
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> SfuStats {
+        self.stats
+    }
+
+    /// Rooms, participants and tracks on this core now.
+    pub fn gauges(&self) -> (usize, usize, usize) {
+        (self.rooms.len(), self.participants.len(), self.tracks.len())
+    }
+
+    /// A datagram arrived on the worker's socket from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        let kind = classify(datagram);
+        if matches!(kind, DatagramKind::Unknown | DatagramKind::TurnChannel) {
+            self.stats.dropped_malformed += 1;
+            return;
+        }
+        let Some(key) = self.route(from, kind, datagram) else {
+            self.stats.dropped_unrouted += 1;
+            return;
+        };
+        let Some(local) = self.config.public_addr else { return };
+        let Ok(receive) = Receive::new(Protocol::Udp, from, local, datagram) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        let Some(p) = self.participants.get_mut(&key.participant) else { return };
+        if let Err(e) = p.pc_mut(key.role).rtc.handle_input(Input::Receive(now, receive)) {
+            tracing::debug!(participant = %key.participant, error = %e, "input rejected");
+            self.stats.dropped_malformed += 1;
+        }
+        self.drain(key);
+        self.finish_input(now);
+    }
+
+    /// Time passed: run due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(p) = self.participants.get_mut(&key.participant) else { continue };
+            let pc = p.pc_mut(key.role);
+            if !pc.timer_armed || pc.next_timeout != at {
+                continue; // superseded by a later poll
+            }
+            pc.timer_armed = false;
+            if let Err(e) = pc.rtc.handle_input(Input::Timeout(now)) {
+                tracing::debug!(participant = %key.participant, error = %e, "timeout failed");
+            }
+            self.drain(key);
+        }
+        if self.next_housekeeping <= now {
+            self.housekeeping(now);
+            self.next_housekeeping = now + HOUSEKEEPING;
+        }
+        self.finish_input(now);
+    }
+
+    /// The next output. Returns `Timeout` when there is nothing to do before that time.
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(o) = self.outputs.pop_front() {
+            return o;
+        }
+        let rtc_due = self.timers.peek().map(|Reverse((t, _))| *t);
+        Output::Timeout(rtc_due.map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping)))
+    }
+
+    fn route(&mut self, from: SocketAddr, kind: DatagramKind, datagram: &[u8]) -> Option<PcKey> {
+        if let Some(key) = self.routes.get(&from) {
+            return Some(*key);
+        }
+        if kind != DatagramKind::Stun {
+            return None;
+        }
+        let key = *self.ufrags.get(stun_local_ufrag(datagram)?)?;
+        let p = self.participants.get_mut(&key.participant)?;
+        p.pc_mut(key.role).remotes.push(from);
+        self.routes.insert(from, key);
+        Some(key)
+    }
+
+    /// Forget the routes of a removed connection.
+    pub(crate) fn unroute(&mut self, remotes: &[SocketAddr], ufrag: &str) {
+        for r in remotes {
+            self.routes.remove(r);
+        }
+        self.ufrags.remove(ufrag);
+    }
+
+    /// Poll one connection until it wants a timeout, queueing transmits and events.
+    pub(crate) fn drain(&mut self, key: PcKey) {
+        let Some(p) = self.participants.get_mut(&key.participant) else { return };
+        let pc = p.pc_mut(key.role);
+        loop {
+            match pc.rtc.poll_output() {
+                Ok(str0m::Output::Timeout(t)) => {
+                    if t != pc.next_timeout || !pc.timer_armed {
+                        pc.next_timeout = t;
+                        pc.timer_armed = true;
+                        self.timers.push(Reverse((t, key)));
+                    }
+                    break;
+                }
+                Ok(str0m::Output::Transmit(t)) => {
+                    self.stats.datagrams_out += 1;
+                    self.stats.bytes_out += t.contents.len() as u64;
+                    self.outputs.push_back(Output::Transmit(t));
+                }
+                Ok(str0m::Output::Event(e)) => self.events.push_back((key, e)),
+                Err(e) => {
+                    tracing::info!(participant = %key.participant, error = %e, "connection failed");
+                    self.stats.rtc_errors += 1;
+                    self.doomed.push((key.participant, LeaveReason::ConnectionLost));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Handle queued events, then remove doomed participants.
+    pub(crate) fn finish_input(&mut self, now: Instant) {
+        loop {
+            while let Some((key, event)) = self.events.pop_front() {
+                self.on_event(now, key, event);
+            }
+            let Some((participant, reason)) = self.doomed.pop() else { break };
+            self.remove_participant(now, participant, reason);
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, key: PcKey, event: Event) {
+        match event {
+            Event::RtpPacket(packet) if key.role == PcRole::Publisher => {
+                self.forward(now, key.participant, packet);
+            }
+            Event::KeyframeRequest(req) if key.role == PcRole::Subscriber => {
+                self.on_keyframe_request(now, key.participant, req.mid);
+            }
+            Event::MediaAdded(m) if key.role == PcRole::Publisher => {
+                self.on_publisher_media(now, key.participant, m.mid, m.kind, m.direction);
+            }
+            Event::MediaChanged(m) if key.role == PcRole::Publisher => {
+                self.on_publisher_media_changed(now, key.participant, m.mid, m.direction);
+            }
+            Event::IceConnectionStateChange(state) => self.on_ice_state(now, key, state),
+            Event::Closed => self.doomed.push((key.participant, LeaveReason::ConnectionLost)),
+            _ => {}
+        }
+    }
+
+    fn on_ice_state(&mut self, now: Instant, key: PcKey, state: IceConnectionState) {
+        let Some(p) = self.participants.get_mut(&key.participant) else { return };
+        let pc = p.pc_mut(key.role);
+        match state {
+            IceConnectionState::Connected | IceConnectionState::Completed => {
+                pc.ever_connected = true;
+                pc.disconnected_since = None;
+            }
+            IceConnectionState::Disconnected => {
+                pc.disconnected_since.get_or_insert(now);
+            }
+            _ => {}
+        }
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        let due: Vec<TrackId> = self
+            .tracks
+            .iter_mut()
+            .filter_map(|(id, t)| t.keyframes.poll_due(now).then_some(*id))
+            .collect();
+        for track in due {
+            self.send_keyframe_request(track);
+        }
+        let timeout = self.config.disconnect_timeout();
+        for p in self.participants.values() {
+            let lost = [&p.publisher, &p.subscriber].into_iter().any(|pc| {
+                pc.disconnected_since.is_some_and(|t| now >= t + timeout)
+                    || (pc.ever_connected && !pc.rtc.is_alive())
+            });
+            if lost {
+                self.doomed.push((p.id(), LeaveReason::ConnectionLost));
+            }
+        }
+    }
+
+    /// Build a connection in ICE-lite, RTP mode, with our codecs and the worker's candidate.
+    pub(crate) fn new_rtc(&self, now: Instant) -> Result<(Rtc, String), crate::SfuError> {
+        let addr = self
+            .config
+            .public_addr
+            .ok_or_else(|| crate::SfuError::Internal("worker has no public address".into()))?;
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .set_dtls_cert(self.dtls_cert.clone())
+            .build(now);
+        let candidate = str0m::Candidate::host(addr, "udp")
+            .map_err(|e| crate::SfuError::Internal(format!("host candidate: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        Ok((rtc, ufrag))
+    }
+}

@@ -1,0 +1,275 @@
+//! What goes into the core from the control path ([`Command`]), what comes straight back
+//! ([`Reply`]), and what the core tells participants later ([`Notice`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ParticipantId, TrackId};
+
+/// What a participant may do, from its access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permissions {
+    /// May publish tracks.
+    pub publish: bool,
+    /// May subscribe to tracks.
+    pub subscribe: bool,
+}
+
+/// The kind of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackKind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// Where a track comes from, as the publisher describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackSource {
+    /// A camera.
+    Camera,
+    /// A microphone.
+    Microphone,
+    /// A shared screen or window.
+    Screen,
+    /// The audio of a shared screen.
+    ScreenAudio,
+    /// Not said.
+    #[default]
+    Unknown,
+}
+
+/// Which of a participant's two peer connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PcRole {
+    /// The participant offers, the server answers; carries what the participant publishes.
+    Publisher,
+    /// The server offers, the participant answers; carries what the participant subscribes to.
+    Subscriber,
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    /// Server-assigned id.
+    pub id: ParticipantId,
+    /// The identity from the access token (unique in the room).
+    pub identity: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A published track as others see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// Server-assigned id. Also the msid track id on subscriber connections.
+    pub id: TrackId,
+    /// Who publishes it. Also the msid stream id on subscriber connections.
+    pub participant: ParticipantId,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Camera, microphone, screen...
+    pub source: TrackSource,
+    /// Whether the publisher has muted it.
+    pub muted: bool,
+}
+
+/// A publisher's description of one m-line of its offer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackHint {
+    /// The m-line's mid.
+    pub mid: String,
+    /// What the track is.
+    #[serde(default)]
+    pub source: TrackSource,
+}
+
+/// A room as the REST API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// The room's name.
+    pub name: String,
+    /// How many participants are in it.
+    pub participants: usize,
+    /// How many tracks are published in it.
+    pub tracks: usize,
+}
+
+/// A participant with its tracks, as the REST API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantDetail {
+    /// Who.
+    #[serde(flatten)]
+    pub info: ParticipantInfo,
+    /// What it publishes.
+    pub tracks: Vec<TrackInfo>,
+    /// Whether its media connections are up.
+    pub connected: bool,
+}
+
+/// A request from the control path to a worker's core.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A participant joins a room (the room is created if needed).
+    Join {
+        /// Server-assigned id.
+        participant: ParticipantId,
+        /// The room name.
+        room: String,
+        /// Identity from the token.
+        identity: String,
+        /// Display name.
+        name: String,
+        /// Grants from the token.
+        permissions: Permissions,
+        /// Subscribe to every track in the room, now and later.
+        auto_subscribe: bool,
+    },
+    /// An SDP offer for the participant's publisher connection. Replies [`Reply::Answer`].
+    PublisherOffer {
+        /// Who.
+        participant: ParticipantId,
+        /// The offer.
+        sdp: String,
+        /// What each sending m-line is.
+        tracks: Vec<TrackHint>,
+    },
+    /// The participant's answer to the server's subscriber offer.
+    SubscriberAnswer {
+        /// Who.
+        participant: ParticipantId,
+        /// The answer.
+        sdp: String,
+    },
+    /// A trickled ICE candidate from the participant.
+    Candidate {
+        /// Who.
+        participant: ParticipantId,
+        /// For which connection.
+        target: PcRole,
+        /// The `candidate:...` line.
+        candidate: String,
+    },
+    /// Subscribe to tracks.
+    Subscribe {
+        /// Who.
+        participant: ParticipantId,
+        /// Which tracks.
+        tracks: Vec<TrackId>,
+    },
+    /// Unsubscribe from tracks.
+    Unsubscribe {
+        /// Who.
+        participant: ParticipantId,
+        /// Which tracks.
+        tracks: Vec<TrackId>,
+    },
+    /// The publisher muted or unmuted one of its tracks.
+    SetMuted {
+        /// Who.
+        participant: ParticipantId,
+        /// Which of its tracks.
+        track: TrackId,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// The participant leaves (or its signaling connection ended).
+    Leave {
+        /// Who.
+        participant: ParticipantId,
+    },
+    /// List the rooms on this worker. Replies [`Reply::Rooms`].
+    ListRooms,
+    /// List the participants of a room. Replies [`Reply::Participants`].
+    ListParticipants {
+        /// The room.
+        room: String,
+    },
+    /// Remove a participant by identity (admin). It is told [`Notice::Removed`].
+    RemoveParticipant {
+        /// The room.
+        room: String,
+        /// The identity.
+        identity: String,
+    },
+    /// Close a room (admin): every participant is removed.
+    CloseRoom {
+        /// The room.
+        room: String,
+    },
+    /// Tell every participant the server is shutting down, and remove them all.
+    Shutdown,
+}
+
+/// The immediate answer to a [`Command`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// Done, nothing to return.
+    Done,
+    /// The participant joined.
+    Joined {
+        /// Itself.
+        participant: ParticipantInfo,
+        /// The others already in the room.
+        others: Vec<ParticipantInfo>,
+        /// The tracks already published in the room.
+        tracks: Vec<TrackInfo>,
+    },
+    /// The SDP answer for a publisher offer.
+    Answer(String),
+    /// Rooms on this worker.
+    Rooms(Vec<RoomInfo>),
+    /// Participants in a room.
+    Participants(Vec<ParticipantDetail>),
+}
+
+/// Why a participant was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// It asked to leave, or its signaling connection closed.
+    Left,
+    /// Its media connection was lost and did not come back in time.
+    ConnectionLost,
+    /// An administrator removed it.
+    Removed,
+    /// The room was closed.
+    RoomClosed,
+    /// The same identity joined again elsewhere.
+    DuplicateIdentity,
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+/// Something the core tells one participant, outside any request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// Someone joined the room.
+    ParticipantJoined(ParticipantInfo),
+    /// Someone left the room.
+    ParticipantLeft {
+        /// Who.
+        participant: ParticipantId,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A track was published in the room.
+    TrackPublished(TrackInfo),
+    /// A track was unpublished.
+    TrackUnpublished(TrackId),
+    /// A track was muted or unmuted.
+    TrackMuted {
+        /// Which.
+        track: TrackId,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// A new offer for the participant's subscriber connection; answer with
+    /// [`Command::SubscriberAnswer`].
+    SubscriberOffer(String),
+    /// The participant itself was removed; the signaling session should close.
+    Removed(LeaveReason),
+}

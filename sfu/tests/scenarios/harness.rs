@@ -1,0 +1,347 @@
+//! An in-memory network of str0m clients around one `Sfu`, driven by a fake clock.
+//!
+//! Each client is what a browser is to tern: a publisher `Rtc` that offers and a subscriber `Rtc`
+//! that answers the server's offers. The harness plays the signaling too: it hands offers and
+//! answers across, and records every notice per participant.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite};
+use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
+use tern_sfu::{
+    Command, Notice, Output, ParticipantId, Permissions, Reply, Sfu, SfuConfig, TrackHint, TrackId,
+    TrackSource,
+};
+
+pub const SERVER: &str = "127.0.0.1:5000";
+pub const STEP: Duration = Duration::from_millis(2);
+
+/// One client: two connections, what it received, and what the server told it.
+pub struct Client {
+    pub id: ParticipantId,
+    pub publisher: Rtc,
+    pub subscriber: Rtc,
+    pub pub_addr: SocketAddr,
+    pub sub_addr: SocketAddr,
+    pub notices: Vec<Notice>,
+    /// Tracks listed in the join reply.
+    pub tracks_at_join: Vec<TrackId>,
+    /// Subscriber m-lines by the track they carry, read from the msid of the server's offers.
+    pub track_mids: HashMap<TrackId, Mid>,
+    /// RTP packets received on the subscriber connection, by mid.
+    pub received: HashMap<Mid, Vec<RtpPacket>>,
+    /// Keyframe requests received on the publisher connection.
+    pub keyframe_requests: usize,
+    /// The client's network is cut: nothing it sends reaches the server.
+    pub cut: bool,
+}
+
+/// The server core, its clients and the fake clock.
+pub struct Net {
+    pub now: Instant,
+    pub sfu: Sfu,
+    pub clients: Vec<Client>,
+    pub closed_rooms: Vec<String>,
+    next_port: u16,
+}
+
+impl Net {
+    pub fn new() -> Self {
+        Self::with_config(SfuConfig::default())
+    }
+
+    pub fn with_config(mut config: SfuConfig) -> Self {
+        let _ = tracing_subscriber::fmt().with_env_filter(std::env::var("TEST_LOG").unwrap_or("warn".into())).with_test_writer().try_init();
+        let now = Instant::now();
+        config.public_addr = Some(SERVER.parse().expect("addr"));
+        Self { now, sfu: Sfu::new(now, config, 0).expect("core"), clients: Vec::new(), closed_rooms: Vec::new(), next_port: 10_000 }
+    }
+
+    /// A client joins `room` with full permissions and auto-subscribe; returns its index.
+    pub fn join(&mut self, room: &str, identity: &str) -> usize {
+        self.join_with(room, identity, Permissions { publish: true, subscribe: true }, true)
+    }
+
+    pub fn join_with(&mut self, room: &str, identity: &str, permissions: Permissions, auto_subscribe: bool) -> usize {
+        let id = ParticipantId(self.clients.len() as u64 + 1);
+        let pub_addr: SocketAddr = format!("127.0.0.2:{}", self.next_port).parse().expect("addr");
+        let sub_addr: SocketAddr = format!("127.0.0.3:{}", self.next_port).parse().expect("addr");
+        self.next_port += 1;
+        let mut client = Client {
+            id,
+            publisher: client_rtc(self.now, pub_addr),
+            subscriber: client_rtc(self.now, sub_addr),
+            pub_addr,
+            sub_addr,
+            notices: Vec::new(),
+            tracks_at_join: Vec::new(),
+            track_mids: HashMap::new(),
+            received: HashMap::new(),
+            keyframe_requests: 0,
+            cut: false,
+        };
+        client.publisher.direct_api().set_ice_controlling(true);
+        self.clients.push(client);
+        let reply = self
+            .command(Command::Join {
+                participant: id,
+                room: room.into(),
+                identity: identity.into(),
+                name: identity.into(),
+                permissions,
+                auto_subscribe,
+            })
+            .expect("join succeeds");
+        let Reply::Joined { tracks, .. } = reply else { panic!("{reply:?}") };
+        let i = self.clients.len() - 1;
+        self.clients[i].tracks_at_join = tracks.iter().map(|t| t.id).collect();
+        i
+    }
+
+    pub fn command(&mut self, cmd: Command) -> Result<Reply, tern_sfu::SfuError> {
+        let r = self.sfu.handle_command(self.now, cmd);
+        self.pump();
+        r
+    }
+
+    /// Client `i` adds sending m-lines of these kinds and negotiates; returns their mids.
+    pub fn publish(&mut self, i: usize, kinds: &[MediaKind]) -> Vec<Mid> {
+        let c = &mut self.clients[i];
+        let mut api = c.publisher.sdp_api();
+        let mids: Vec<Mid> = kinds.iter().map(|k| api.add_media(*k, Direction::SendOnly, None, None, None)).collect();
+        let (offer, pending) = api.apply().expect("a change to offer");
+        let hints = mids
+            .iter()
+            .zip(kinds)
+            .map(|(m, k)| TrackHint {
+                mid: m.to_string(),
+                source: if *k == MediaKind::Audio { TrackSource::Microphone } else { TrackSource::Camera },
+            })
+            .collect();
+        let id = c.id;
+        let reply = self
+            .command(Command::PublisherOffer { participant: id, sdp: offer.to_sdp_string(), tracks: hints })
+            .expect("offer accepted");
+        let Reply::Answer(answer) = reply else { panic!("expected an answer, got {reply:?}") };
+        let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
+        self.clients[i].publisher.sdp_api().accept_answer(pending, answer).expect("answer accepted");
+        self.pump();
+        mids
+    }
+
+    /// Client `i` stops sending on `mid` and renegotiates.
+    pub fn unpublish(&mut self, i: usize, mid: Mid) {
+        let c = &mut self.clients[i];
+        let mut api = c.publisher.sdp_api();
+        api.set_direction(mid, Direction::Inactive);
+        let (offer, pending) = api.apply().expect("a change to offer");
+        let id = c.id;
+        let Ok(Reply::Answer(answer)) =
+            self.command(Command::PublisherOffer { participant: id, sdp: offer.to_sdp_string(), tracks: vec![] })
+        else {
+            panic!("offer refused")
+        };
+        let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
+        self.clients[i].publisher.sdp_api().accept_answer(pending, answer).expect("accepted");
+        self.pump();
+    }
+
+    /// Client `i` writes one RTP packet on `mid`.
+    pub fn send_rtp(&mut self, i: usize, mid: Mid, seq: u64, ts: u32, payload: &[u8]) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let kind = c.publisher.media(mid).expect("media").kind();
+        let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::Vp8 };
+        let pt = c.publisher.codec_config().find(|p| p.spec().codec == codec).expect("codec").pt();
+        let mut api = c.publisher.direct_api();
+        let tx = api.stream_tx_by_mid(mid, None).expect("send stream");
+        tx.write_rtp(RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec()).marker(true).nackable(true));
+    }
+
+    /// Client `i` asks for a keyframe on its subscriber m-line `mid`.
+    pub fn request_keyframe(&mut self, i: usize, mid: Mid) {
+        let c = &mut self.clients[i];
+        if let Some(rx) = c.subscriber.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// The subscriber mid of `track` at client `i`.
+    pub fn sub_mid(&self, i: usize, track: TrackId) -> Mid {
+        *self.clients[i].track_mids.get(&track).expect("the track was offered to this client")
+    }
+
+    /// Packets of `track` received by client `i`.
+    pub fn received(&self, i: usize, track: TrackId) -> &[RtpPacket] {
+        let mid = self.sub_mid(i, track);
+        self.clients[i].received.get(&mid).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Runs the network for `d` of fake time.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += STEP;
+            let now = self.now;
+            self.sfu.handle_timeout(now);
+            for c in &mut self.clients {
+                let _ = c.publisher.handle_input(Input::Timeout(now));
+                let _ = c.subscriber.handle_input(Input::Timeout(now));
+            }
+            self.pump();
+        }
+    }
+
+    /// Moves every pending datagram and notice until everything is quiet.
+    pub fn pump(&mut self) {
+        let server: SocketAddr = SERVER.parse().expect("addr");
+        let mut to_server: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        for _ in 0..1000 {
+            let mut moved = false;
+            for c in &mut self.clients {
+                for role in [PcSide::Publisher, PcSide::Subscriber] {
+                    drain_client(c, role, server, &mut to_server);
+                }
+            }
+            for (from, data) in to_server.drain(..) {
+                moved = true;
+                self.sfu.handle_datagram(self.now, from, &data);
+            }
+            loop {
+                match self.sfu.poll_output() {
+                    Output::Timeout(_) => break,
+                    Output::RoomClosed(r) => self.closed_rooms.push(r),
+                    Output::Notice(to, n) => {
+                        moved = true;
+                        self.deliver_notice(to, n);
+                    }
+                    Output::Transmit(t) => {
+                        moved = true;
+                        let now = self.now;
+                        let Some(c) = self.clients.iter_mut().find(|c| c.pub_addr == t.destination || c.sub_addr == t.destination) else {
+                            continue;
+                        };
+                        if c.cut {
+                            continue;
+                        }
+                        let role = if c.pub_addr == t.destination { PcSide::Publisher } else { PcSide::Subscriber };
+                        if let Ok(r) = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents) {
+                            let _ = c.rtc(role).handle_input(Input::Receive(now, r));
+                        }
+                        // str0m's RTP mode holds one received packet until the next poll: drain now.
+                        drain_client(c, role, server, &mut to_server);
+                    }
+                }
+            }
+            if !moved && to_server.is_empty() {
+                return;
+            }
+        }
+        panic!("the network did not settle");
+    }
+
+    fn deliver_notice(&mut self, to: ParticipantId, n: Notice) {
+        let Some(i) = self.clients.iter().position(|c| c.id == to) else { return };
+        if let Notice::SubscriberOffer(sdp) = &n {
+            let c = &mut self.clients[i];
+            c.track_mids.extend(msid_mids(sdp));
+            let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
+            let answer = c.subscriber.sdp_api().accept_offer(offer).expect("offer accepted");
+            let r = self.sfu.handle_command(self.now, Command::SubscriberAnswer { participant: to, sdp: answer.to_sdp_string() });
+            r.expect("answer accepted");
+        }
+        self.clients[i].notices.push(n);
+    }
+
+    /// Tracks client `i` knows of: from its join reply, then from notices.
+    pub fn announced_tracks(&self, i: usize) -> Vec<TrackId> {
+        let c = &self.clients[i];
+        let published = c.notices.iter().filter_map(|n| if let Notice::TrackPublished(t) = n { Some(t.id) } else { None });
+        c.tracks_at_join.iter().copied().chain(published).collect()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PcSide {
+    Publisher,
+    Subscriber,
+}
+
+impl Client {
+    fn rtc(&mut self, side: PcSide) -> &mut Rtc {
+        match side {
+            PcSide::Publisher => &mut self.publisher,
+            PcSide::Subscriber => &mut self.subscriber,
+        }
+    }
+}
+
+/// Polls one client connection until it wants a timeout: transmits go to `to_server` (unless the
+/// client is cut off), received RTP and keyframe requests are recorded.
+fn drain_client(c: &mut Client, side: PcSide, server: SocketAddr, to_server: &mut Vec<(SocketAddr, Vec<u8>)>) {
+    let from = if side == PcSide::Publisher { c.pub_addr } else { c.sub_addr };
+    loop {
+        match c.rtc(side).poll_output() {
+            Ok(RtcOutput::Timeout(_)) | Err(_) => break,
+            Ok(RtcOutput::Transmit(t)) => {
+                if !c.cut && t.destination == server {
+                    to_server.push((from, t.contents.to_vec()));
+                }
+            }
+            Ok(RtcOutput::Event(Event::RtpPacket(p))) if side == PcSide::Subscriber => {
+                let mid = c.subscriber.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+                if let Some(mid) = mid {
+                    c.received.entry(mid).or_default().push(p);
+                }
+            }
+            Ok(RtcOutput::Event(Event::KeyframeRequest(_))) if side == PcSide::Publisher => c.keyframe_requests += 1,
+            Ok(RtcOutput::Event(_)) => {}
+        }
+    }
+}
+
+fn client_rtc(now: Instant, addr: SocketAddr) -> Rtc {
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(now);
+    rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+    rtc
+}
+
+/// (track, mid) of each m-section of an SDP, from its `a=mid` and `a=msid:<stream> <track>` lines.
+fn msid_mids(sdp: &str) -> Vec<(TrackId, Mid)> {
+    let mut out = Vec::new();
+    for section in sdp.split("\r\nm=").skip(1) {
+        let attr = |name: &str| section.lines().find_map(|l| l.strip_prefix(name).map(str::to_string));
+        let (Some(mid), Some(msid)) = (attr("a=mid:"), attr("a=msid:")) else { continue };
+        if let Some(track) = msid.split(' ').nth(1).and_then(|t| t.trim().parse().ok()) {
+            out.push((track, Mid::from(mid.trim())));
+        }
+    }
+    out
+}
+
+/// A VP8 payload: a keyframe or an interframe, tagged so it can be recognised at the receiver.
+pub fn vp8_payload(keyframe: bool, tag: u32) -> Vec<u8> {
+    let mut p = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
+    p.extend_from_slice(&tag.to_be_bytes());
+    p.extend_from_slice(&[0xAB; 100]);
+    p
+}
+
+/// An Opus payload, tagged.
+pub fn opus_payload(tag: u32) -> Vec<u8> {
+    let mut p = vec![0xFC];
+    p.extend_from_slice(&tag.to_be_bytes());
+    p.extend_from_slice(&[0x11; 40]);
+    p
+}
