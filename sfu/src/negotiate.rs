@@ -103,6 +103,7 @@ impl Sfu {
         tracing::info!(participant = %id, track = %track_id, ?kind, "published");
         let track = Track::new(info.clone(), room_name.clone(), self.config.keyframe_interval());
         self.tracks.insert(track_id, track);
+        self.notify(id, Notice::LocalTrackPublished { mid: mid.to_string(), track: info.clone() });
         let Some(room) = self.rooms.get_mut(&room_name) else { return };
         room.tracks.push(track_id);
         let others: Vec<ParticipantId> = room.participants.iter().copied().filter(|o| *o != id).collect();

@@ -267,6 +267,13 @@ pub enum Notice {
         /// Muted or not.
         muted: bool,
     },
+    /// The participant's own m-line `mid` became this track.
+    LocalTrackPublished {
+        /// The publisher connection's mid.
+        mid: String,
+        /// The track.
+        track: TrackInfo,
+    },
     /// A new offer for the participant's subscriber connection; answer with
     /// [`Command::SubscriberAnswer`].
     SubscriberOffer(String),

@@ -1,0 +1,137 @@
+//! The REST API for server-side integration, under `/api/v1`, authenticated with an admin token
+//! (`Authorization: Bearer <jwt>` whose grants include `admin`). Documented in docs/api.md.
+
+use std::time::SystemTime;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde_json::json;
+use tern_sfu::{Command, Reply, SfuError};
+
+use crate::auth::{AuthError, Claims};
+use crate::AppState;
+
+/// The REST routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/rooms", get(list_rooms))
+        .route("/api/v1/rooms/{room}", delete(close_room))
+        .route("/api/v1/rooms/{room}/participants", get(list_participants))
+        .route("/api/v1/rooms/{room}/participants/{identity}", delete(remove_participant))
+}
+
+/// An API error: an HTTP status and a JSON body `{"code", "message"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        crate::metrics::count_error("api", self.code);
+        (self.status, Json(json!({ "code": self.code, "message": self.message }))).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let status = match e {
+            AuthError::NotGranted(_) | AuthError::WrongRoom(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<SfuError> for ApiError {
+    fn from(e: SfuError) -> Self {
+        let status = match e {
+            SfuError::RoomNotFound(_) | SfuError::ParticipantNotFound | SfuError::TrackNotFound(_) => StatusCode::NOT_FOUND,
+            _ if e.fault() == tern_sfu::Fault::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+/// Checks the bearer token: valid, admin, and (if it names a room) for `room`.
+fn admin(state: &AppState, headers: &HeaderMap, room: Option<&str>) -> Result<Claims, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AuthError::Missing)?;
+    let claims = state.auth.verify(token, SystemTime::now())?;
+    if !claims.grants.admin {
+        return Err(AuthError::NotGranted("admin").into());
+    }
+    if let (Some(scope), Some(room)) = (claims.room.as_deref(), room) {
+        if scope != room {
+            return Err(AuthError::WrongRoom(room.to_string()).into());
+        }
+    }
+    Ok(claims)
+}
+
+async fn ask(state: &AppState, worker: usize, cmd: Command) -> Result<Reply, ApiError> {
+    let w = state.workers.get(worker).ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no such worker"))?;
+    let reply = w.request(cmd).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
+    Ok(reply?)
+}
+
+fn worker_of(state: &AppState, room: &str) -> Result<usize, ApiError> {
+    state.registry.find(room).ok_or_else(|| SfuError::RoomNotFound(room.to_string()).into())
+}
+
+async fn list_rooms(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let claims = admin(&state, &headers, None)?;
+    let mut rooms = Vec::new();
+    for w in 0..state.workers.len() {
+        if let Reply::Rooms(r) = ask(&state, w, Command::ListRooms).await? {
+            rooms.extend(r);
+        }
+    }
+    if let Some(scope) = claims.room {
+        rooms.retain(|r| r.name == scope);
+    }
+    rooms.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(json!({ "rooms": rooms })).into_response())
+}
+
+async fn list_participants(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Response, ApiError> {
+    admin(&state, &headers, Some(&room))?;
+    let w = worker_of(&state, &room)?;
+    match ask(&state, w, Command::ListParticipants { room }).await? {
+        Reply::Participants(p) => Ok(Json(json!({ "participants": p })).into_response()),
+        _ => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unexpected reply")),
+    }
+}
+
+async fn remove_participant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((room, identity)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    admin(&state, &headers, Some(&room))?;
+    let w = worker_of(&state, &room)?;
+    ask(&state, w, Command::RemoveParticipant { room, identity }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn close_room(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<StatusCode, ApiError> {
+    admin(&state, &headers, Some(&room))?;
+    let w = worker_of(&state, &room)?;
+    ask(&state, w, Command::CloseRoom { room }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

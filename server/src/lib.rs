@@ -1,0 +1,166 @@
+//! The tern media server: configuration, HTTP, WebSocket signaling, REST API and worker threads
+//! around the SFU core. `main.rs` parses the command line and calls [`start`].
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod protocol;
+pub mod registry;
+pub mod signaling;
+pub mod worker;
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tern_sfu::{Command, ParticipantId};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::{random_token, Auth};
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::worker::WorkerHandle;
+
+/// Shared state of the HTTP application. Control path only: media state lives in the workers.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What [`AppState`] holds.
+pub struct Inner {
+    /// The effective configuration.
+    pub config: Config,
+    /// Token verification.
+    pub auth: Auth,
+    /// True when no API key was configured.
+    pub dev_mode: bool,
+    /// The generated API key in development mode.
+    pub dev_key: Option<String>,
+    /// The workers.
+    pub workers: Vec<WorkerHandle>,
+    /// Room placement.
+    pub registry: Arc<Registry>,
+    /// Prometheus rendering.
+    pub metrics: Option<PrometheusHandle>,
+    next_participant: AtomicU64,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Inner {
+    /// A fresh participant id, unique in this process.
+    pub fn next_participant_id(&self) -> ParticipantId {
+        ParticipantId(self.next_participant.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Resolves when shutdown begins.
+    pub async fn shutdown_signal(&self) {
+        let mut rx = self.shutdown.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// A running server.
+pub struct Running {
+    /// The HTTP listener's address.
+    pub http_addr: SocketAddr,
+    /// Each worker's advertised media address.
+    pub media_addrs: Vec<SocketAddr>,
+    /// In development mode, the generated API key and secret.
+    pub dev_credentials: Option<(String, String)>,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Begins a graceful shutdown: refuse joins, tell every participant, close.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Waits for the server to stop (after [`Running::shutdown`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?
+    }
+
+    /// The application state (for tests and tooling).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+}
+
+/// Starts workers and the HTTP listener.
+pub async fn start(mut config: Config) -> anyhow::Result<Running> {
+    let dev_credentials = if config.auth.keys.is_empty() {
+        let creds = (format!("dev-{}", &random_token(6)[..8]), random_token(32));
+        config.auth.keys.insert(creds.0.clone(), creds.1.clone());
+        Some(creds)
+    } else {
+        None
+    };
+    let workers_n = config.rtc.worker_count();
+    let registry = Arc::new(Registry::new(workers_n));
+    let workers = (0..workers_n)
+        .map(|i| worker::spawn(i, &config.rtc, config.sfu.clone(), registry.clone()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let media_addrs = workers.iter().map(|w| w.media_addr).collect();
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
+    let http_addr = listener.local_addr()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = AppState(Arc::new(Inner {
+        auth: Auth::new(&config.auth.keys),
+        dev_mode: dev_credentials.is_some(),
+        dev_key: dev_credentials.as_ref().map(|c| c.0.clone()),
+        config,
+        workers,
+        registry,
+        metrics: metrics::install(),
+        next_participant: AtomicU64::new(0),
+        shutdown: shutdown_rx,
+    }));
+    let app = http::app(state.clone());
+    let serve_state = state.clone();
+    let task = tokio::spawn(async move {
+        let graceful = {
+            let state = serve_state.clone();
+            async move {
+                state.shutdown_signal().await;
+                for w in &state.workers {
+                    let _ = w.request(Command::Shutdown).await;
+                }
+            }
+        };
+        let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+        // Sessions close within a few seconds of the shutdown notice; do not wait forever.
+        let mut sd = serve_state.shutdown.clone();
+        tokio::select! {
+            r = server => r.context("HTTP server")?,
+            _ = async { let _ = sd.wait_for(|s| *s).await; tokio::time::sleep(Duration::from_secs(10)).await } => {
+                tracing::warn!("connections still open 10 s after shutdown; closing");
+            }
+        }
+        Ok(())
+    });
+    tracing::info!(%http_addr, "tern is listening");
+    Ok(Running { http_addr, media_addrs, dev_credentials, state, shutdown: shutdown_tx, task })
+}

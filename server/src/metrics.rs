@@ -1,0 +1,55 @@
+//! Prometheus metrics. The cores count; this module copies their counters into the `metrics`
+//! facade once a second, and renders them at `/metrics`.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tern_sfu::Sfu;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once; later calls return the same handle.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics recorder not installed");
+                None
+            }
+        })
+        .clone()
+}
+
+/// Copies one worker's core counters and gauges into the metrics facade.
+pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64) {
+    let w = index.to_string();
+    let s = sfu.stats();
+    let (rooms, participants, tracks) = sfu.gauges();
+    metrics::gauge!("tern_rooms", "worker" => w.clone()).set(rooms as f64);
+    metrics::gauge!("tern_participants", "worker" => w.clone()).set(participants as f64);
+    metrics::gauge!("tern_tracks", "worker" => w.clone()).set(tracks as f64);
+    let counters = [
+        ("tern_datagrams_in_total", s.datagrams_in),
+        ("tern_bytes_in_total", s.bytes_in),
+        ("tern_datagrams_out_total", s.datagrams_out),
+        ("tern_bytes_out_total", s.bytes_out),
+        ("tern_rtp_forwarded_total", s.rtp_forwarded),
+        ("tern_dropped_malformed_total", s.dropped_malformed),
+        ("tern_dropped_unrouted_total", s.dropped_unrouted),
+        ("tern_dropped_unknown_ssrc_total", s.dropped_unknown_ssrc),
+        ("tern_forward_errors_total", s.forward_errors),
+        ("tern_keyframe_requests_sent_total", s.keyframe_requests_sent),
+        ("tern_keyframe_requests_coalesced_total", s.keyframe_requests_coalesced),
+        ("tern_rtc_errors_total", s.rtc_errors),
+        ("tern_udp_send_errors_total", send_errors),
+    ];
+    for (name, value) in counters {
+        metrics::counter!(name, "worker" => w.clone()).absolute(value);
+    }
+}
+
+/// Counts a signaling or API error by code.
+pub fn count_error(kind: &'static str, code: &str) {
+    metrics::counter!("tern_errors_total", "kind" => kind, "code" => code.to_string()).increment(1);
+}

@@ -1,0 +1,254 @@
+//! The signaling protocol on the WebSocket, version 1. Every message is a JSON object with a
+//! `type`. Documented message by message in docs/signaling.md.
+
+use serde::{Deserialize, Serialize};
+use tern_sfu::{LeaveReason, ParticipantId, ParticipantInfo, PcRole, TrackHint, TrackId, TrackInfo};
+
+/// The protocol version this server speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A message from the client.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// The first message: join a room.
+    Join {
+        /// Protocol version the client speaks.
+        v: u32,
+        /// The access token (JWT).
+        token: String,
+        /// The room; must match the token's room.
+        room: String,
+        /// Subscribe to every track in the room automatically (default true).
+        #[serde(default = "yes")]
+        auto_subscribe: bool,
+        /// Echoed in the reply or error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
+    /// An offer for the publisher connection.
+    Offer {
+        /// SDP.
+        sdp: String,
+        /// What each sending m-line is.
+        #[serde(default)]
+        tracks: Vec<TrackHint>,
+        /// Echoed in the answer or error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
+    /// The answer to the server's subscriber offer.
+    Answer {
+        /// SDP.
+        sdp: String,
+        /// Echoed in an error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
+    /// A trickled ICE candidate.
+    Candidate {
+        /// Which connection.
+        target: PcRole,
+        /// The `candidate:...` attribute; empty for end-of-candidates.
+        candidate: String,
+        /// Echoed in an error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
+    /// Subscribe to tracks.
+    Subscribe {
+        /// Track ids.
+        tracks: Vec<TrackId>,
+        /// Echoed in an error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
+    /// Unsubscribe from tracks.
+    Unsubscribe {
+        /// Track ids.
+        tracks: Vec<TrackId>,
+        /// Echoed in an error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
+    /// Mute or unmute one of one's own tracks.
+    Mute {
+        /// Track id.
+        track: TrackId,
+        /// Muted or not.
+        muted: bool,
+        /// Echoed in an error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
+    /// Leave the room; the server closes the socket.
+    Leave,
+    /// Keep-alive; answered with `pong`.
+    Ping,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ClientMessage {
+    /// The request id, if the message carries one.
+    pub fn req(&self) -> Option<u64> {
+        match self {
+            ClientMessage::Join { req, .. }
+            | ClientMessage::Offer { req, .. }
+            | ClientMessage::Answer { req, .. }
+            | ClientMessage::Candidate { req, .. }
+            | ClientMessage::Subscribe { req, .. }
+            | ClientMessage::Unsubscribe { req, .. }
+            | ClientMessage::Mute { req, .. } => *req,
+            ClientMessage::Leave | ClientMessage::Ping => None,
+        }
+    }
+}
+
+/// An ICE server for the client's RTCPeerConnection configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// A message from the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The join succeeded.
+    Joined {
+        /// Protocol version of the server.
+        v: u32,
+        /// The room.
+        room: String,
+        /// The participant itself.
+        participant: ParticipantInfo,
+        /// Others already in the room.
+        participants: Vec<ParticipantInfo>,
+        /// Tracks already published.
+        tracks: Vec<TrackInfo>,
+        /// ICE servers to configure both connections with.
+        ice_servers: Vec<IceServer>,
+        /// The join's `req`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// The answer to a publisher offer.
+    Answer {
+        /// SDP.
+        sdp: String,
+        /// The offer's `req`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// An offer for the subscriber connection.
+    Offer {
+        /// SDP.
+        sdp: String,
+    },
+    /// Someone joined.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Someone left.
+    ParticipantLeft {
+        /// Who.
+        participant: ParticipantId,
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A track was published.
+    TrackPublished {
+        /// The track.
+        track: TrackInfo,
+    },
+    /// A track was unpublished.
+    TrackUnpublished {
+        /// The track.
+        track: TrackId,
+    },
+    /// A track was muted or unmuted.
+    TrackMuted {
+        /// The track.
+        track: TrackId,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// Something went wrong with a request.
+    Error {
+        /// Stable machine-readable code.
+        code: String,
+        /// Human-readable explanation.
+        message: String,
+        /// The failed request's `req`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
+    },
+    /// The server is ending the session; the socket closes next.
+    Closing {
+        /// Why.
+        reason: LeaveReason,
+    },
+    /// A request with a `req` succeeded (and has no other reply).
+    Ok {
+        /// The request's `req`.
+        req: u64,
+    },
+    /// Our own track was published: its id for the m-line we offered.
+    LocalTrackPublished {
+        /// The publisher connection's mid.
+        mid: String,
+        /// The track.
+        track: TrackInfo,
+    },
+    /// Answer to `ping`.
+    Pong,
+}
+
+impl ServerMessage {
+    /// An error message.
+    pub fn error(code: &str, message: impl Into<String>, req: Option<u64>) -> Self {
+        ServerMessage::Error { code: code.into(), message: message.into(), req }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_parse_from_the_documented_json() {
+        let join: ClientMessage =
+            serde_json::from_str(r#"{"type":"join","v":1,"token":"t","room":"demo"}"#).expect("join");
+        assert!(matches!(join, ClientMessage::Join { auto_subscribe: true, req: None, .. }));
+        let sub: ClientMessage =
+            serde_json::from_str(r#"{"type":"subscribe","tracks":["TR_3"],"req":7}"#).expect("subscribe");
+        assert_eq!(sub, ClientMessage::Subscribe { tracks: vec![TrackId(3)], req: Some(7) });
+        let cand: ClientMessage =
+            serde_json::from_str(r#"{"type":"candidate","target":"publisher","candidate":""}"#).expect("cand");
+        assert!(matches!(cand, ClientMessage::Candidate { target: PcRole::Publisher, .. }));
+    }
+
+    #[test]
+    fn unknown_types_and_fields_are_rejected() {
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"ping","x":1}"#).is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"mute","track":"PA_1","muted":true}"#).is_err());
+    }
+
+    #[test]
+    fn server_messages_are_tagged_snake_case() {
+        let m = ServerMessage::TrackMuted { track: TrackId(2), muted: true };
+        assert_eq!(serde_json::to_string(&m).expect("json"), r#"{"type":"track_muted","track":"TR_2","muted":true}"#);
+    }
+}

@@ -1,0 +1,302 @@
+//! One WebSocket signaling session: join, then relay messages between the client and its worker.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use tern_sfu::{Command, LeaveReason, Notice, ParticipantId, Permissions, Reply, SfuError};
+use tokio::sync::mpsc;
+
+use crate::auth::AuthError;
+use crate::protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
+use crate::worker::{WorkerHandle, NOTICE_QUEUE};
+use crate::AppState;
+
+/// `GET /rtc`: upgrades to a signaling WebSocket with explicit size limits.
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let limit = state.config.signaling.max_message_bytes;
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| session(state, socket))
+}
+
+/// A joined participant.
+struct Joined {
+    id: ParticipantId,
+    worker: WorkerHandle,
+    notices: mpsc::Receiver<Notice>,
+}
+
+async fn session(state: AppState, mut socket: WebSocket) {
+    let join_timeout = Duration::from_secs(state.config.signaling.join_timeout_secs);
+    let joined = match tokio::time::timeout(join_timeout, join_phase(&state, &mut socket)).await {
+        Ok(Some(j)) => j,
+        Ok(None) => return,
+        Err(_) => {
+            send(&mut socket, &ServerMessage::error("join_timeout", "no join message in time", None)).await;
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+    };
+    let (id, worker) = (joined.id, joined.worker.clone());
+    let left_by_server = relay(&state, &mut socket, joined).await;
+    if !left_by_server {
+        let _ = worker.request(Command::Leave { participant: id }).await;
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Reads messages until a valid `join`; answers others with errors. `None`: the socket closed.
+async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<Joined> {
+    loop {
+        let text = match socket.recv().await? {
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(Message::Binary(_)) => {
+                reply_error(socket, "bad_message", "messages are JSON text", None).await;
+                continue;
+            }
+            Ok(_) => continue,
+        };
+        let msg = match parse(&text) {
+            Ok(m) => m,
+            Err((code, message)) => {
+                reply_error(socket, code, &message, None).await;
+                continue;
+            }
+        };
+        match msg {
+            ClientMessage::Join { v, token, room, auto_subscribe, req } => {
+                match join(state, v, &token, &room, auto_subscribe).await {
+                    Ok((joined, reply)) => {
+                        let ServerMessage::Joined { .. } = &reply else { return None };
+                        send(socket, &with_req(reply, req)).await;
+                        return Some(joined);
+                    }
+                    Err((code, message)) => {
+                        reply_error(socket, code, &message, req).await;
+                        if code == "server_shutting_down" {
+                            return None;
+                        }
+                    }
+                }
+            }
+            ClientMessage::Ping => send(socket, &ServerMessage::Pong).await,
+            ClientMessage::Leave => return None,
+            other => reply_error(socket, "not_joined", "send join first", other.req()).await,
+        }
+    }
+}
+
+type JoinError = (&'static str, String);
+
+async fn join(state: &AppState, v: u32, token: &str, room: &str, auto_subscribe: bool) -> Result<(Joined, ServerMessage), JoinError> {
+    if v != PROTOCOL_VERSION {
+        return Err(("unsupported_version", format!("this server speaks version {PROTOCOL_VERSION}")));
+    }
+    if state.is_shutting_down() {
+        return Err(("server_shutting_down", "the server is shutting down".into()));
+    }
+    validate_room_name(room)?;
+    let claims = state.auth.verify(token, SystemTime::now()).map_err(auth_error)?;
+    if !claims.grants.join {
+        return Err(auth_error(AuthError::NotGranted("join")));
+    }
+    if claims.room.as_deref() != Some(room) {
+        return Err(auth_error(AuthError::WrongRoom(room.to_string())));
+    }
+    let id = state.next_participant_id();
+    let worker = state.workers[state.registry.place(room)].clone();
+    let (tx, notices) = mpsc::channel(NOTICE_QUEUE);
+    let cmd = Command::Join {
+        participant: id,
+        room: room.to_string(),
+        name: claims.name.clone().unwrap_or_else(|| claims.sub.clone()),
+        identity: claims.sub,
+        permissions: Permissions { publish: claims.grants.publish, subscribe: claims.grants.subscribe },
+        auto_subscribe,
+    };
+    let reply = worker.join(cmd, tx).await.map_err(|e| ("internal", e.to_string()))?;
+    match reply.map_err(sfu_error)? {
+        Reply::Joined { participant, others, tracks } => {
+            metrics::counter!("tern_joins_total").increment(1);
+            let msg = ServerMessage::Joined {
+                v: PROTOCOL_VERSION,
+                room: room.to_string(),
+                participant,
+                participants: others,
+                tracks,
+                ice_servers: Vec::new(),
+                req: None,
+            };
+            Ok((Joined { id, worker, notices }, msg))
+        }
+        other => Err(("internal", format!("unexpected reply {other:?}"))),
+    }
+}
+
+fn validate_room_name(room: &str) -> Result<(), JoinError> {
+    let ok = !room.is_empty() && room.len() <= 128 && !room.chars().any(char::is_control);
+    if ok { Ok(()) } else { Err(("bad_room", "room names are 1 to 128 characters, without control characters".into())) }
+}
+
+/// Relays until the session ends. Returns true when the server removed the participant.
+async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool {
+    let sig = &state.config.signaling;
+    let idle_timeout = Duration::from_secs(sig.idle_timeout_secs);
+    let mut ping = tokio::time::interval(Duration::from_secs(sig.ping_interval_secs.max(1)));
+    let mut last_seen = Instant::now();
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let Some(Ok(msg)) = incoming else { return false };
+                last_seen = Instant::now();
+                match msg {
+                    Message::Text(text) => {
+                        if !handle_text(socket, &j, &text).await {
+                            return false;
+                        }
+                    }
+                    Message::Binary(_) => reply_error(socket, "bad_message", "messages are JSON text", None).await,
+                    Message::Close(_) => return false,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+            }
+            notice = j.notices.recv() => match notice {
+                Some(Notice::Removed(reason)) => {
+                    send(socket, &ServerMessage::Closing { reason }).await;
+                    return true;
+                }
+                Some(n) => send(socket, &to_message(n)).await,
+                None => {
+                    // The worker dropped us: we could not keep up, or it stopped.
+                    send(socket, &ServerMessage::error("too_slow", "the session fell behind and was removed", None)).await;
+                    return true;
+                }
+            },
+            _ = ping.tick() => {
+                if last_seen.elapsed() > idle_timeout {
+                    tracing::info!(participant = %j.id, "signaling idle; closing");
+                    return false;
+                }
+                let _ = socket.send(Message::Ping(Default::default())).await;
+            }
+            _ = state.shutdown_signal() => {
+                // The worker's Shutdown command sends Removed(ServerShutdown); wait for it briefly.
+                if let Ok(Some(Notice::Removed(reason))) = tokio::time::timeout(Duration::from_secs(2), async {
+                    loop {
+                        match j.notices.recv().await {
+                            Some(Notice::Removed(r)) => return Some(Notice::Removed(r)),
+                            Some(_) => continue,
+                            None => return None,
+                        }
+                    }
+                }).await {
+                    send(socket, &ServerMessage::Closing { reason }).await;
+                    return true;
+                }
+                send(socket, &ServerMessage::Closing { reason: LeaveReason::ServerShutdown }).await;
+                return false;
+            }
+        }
+    }
+}
+
+/// One text message from a joined client. Returns false to end the session.
+async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
+    let msg = match parse(text) {
+        Ok(m) => m,
+        Err((code, message)) => {
+            reply_error(socket, code, &message, None).await;
+            return true;
+        }
+    };
+    let req = msg.req();
+    let participant = j.id;
+    let cmd = match msg {
+        ClientMessage::Join { .. } => {
+            reply_error(socket, "already_joined", "this session has joined already", req).await;
+            return true;
+        }
+        ClientMessage::Ping => {
+            send(socket, &ServerMessage::Pong).await;
+            return true;
+        }
+        ClientMessage::Leave => return false,
+        ClientMessage::Offer { sdp, tracks, .. } => Command::PublisherOffer { participant, sdp, tracks },
+        ClientMessage::Answer { sdp, .. } => Command::SubscriberAnswer { participant, sdp },
+        ClientMessage::Candidate { target, candidate, .. } => Command::Candidate { participant, target, candidate },
+        ClientMessage::Subscribe { tracks, .. } => Command::Subscribe { participant, tracks },
+        ClientMessage::Unsubscribe { tracks, .. } => Command::Unsubscribe { participant, tracks },
+        ClientMessage::Mute { track, muted, .. } => Command::SetMuted { participant, track, muted },
+    };
+    match j.worker.request(cmd).await {
+        Ok(Ok(Reply::Answer(sdp))) => send(socket, &ServerMessage::Answer { sdp, req }).await,
+        Ok(Ok(_)) => {
+            if let Some(req) = req {
+                send(socket, &ServerMessage::Ok { req }).await;
+            }
+        }
+        Ok(Err(e)) => {
+            let (code, message) = sfu_error(e);
+            reply_error(socket, code, &message, req).await;
+        }
+        Err(e) => {
+            reply_error(socket, "internal", &e.to_string(), req).await;
+            return false;
+        }
+    }
+    true
+}
+
+/// Parses a client message, naming what is wrong.
+pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
+    serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        let code = if message.contains("unknown variant") { "unknown_type" } else { "bad_message" };
+        (code, message)
+    })
+}
+
+fn to_message(n: Notice) -> ServerMessage {
+    match n {
+        Notice::ParticipantJoined(participant) => ServerMessage::ParticipantJoined { participant },
+        Notice::ParticipantLeft { participant, reason } => ServerMessage::ParticipantLeft { participant, reason },
+        Notice::TrackPublished(track) => ServerMessage::TrackPublished { track },
+        Notice::TrackUnpublished(track) => ServerMessage::TrackUnpublished { track },
+        Notice::TrackMuted { track, muted } => ServerMessage::TrackMuted { track, muted },
+        Notice::SubscriberOffer(sdp) => ServerMessage::Offer { sdp },
+        Notice::LocalTrackPublished { mid, track } => ServerMessage::LocalTrackPublished { mid, track },
+        Notice::Removed(reason) => ServerMessage::Closing { reason },
+    }
+}
+
+fn with_req(msg: ServerMessage, req: Option<u64>) -> ServerMessage {
+    match msg {
+        ServerMessage::Joined { v, room, participant, participants, tracks, ice_servers, .. } => {
+            ServerMessage::Joined { v, room, participant, participants, tracks, ice_servers, req }
+        }
+        other => other,
+    }
+}
+
+fn auth_error(e: AuthError) -> JoinError {
+    (e.code(), e.to_string())
+}
+
+fn sfu_error(e: SfuError) -> JoinError {
+    (e.code(), e.to_string())
+}
+
+async fn reply_error(socket: &mut WebSocket, code: &'static str, message: &str, req: Option<u64>) {
+    crate::metrics::count_error("signaling", code);
+    send(socket, &ServerMessage::error(code, message, req)).await;
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMessage) {
+    match serde_json::to_string(msg) {
+        Ok(text) => {
+            let _ = socket.send(Message::Text(text.into())).await;
+        }
+        Err(e) => tracing::error!(error = %e, "could not encode a server message"),
+    }
+}

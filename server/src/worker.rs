@@ -1,0 +1,197 @@
+//! Worker threads. Each owns one UDP socket and one SFU core, and runs a single-threaded tokio
+//! runtime that feeds the core datagrams, commands and timeouts. Nothing here is shared: the
+//! control path talks to a worker through a bounded channel and gets answers on oneshots.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use socket2::{Domain, Protocol, Socket, Type};
+use tern_sfu::{Command, Notice, Output, ParticipantId, Reply, Sfu, SfuConfig, SfuError};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::RtcConfig;
+use crate::registry::Registry;
+
+/// Commands waiting for a worker; beyond this the control path waits (backpressure).
+const COMMAND_QUEUE: usize = 1024;
+/// Notices waiting for one participant's session; a session this far behind is removed.
+pub const NOTICE_QUEUE: usize = 256;
+/// Datagrams read per wake-up before looking at commands and timers again.
+const RECV_BATCH: usize = 64;
+
+type ReplyTx = oneshot::Sender<Result<Reply, SfuError>>;
+
+enum WorkerMsg {
+    Command(Command, ReplyTx),
+    Join(Command, mpsc::Sender<Notice>, ReplyTx),
+}
+
+/// The control path's handle on one worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    /// Index of the worker.
+    pub index: usize,
+    /// The media address the worker advertises.
+    pub media_addr: SocketAddr,
+    tx: mpsc::Sender<WorkerMsg>,
+}
+
+/// A worker did not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("worker {0} is not running")]
+pub struct WorkerGone(pub usize);
+
+impl WorkerHandle {
+    /// Sends a command and waits for the core's reply.
+    pub async fn request(&self, cmd: Command) -> Result<Result<Reply, SfuError>, WorkerGone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(WorkerMsg::Command(cmd, tx)).await.map_err(|_| WorkerGone(self.index))?;
+        rx.await.map_err(|_| WorkerGone(self.index))
+    }
+
+    /// Sends a `Join`, registering where the participant's notices go first.
+    pub async fn join(&self, cmd: Command, notices: mpsc::Sender<Notice>) -> Result<Result<Reply, SfuError>, WorkerGone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(WorkerMsg::Join(cmd, notices, tx)).await.map_err(|_| WorkerGone(self.index))?;
+        rx.await.map_err(|_| WorkerGone(self.index))
+    }
+}
+
+/// Binds worker `index`'s socket and starts its thread.
+pub fn spawn(index: usize, rtc: &RtcConfig, mut sfu_config: SfuConfig, registry: Arc<Registry>) -> anyhow::Result<WorkerHandle> {
+    let port = if rtc.udp_port == 0 { 0 } else { rtc.udp_port + index as u16 };
+    let socket = bind_udp(SocketAddr::new(rtc.bind_ip, port), rtc)?;
+    let local = socket.local_addr()?;
+    let media_addr = SocketAddr::new(rtc.advertised_ip(), local.port());
+    sfu_config.public_addr = Some(media_addr);
+    let sfu = Sfu::new(Instant::now(), sfu_config, (index as u64) << 40).context("starting the SFU core")?;
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    std::thread::Builder::new().name(format!("tern-worker-{index}")).spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        match runtime {
+            Ok(rt) => rt.block_on(run(index, socket, sfu, rx, registry)),
+            Err(e) => tracing::error!(worker = index, error = %e, "worker runtime failed to start"),
+        }
+    })?;
+    tracing::info!(worker = index, %local, advertised = %media_addr, "worker started");
+    Ok(WorkerHandle { index, media_addr, tx })
+}
+
+fn bind_udp(addr: SocketAddr, rtc: &RtcConfig) -> anyhow::Result<StdUdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Buffers are best effort: the kernel caps them at net.core.{r,w}mem_max.
+    let _ = socket.set_recv_buffer_size(rtc.udp_recv_buffer);
+    let _ = socket.set_send_buffer_size(rtc.udp_send_buffer);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into()).with_context(|| format!("binding media socket {addr}"))?;
+    Ok(socket.into())
+}
+
+struct Shell {
+    index: usize,
+    socket: UdpSocket,
+    sfu: Sfu,
+    sessions: HashMap<ParticipantId, mpsc::Sender<Notice>>,
+    registry: Arc<Registry>,
+    send_errors: u64,
+}
+
+async fn run(index: usize, socket: StdUdpSocket, sfu: Sfu, mut rx: mpsc::Receiver<WorkerMsg>, registry: Arc<Registry>) {
+    let socket = match UdpSocket::from_std(socket) {
+        Ok(s) => s,
+        Err(e) => return tracing::error!(worker = index, error = %e, "socket"),
+    };
+    let mut shell = Shell { index, socket, sfu, sessions: HashMap::new(), registry, send_errors: 0 };
+    let mut buf = vec![0u8; 2048];
+    let mut stats = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let wake = shell.drain();
+        tokio::select! {
+            r = shell.socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    shell.sfu.handle_datagram(Instant::now(), from, &buf[..n]);
+                    for _ in 1..RECV_BATCH {
+                        let Ok((n, from)) = shell.socket.try_recv_from(&mut buf) else { break };
+                        shell.sfu.handle_datagram(Instant::now(), from, &buf[..n]);
+                    }
+                }
+            }
+            msg = rx.recv() => match msg {
+                Some(msg) => shell.handle_msg(msg),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(wake.into()) => shell.sfu.handle_timeout(Instant::now()),
+            _ = stats.tick() => crate::metrics::record_worker(index, &shell.sfu, shell.send_errors),
+        }
+    }
+    tracing::info!(worker = index, "worker stopped");
+}
+
+impl Shell {
+    fn handle_msg(&mut self, msg: WorkerMsg) {
+        let now = Instant::now();
+        match msg {
+            WorkerMsg::Command(cmd, reply) => {
+                let _ = reply.send(self.sfu.handle_command(now, cmd));
+            }
+            WorkerMsg::Join(cmd, notices, reply) => {
+                let Command::Join { participant, room, .. } = &cmd else {
+                    let _ = reply.send(Err(SfuError::Internal("join expected".into())));
+                    return;
+                };
+                self.registry.opened(room, self.index);
+                self.sessions.insert(*participant, notices);
+                let participant = *participant;
+                let result = self.sfu.handle_command(now, cmd);
+                if result.is_err() {
+                    self.sessions.remove(&participant);
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Carries out every output of the core; returns when to wake up for its next timeout.
+    fn drain(&mut self) -> Instant {
+        let mut too_slow = Vec::new();
+        loop {
+            match self.sfu.poll_output() {
+                Output::Transmit(t) => {
+                    if self.socket.try_send_to(&t.contents, t.destination).is_err() {
+                        self.send_errors += 1;
+                    }
+                }
+                Output::Notice(to, notice) => {
+                    let removed = matches!(notice, Notice::Removed(_));
+                    if let Some(session) = self.sessions.get(&to) {
+                        if session.try_send(notice).is_err() && !removed {
+                            too_slow.push(to);
+                        }
+                    }
+                    if removed {
+                        self.sessions.remove(&to);
+                    }
+                }
+                Output::RoomClosed(room) => self.registry.closed(&room, self.index),
+                Output::Timeout(t) => {
+                    if too_slow.is_empty() && t > Instant::now() {
+                        return t;
+                    }
+                    // A session that cannot keep up with its notices is cut off; the others go on.
+                    for p in too_slow.drain(..) {
+                        tracing::warn!(participant = %p, "signaling session too slow; removing it");
+                        self.sessions.remove(&p);
+                        let _ = self.sfu.handle_command(Instant::now(), Command::Leave { participant: p });
+                    }
+                    if t <= Instant::now() {
+                        self.sfu.handle_timeout(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+}

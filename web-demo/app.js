@@ -1,0 +1,145 @@
+// The tern meeting demo: join a room, see and hear everyone, mute, leave.
+// `/?room=demo&name=alice` joins at once; `&token=...` uses a given token instead of /dev/token.
+import { TernClient } from '/tern-client.js';
+
+const $ = (id) => document.getElementById(id);
+const tiles = new Map(); // participant id -> tile element
+const state = { client: null, micMuted: false, camMuted: false };
+
+function setStatus(text) { $('status').textContent = text; }
+
+function tile(participant, label) {
+  let t = tiles.get(participant);
+  if (t) return t;
+  t = document.createElement('div');
+  t.className = 'tile';
+  t.dataset.participant = participant;
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = true; // audio plays through a separate <audio> element
+  video.srcObject = new MediaStream();
+  const name = document.createElement('span');
+  name.className = 'name';
+  name.textContent = label;
+  const mic = document.createElement('span');
+  mic.className = 'mic-off';
+  mic.textContent = 'muted';
+  t.append(video, name, mic);
+  $('grid').append(t);
+  tiles.set(participant, t);
+  return t;
+}
+
+function removeTile(participant) {
+  tiles.get(participant)?.remove();
+  tiles.delete(participant);
+  document.querySelectorAll(`audio[data-participant="${participant}"]`).forEach((a) => a.remove());
+}
+
+async function token(room, name) {
+  const given = new URLSearchParams(location.search).get('token');
+  if (given) return given;
+  const res = await fetch(`/dev/token?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`);
+  if (!res.ok) throw new Error('this server needs a token: add &token=... to the link');
+  return (await res.json()).token;
+}
+
+async function join(room, name) {
+  $('join-form').hidden = true;
+  $('grid').hidden = false;
+  $('controls').hidden = false;
+  setStatus(`joining ${room}...`);
+  history.replaceState(null, '', `/?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`);
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rtc`;
+  const client = new TernClient({ url, token: await token(room, name), room });
+  state.client = client;
+  client.addEventListener('participant-joined', (e) => tile(e.detail.id, e.detail.name));
+  client.addEventListener('participant-left', (e) => removeTile(e.detail.participant));
+  client.addEventListener('track', (e) => {
+    const { info, track, participant } = e.detail;
+    const pid = info.participant;
+    const t = tile(pid, participant?.name ?? pid);
+    if (track.kind === 'video') {
+      t.querySelector('video').srcObject.addTrack(track);
+    } else {
+      const audio = document.createElement('audio');
+      audio.autoplay = true;
+      audio.dataset.participant = pid;
+      audio.srcObject = new MediaStream([track]);
+      $('audio').append(audio);
+    }
+    setMutedClass(t, info.kind, info.muted);
+  });
+  client.addEventListener('track-muted', (e) => {
+    const info = client.tracks.get(e.detail.track);
+    if (info) setMutedClass(tile(info.participant, ''), info.kind, e.detail.muted);
+  });
+  client.addEventListener('closed', (e) => {
+    setStatus(`disconnected (${e.detail.reason})`);
+    for (const p of [...tiles.keys()]) if (p !== 'self') removeTile(p);
+  });
+  const joined = await client.connect();
+  for (const p of joined.participants) tile(p.id, p.name);
+  setStatus(`in ${room} as ${joined.participant.name}`);
+  const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } });
+  const me = tile('self', `${joined.participant.name} (you)`);
+  me.querySelector('video').srcObject = media;
+  await client.publish(media);
+}
+
+function setMutedClass(t, kind, muted) {
+  t.classList.toggle(kind === 'video' ? 'video-muted' : 'audio-muted', !!muted);
+}
+
+function toggle(kind) {
+  const key = kind === 'audio' ? 'micMuted' : 'camMuted';
+  state[key] = !state[key];
+  state.client?.setMuted(kind, state[key]);
+  const button = $(kind === 'audio' ? 'mic' : 'cam');
+  button.setAttribute('aria-pressed', String(state[key]));
+  button.textContent = kind === 'audio' ? (state[key] ? 'Unmute mic' : 'Mute mic') : (state[key] ? 'Start camera' : 'Stop camera');
+  setMutedClass(tile('self', ''), kind, state[key]);
+}
+
+$('mic').onclick = () => toggle('audio');
+$('cam').onclick = () => toggle('video');
+$('leave').onclick = () => {
+  state.client?.leave();
+  for (const p of [...tiles.keys()]) removeTile(p);
+  $('controls').hidden = true;
+  $('grid').hidden = true;
+  $('join-form').hidden = false;
+  setStatus('left');
+};
+$('join-form').onsubmit = (e) => {
+  e.preventDefault();
+  join($('room').value.trim(), $('name').value.trim()).catch(fail);
+};
+
+function fail(err) {
+  console.error(err);
+  setStatus(`error: ${err.message || err}`);
+}
+
+// Test and debugging hook: what this page receives, summarised from getStats().
+window.ternDemo = {
+  get client() { return state.client; },
+  async inbound() {
+    const out = { video: [], audio: [] };
+    if (!state.client) return out;
+    (await state.client.receiveStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') out.video.push({ framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0, packetsLost: s.packetsLost || 0 });
+      else out.audio.push({ totalAudioEnergy: s.totalAudioEnergy || 0, audioLevel: s.audioLevel || 0 });
+    });
+    return out;
+  },
+};
+
+const params = new URLSearchParams(location.search);
+if (params.get('room') && params.get('name')) {
+  $('room').value = params.get('room');
+  $('name').value = params.get('name');
+  join(params.get('room'), params.get('name')).catch(fail);
+}

@@ -1,0 +1,237 @@
+// tern-client.js: a small browser client for tern's signaling protocol (version 1).
+// No build step, no dependencies. Documented in docs/client.md.
+//
+//   import { TernClient } from '/tern-client.js';
+//   const client = new TernClient({ url: 'ws://127.0.0.1:7880/rtc', token, room: 'demo' });
+//   client.addEventListener('track', (e) => attach(e.detail));
+//   await client.connect();
+//   await client.publish(await navigator.mediaDevices.getUserMedia({ audio: true, video: true }));
+
+const PROTOCOL_VERSION = 1;
+
+/** Error from the server, with its stable `code`. */
+export class TernError extends Error {
+  constructor(code, message) {
+    super(`${code}: ${message}`);
+    this.code = code;
+  }
+}
+
+/**
+ * One participant's session: a signaling WebSocket, a publisher RTCPeerConnection (we offer)
+ * and a subscriber RTCPeerConnection (the server offers). Events (CustomEvent, data in `detail`):
+ * joined, participant-joined, participant-left, track-published, track, track-unpublished,
+ * track-muted, error, closed.
+ */
+export class TernClient extends EventTarget {
+  constructor({ url, token, room, autoSubscribe = true, rtcConfig = {} }) {
+    super();
+    Object.assign(this, { url, token, room, autoSubscribe, rtcConfig });
+    this.participants = new Map(); // id -> { id, identity, name }
+    this.tracks = new Map(); // track id -> TrackInfo
+    this.local = new Map(); // our track id or mid -> { sender, source, track }
+    this.nextReq = 1;
+    this.pending = new Map(); // req -> { resolve, reject }
+    this.pubQueue = Promise.resolve();
+    this.subQueue = Promise.resolve();
+    this.midToTrack = new Map(); // subscriber mid -> track id (from a=msid)
+    this.ownTracks = new Map(); // publisher mid -> our TrackInfo
+  }
+
+  /** Opens the socket and joins. Resolves with the `joined` message. */
+  connect() {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.url);
+      this.ws = ws;
+      ws.onopen = () => this.send({ type: 'join', v: PROTOCOL_VERSION, token: this.token, room: this.room, auto_subscribe: this.autoSubscribe, req: 0 });
+      ws.onmessage = (ev) => this.onMessage(JSON.parse(ev.data), resolve, reject);
+      ws.onerror = () => reject(new TernError('socket', 'WebSocket error'));
+      ws.onclose = (ev) => {
+        this.closePeers();
+        reject(new TernError('closed', 'socket closed before join'));
+        this.emit('closed', { code: ev.code, reason: this.closeReason || ev.reason || 'closed' });
+      };
+    });
+  }
+
+  /** Publishes the tracks of `stream`. `sources` maps track kind to a source name. */
+  async publish(stream, sources = { audio: 'microphone', video: 'camera' }) {
+    const pc = this.publisherPc();
+    const added = stream.getTracks().map((track) => {
+      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+      return { transceiver, track, source: sources[track.kind] || 'unknown' };
+    });
+    await this.negotiatePublisher(added);
+    for (const a of added) {
+      const mid = a.transceiver.mid;
+      this.local.set(mid, { mid, sender: a.transceiver.sender, track: a.track, source: a.source });
+    }
+    return added.map((a) => a.transceiver.mid);
+  }
+
+  /** Mutes or unmutes one of our tracks (by kind) and tells the room. */
+  setMuted(kind, muted) {
+    for (const [, l] of this.local) {
+      if (l.track.kind !== kind) continue;
+      l.track.enabled = !muted;
+      const id = this.ownTrackId(l);
+      if (id) this.request({ type: 'mute', track: id, muted }).catch(() => {});
+    }
+  }
+
+  subscribe(trackIds) { return this.request({ type: 'subscribe', tracks: trackIds }); }
+  unsubscribe(trackIds) { return this.request({ type: 'unsubscribe', tracks: trackIds }); }
+
+  /** Leaves the room and closes everything. */
+  leave() {
+    this.closeReason = 'left';
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.send({ type: 'leave' });
+    this.closePeers();
+    if (this.ws) this.ws.close();
+  }
+
+  /** getStats() of the subscriber connection (what we receive). */
+  async receiveStats() { return this.sub ? this.sub.getStats() : new Map(); }
+  /** getStats() of the publisher connection (what we send). */
+  async sendStats() { return this.pub ? this.pub.getStats() : new Map(); }
+
+  // ---- internals ----
+
+  emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  send(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  /** Sends a request with a fresh `req`; resolves on its `ok` (or `answer`), rejects on its `error`. */
+  request(msg) {
+    const req = this.nextReq++;
+    const done = new Promise((resolve, reject) => this.pending.set(req, { resolve, reject }));
+    this.send({ ...msg, req });
+    return done;
+  }
+
+  settle(req, err, value) {
+    const p = this.pending.get(req);
+    if (!p) return;
+    this.pending.delete(req);
+    err ? p.reject(err) : p.resolve(value);
+  }
+
+  ownTrackId(local) {
+    return this.ownTracks.get(local.mid)?.id;
+  }
+
+  publisherPc() {
+    if (this.pub) return this.pub;
+    const pc = new RTCPeerConnection({ ...this.rtcConfig, iceServers: this.iceServers || [], bundlePolicy: 'max-bundle' });
+    pc.onicecandidate = (e) => e.candidate && this.send({ type: 'candidate', target: 'publisher', candidate: e.candidate.candidate });
+    this.pub = pc;
+    return pc;
+  }
+
+  subscriberPc() {
+    if (this.sub) return this.sub;
+    const pc = new RTCPeerConnection({ ...this.rtcConfig, iceServers: this.iceServers || [], bundlePolicy: 'max-bundle' });
+    pc.onicecandidate = (e) => e.candidate && this.send({ type: 'candidate', target: 'subscriber', candidate: e.candidate.candidate });
+    pc.ontrack = (e) => {
+      const trackId = this.midToTrack.get(e.transceiver.mid);
+      const info = this.tracks.get(trackId) || { id: trackId, participant: e.streams[0]?.id, kind: e.track.kind };
+      this.emit('track', { info, track: e.track, participant: this.participants.get(info.participant) });
+    };
+    this.sub = pc;
+    return pc;
+  }
+
+  // Publisher offers are serialised: one outstanding offer at a time, so no glare is possible.
+  negotiatePublisher(added) {
+    this.pubQueue = this.pubQueue.then(async () => {
+      const pc = this.publisherPc();
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const tracks = added.map((a) => ({ mid: a.transceiver.mid, source: a.source }));
+      const answer = await this.request({ type: 'offer', sdp: pc.localDescription.sdp, tracks });
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    });
+    return this.pubQueue;
+  }
+
+  // The server offers on the subscriber connection; we only ever answer.
+  onSubscriberOffer(sdp) {
+    this.subQueue = this.subQueue.then(async () => {
+      for (const [mid, track] of msidsByMid(sdp)) this.midToTrack.set(mid, track);
+      const pc = this.subscriberPc();
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      this.send({ type: 'answer', sdp: pc.localDescription.sdp });
+    }).catch((e) => this.emit('error', e));
+  }
+
+  onMessage(msg, resolveJoin, rejectJoin) {
+    switch (msg.type) {
+      case 'joined':
+        this.self = msg.participant;
+        this.iceServers = msg.ice_servers;
+        for (const p of msg.participants) this.participants.set(p.id, p);
+        for (const t of msg.tracks) this.tracks.set(t.id, t);
+        this.emit('joined', msg);
+        resolveJoin(msg);
+        break;
+      case 'answer': this.settle(msg.req, null, msg.sdp); break;
+      case 'offer': this.onSubscriberOffer(msg.sdp); break;
+      case 'participant_joined':
+        this.participants.set(msg.participant.id, msg.participant);
+        this.emit('participant-joined', msg.participant);
+        break;
+      case 'participant_left':
+        this.participants.delete(msg.participant);
+        this.emit('participant-left', msg);
+        break;
+      case 'track_published':
+        this.tracks.set(msg.track.id, msg.track);
+        this.emit('track-published', msg.track);
+        break;
+      case 'local_track_published':
+        this.ownTracks.set(msg.mid, msg.track);
+        break;
+      case 'ok': this.settle(msg.req, null); break;
+      case 'track_unpublished':
+        this.tracks.delete(msg.track);
+        this.emit('track-unpublished', msg);
+        break;
+      case 'track_muted': {
+        const t = this.tracks.get(msg.track);
+        if (t) t.muted = msg.muted;
+        this.emit('track-muted', msg);
+        break;
+      }
+      case 'error': {
+        const err = new TernError(msg.code, msg.message);
+        if (msg.req === 0) rejectJoin(err);
+        else if (msg.req !== undefined) this.settle(msg.req, err);
+        this.emit('error', err);
+        break;
+      }
+      case 'closing':
+        this.closeReason = msg.reason;
+        break;
+    }
+  }
+
+  closePeers() {
+    for (const pc of [this.pub, this.sub]) if (pc) pc.close();
+    this.pub = this.sub = null;
+  }
+}
+
+/** Maps each m-section's mid to the track id of its `a=msid:<stream> <track>` line. */
+export function msidsByMid(sdp) {
+  const out = new Map();
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = /\na=mid:(\S+)/.exec(section);
+    const msid = /\na=msid:\S+ (\S+)/.exec(section);
+    if (mid && msid) out.set(mid[1], msid[1]);
+  }
+  return out;
+}
