@@ -1,0 +1,135 @@
+//! Headless Chromium driven over the DevTools protocol: launch, open pages, evaluate JavaScript.
+//! Flags from ../shared/TESTING.md (fake camera and microphone, loopback ICE candidates).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A running browser and its DevTools connection.
+pub struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+/// One page (a DevTools session attached to a target).
+#[derive(Clone)]
+pub struct Page {
+    session: String,
+}
+
+/// Where chromium lives: `$CHROMIUM`, or the Debian package's path.
+pub fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+impl Browser {
+    pub async fn launch() -> Browser {
+        let profile = tempfile::tempdir().expect("profile dir");
+        let child = Command::new(chromium_path())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                "--autoplay-policy=no-user-gesture-required",
+                "--allow-loopback-in-peer-connection",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromium starts (install it with the README's test command)");
+        let port_file = profile.path().join("DevToolsActivePort");
+        let mut text = String::new();
+        for _ in 0..200 {
+            if let Ok(t) = std::fs::read_to_string(&port_file) {
+                if t.lines().count() >= 2 {
+                    text = t;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut lines = text.lines();
+        let (Some(port), Some(path)) = (lines.next(), lines.next()) else { panic!("chromium wrote no DevToolsActivePort") };
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}{path}")).await.expect("devtools connects");
+        Browser { child, _profile: profile, ws, next_id: 0 }
+    }
+
+    /// Sends a command (to a page session, or to the browser) and waits for its result.
+    pub async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        self.ws.send(Message::text(msg.to_string())).await.expect("devtools send");
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("devtools: no answer to {method}"))
+                .expect("devtools open")
+                .expect("devtools message");
+            let Message::Text(t) = m else { continue };
+            let v: Value = serde_json::from_str(&t).expect("devtools JSON");
+            if v["id"] == id {
+                if let Some(e) = v.get("error") {
+                    panic!("devtools {method} failed: {e}");
+                }
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Opens `url` in a new page.
+    pub async fn open(&mut self, url: &str) -> Page {
+        let target = self.call(None, "Target.createTarget", json!({"url": url})).await;
+        let target_id = target["targetId"].as_str().expect("target id").to_string();
+        let attached = self.call(None, "Target.attachToTarget", json!({"targetId": target_id, "flatten": true})).await;
+        Page { session: attached["sessionId"].as_str().expect("session id").to_string() }
+    }
+
+    /// Evaluates `expression` in `page`, awaiting a promise; returns its JSON value.
+    pub async fn eval(&mut self, page: &Page, expression: &str) -> Value {
+        let r = self
+            .call(Some(&page.session), "Runtime.evaluate", json!({"expression": expression, "awaitPromise": true, "returnByValue": true}))
+            .await;
+        if let Some(ex) = r.get("exceptionDetails") {
+            return json!({"exception": ex});
+        }
+        r["result"]["value"].clone()
+    }
+}
+
+impl Browser {
+    /// A PNG of the page.
+    pub async fn screenshot(&mut self, page: &Page) -> Vec<u8> {
+        use base64::Engine;
+        let r = self.call(Some(&page.session), "Page.captureScreenshot", json!({"format": "png"})).await;
+        base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().unwrap_or_default()).expect("base64 PNG")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
