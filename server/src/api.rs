@@ -11,8 +11,8 @@ use axum::{Json, Router};
 use serde_json::json;
 use tern_sfu::{Command, Reply, SfuError};
 
-use crate::auth::{AuthError, Claims};
 use crate::AppState;
+use crate::auth::{AuthError, Claims};
 
 /// The REST routes.
 pub fn routes() -> Router<AppState> {
@@ -20,7 +20,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/rooms", get(list_rooms))
         .route("/api/v1/rooms/{room}", delete(close_room))
         .route("/api/v1/rooms/{room}/participants", get(list_participants))
-        .route("/api/v1/rooms/{room}/participants/{identity}", delete(remove_participant))
+        .route(
+            "/api/v1/rooms/{room}/participants/{identity}",
+            delete(remove_participant),
+        )
 }
 
 /// An API error: an HTTP status and a JSON body `{"code", "message"}`.
@@ -33,14 +36,22 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         crate::metrics::count_error("api", self.code);
-        (self.status, Json(json!({ "code": self.code, "message": self.message }))).into_response()
+        (
+            self.status,
+            Json(json!({ "code": self.code, "message": self.message })),
+        )
+            .into_response()
     }
 }
 
@@ -57,7 +68,9 @@ impl From<AuthError> for ApiError {
 impl From<SfuError> for ApiError {
     fn from(e: SfuError) -> Self {
         let status = match e {
-            SfuError::RoomNotFound(_) | SfuError::ParticipantNotFound | SfuError::TrackNotFound(_) => StatusCode::NOT_FOUND,
+            SfuError::RoomNotFound(_)
+            | SfuError::ParticipantNotFound
+            | SfuError::TrackNotFound(_) => StatusCode::NOT_FOUND,
             _ if e.fault() == tern_sfu::Fault::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -76,25 +89,40 @@ fn admin(state: &AppState, headers: &HeaderMap, room: Option<&str>) -> Result<Cl
     if !claims.grants.admin {
         return Err(AuthError::NotGranted("admin").into());
     }
-    if let (Some(scope), Some(room)) = (claims.room.as_deref(), room) {
-        if scope != room {
-            return Err(AuthError::WrongRoom(room.to_string()).into());
-        }
+    if let (Some(scope), Some(room)) = (claims.room.as_deref(), room)
+        && scope != room
+    {
+        return Err(AuthError::WrongRoom(room.to_string()).into());
     }
     Ok(claims)
 }
 
 async fn ask(state: &AppState, worker: usize, cmd: Command) -> Result<Reply, ApiError> {
-    let w = state.workers.get(worker).ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no such worker"))?;
-    let reply = w.request(cmd).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
+    let w = state.workers.get(worker).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no such worker",
+        )
+    })?;
+    let reply = w
+        .request(cmd)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal", e.to_string()))?;
     Ok(reply?)
 }
 
 fn worker_of(state: &AppState, room: &str) -> Result<usize, ApiError> {
-    state.registry.find(room).ok_or_else(|| SfuError::RoomNotFound(room.to_string()).into())
+    state
+        .registry
+        .find(room)
+        .ok_or_else(|| SfuError::RoomNotFound(room.to_string()).into())
 }
 
-async fn list_rooms(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn list_rooms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let claims = admin(&state, &headers, None)?;
     let mut rooms = Vec::new();
     for w in 0..state.workers.len() {
@@ -109,12 +137,20 @@ async fn list_rooms(State(state): State<AppState>, headers: HeaderMap) -> Result
     Ok(Json(json!({ "rooms": rooms })).into_response())
 }
 
-async fn list_participants(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<Response, ApiError> {
+async fn list_participants(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Response, ApiError> {
     admin(&state, &headers, Some(&room))?;
     let w = worker_of(&state, &room)?;
     match ask(&state, w, Command::ListParticipants { room }).await? {
         Reply::Participants(p) => Ok(Json(json!({ "participants": p })).into_response()),
-        _ => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "unexpected reply")),
+        _ => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "unexpected reply",
+        )),
     }
 }
 
@@ -129,7 +165,11 @@ async fn remove_participant(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn close_room(State(state): State<AppState>, headers: HeaderMap, Path(room): Path<String>) -> Result<StatusCode, ApiError> {
+async fn close_room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<StatusCode, ApiError> {
     admin(&state, &headers, Some(&room))?;
     let w = worker_of(&state, &room)?;
     ask(&state, w, Command::CloseRoom { room }).await?;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::hmac;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 
 /// What a token allows.
@@ -132,7 +132,9 @@ impl Auth {
             return Err(AuthError::Missing);
         }
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(AuthError::Malformed);
         };
         let header: Header = decode_json(h)?;
@@ -163,11 +165,17 @@ impl Auth {
 
 /// Signs claims with a raw secret (for `tern token`).
 pub fn mint_with_secret(secret: &str, claims: &Claims) -> String {
-    sign(&hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()), claims)
+    sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+        claims,
+    )
 }
 
 fn sign(key: &hmac::Key, claims: &Claims) -> String {
-    let header = Header { alg: "HS256".into(), typ: Some("JWT".into()) };
+    let header = Header {
+        alg: "HS256".into(),
+        typ: Some("JWT".into()),
+    };
     let encode = |v: &[u8]| B64.encode(v);
     let h = encode(&serde_json::to_vec(&header).unwrap_or_default());
     let p = encode(&serde_json::to_vec(claims).unwrap_or_default());
@@ -209,7 +217,10 @@ mod tests {
             sub: "alice".into(),
             name: None,
             room: Some("demo".into()),
-            grants: Grants { join: true, ..Default::default() },
+            grants: Grants {
+                join: true,
+                ..Default::default()
+            },
             exp: unix_seconds(now) + 60,
             nbf: None,
             iat: None,
@@ -236,12 +247,30 @@ mod tests {
         assert_eq!(a.verify(&tampered, now), Err(AuthError::BadSignature));
         let other = mint_with_secret("not-the-secret", &claims(now));
         assert_eq!(a.verify(&other, now), Err(AuthError::BadSignature));
-        let expired = Claims { exp: unix_seconds(now) - 1, ..claims(now) };
-        assert_eq!(a.verify(&a.mint(&expired).expect("mints"), now), Err(AuthError::Expired));
-        let early = Claims { nbf: Some(unix_seconds(now + Duration::from_secs(60))), ..claims(now) };
-        assert_eq!(a.verify(&a.mint(&early).expect("mints"), now), Err(AuthError::NotYetValid));
-        let unknown = Claims { iss: "k2".into(), ..claims(now) };
-        assert_eq!(a.verify(&mint_with_secret("s3cret", &unknown), now), Err(AuthError::UnknownKey));
+        let expired = Claims {
+            exp: unix_seconds(now) - 1,
+            ..claims(now)
+        };
+        assert_eq!(
+            a.verify(&a.mint(&expired).expect("mints"), now),
+            Err(AuthError::Expired)
+        );
+        let early = Claims {
+            nbf: Some(unix_seconds(now + Duration::from_secs(60))),
+            ..claims(now)
+        };
+        assert_eq!(
+            a.verify(&a.mint(&early).expect("mints"), now),
+            Err(AuthError::NotYetValid)
+        );
+        let unknown = Claims {
+            iss: "k2".into(),
+            ..claims(now)
+        };
+        assert_eq!(
+            a.verify(&mint_with_secret("s3cret", &unknown), now),
+            Err(AuthError::UnknownKey)
+        );
     }
 
     #[test]
@@ -250,6 +279,9 @@ mod tests {
         let h = B64.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let p = B64.encode(serde_json::to_vec(&claims(now)).expect("json"));
         let token = format!("{h}.{p}.");
-        assert_eq!(auth().verify(&token, now), Err(AuthError::UnsupportedAlgorithm("none".into())));
+        assert_eq!(
+            auth().verify(&token, now),
+            Err(AuthError::UnsupportedAlgorithm("none".into()))
+        );
     }
 }

@@ -37,7 +37,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7880) }
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7880),
+        }
     }
 }
 
@@ -118,7 +120,12 @@ pub struct SignalingConfig {
 
 impl Default for SignalingConfig {
     fn default() -> Self {
-        Self { max_message_bytes: 64 * 1024, ping_interval_secs: 10, idle_timeout_secs: 30, join_timeout_secs: 10 }
+        Self {
+            max_message_bytes: 64 * 1024,
+            ping_interval_secs: 10,
+            idle_timeout_secs: 30,
+            join_timeout_secs: 10,
+        }
     }
 }
 
@@ -134,7 +141,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info,str0m=warn".into(), format: LogFormat::Text }
+        Self {
+            level: "info,str0m=warn".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -191,7 +201,12 @@ pub struct Overrides {
     #[arg(long, env = "TERN_API_KEY", requires = "api_secret")]
     pub api_key: Option<String>,
     /// The secret of --api-key.
-    #[arg(long, env = "TERN_API_SECRET", hide_env_values = true, requires = "api_key")]
+    #[arg(
+        long,
+        env = "TERN_API_SECRET",
+        hide_env_values = true,
+        requires = "api_key"
+    )]
     pub api_secret: Option<String>,
     /// signaling.max_message_bytes
     #[arg(long, env = "TERN_SIGNALING_MAX_MESSAGE_BYTES")]
@@ -221,7 +236,8 @@ impl Config {
 
     /// Reads a TOML config file.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::from_toml(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
@@ -250,17 +266,41 @@ impl Config {
         set(&mut self.rtc.workers, &o.rtc_workers);
         set(&mut self.rtc.udp_recv_buffer, &o.rtc_udp_recv_buffer);
         set(&mut self.rtc.udp_send_buffer, &o.rtc_udp_send_buffer);
-        set(&mut self.sfu.keyframe_interval_ms, &o.sfu_keyframe_interval_ms);
-        set(&mut self.sfu.disconnect_timeout_ms, &o.sfu_disconnect_timeout_ms);
-        set(&mut self.sfu.max_participants_per_room, &o.sfu_max_participants_per_room);
-        set(&mut self.sfu.max_tracks_per_participant, &o.sfu_max_tracks_per_participant);
+        set(
+            &mut self.sfu.keyframe_interval_ms,
+            &o.sfu_keyframe_interval_ms,
+        );
+        set(
+            &mut self.sfu.disconnect_timeout_ms,
+            &o.sfu_disconnect_timeout_ms,
+        );
+        set(
+            &mut self.sfu.max_participants_per_room,
+            &o.sfu_max_participants_per_room,
+        );
+        set(
+            &mut self.sfu.max_tracks_per_participant,
+            &o.sfu_max_tracks_per_participant,
+        );
         if let (Some(k), Some(s)) = (&o.api_key, &o.api_secret) {
             self.auth.keys.insert(k.clone(), s.clone());
         }
-        set(&mut self.signaling.max_message_bytes, &o.signaling_max_message_bytes);
-        set(&mut self.signaling.ping_interval_secs, &o.signaling_ping_interval_secs);
-        set(&mut self.signaling.idle_timeout_secs, &o.signaling_idle_timeout_secs);
-        set(&mut self.signaling.join_timeout_secs, &o.signaling_join_timeout_secs);
+        set(
+            &mut self.signaling.max_message_bytes,
+            &o.signaling_max_message_bytes,
+        );
+        set(
+            &mut self.signaling.ping_interval_secs,
+            &o.signaling_ping_interval_secs,
+        );
+        set(
+            &mut self.signaling.idle_timeout_secs,
+            &o.signaling_idle_timeout_secs,
+        );
+        set(
+            &mut self.signaling.join_timeout_secs,
+            &o.signaling_join_timeout_secs,
+        );
         set(&mut self.log.level, &o.log_level);
         set(&mut self.log.format, &o.log_format);
     }
@@ -286,14 +326,17 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = Config::from_toml("[http]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n").unwrap_err();
+        let err = Config::from_toml("[http]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n").expect_err("unknown key");
         assert!(format!("{err:#}").contains("listn"), "{err:#}");
     }
 
     #[test]
     fn overrides_win_over_the_file() {
         let mut c = Config::from_toml("[rtc]\nudp_port = 9000\nworkers = 3\n").expect("parses");
-        c.apply(&Overrides { rtc_udp_port: Some(9100), ..Default::default() });
+        c.apply(&Overrides {
+            rtc_udp_port: Some(9100),
+            ..Default::default()
+        });
         assert_eq!((c.rtc.udp_port, c.rtc.workers), (9100, 3));
     }
 }

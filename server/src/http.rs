@@ -4,15 +4,15 @@
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{random_token, unix_seconds, Claims, Grants};
-use crate::{api, signaling, AppState};
+use crate::auth::{Claims, Grants, random_token, unix_seconds};
+use crate::{AppState, api, signaling};
 
 /// How long development tokens last.
 const DEV_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
@@ -20,10 +20,32 @@ const DEV_TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
-        .route("/", get(|| asset("text/html; charset=utf-8", include_str!("../../web-demo/index.html"))))
-        .route("/app.js", get(|| asset("text/javascript", include_str!("../../web-demo/app.js"))))
-        .route("/tern-client.js", get(|| asset("text/javascript", include_str!("../../web-demo/tern-client.js"))))
-        .route("/style.css", get(|| asset("text/css", include_str!("../../web-demo/style.css"))))
+        .route(
+            "/",
+            get(|| {
+                asset(
+                    "text/html; charset=utf-8",
+                    include_str!("../../web-demo/index.html"),
+                )
+            }),
+        )
+        .route(
+            "/app.js",
+            get(|| asset("text/javascript", include_str!("../../web-demo/app.js"))),
+        )
+        .route(
+            "/tern-client.js",
+            get(|| {
+                asset(
+                    "text/javascript",
+                    include_str!("../../web-demo/tern-client.js"),
+                )
+            }),
+        )
+        .route(
+            "/style.css",
+            get(|| asset("text/css", include_str!("../../web-demo/style.css"))),
+        )
         .route("/rtc", get(signaling::upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -35,7 +57,14 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -48,8 +77,16 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     match &state.metrics {
-        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics are not available\n").into_response(),
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not available\n",
+        )
+            .into_response(),
     }
 }
 
@@ -61,9 +98,11 @@ struct DevTokenQuery {
 
 /// `GET /dev/token?room=&name=`: a join/publish/subscribe token, in development mode only.
 async fn dev_token(State(state): State<AppState>, Query(q): Query<DevTokenQuery>) -> Response {
-    let valid = |s: &str| !s.trim().is_empty() && s.len() <= 128 && !s.chars().any(char::is_control);
+    let valid =
+        |s: &str| !s.trim().is_empty() && s.len() <= 128 && !s.chars().any(char::is_control);
     if !valid(&q.room) || !valid(&q.name) {
-        let body = json!({ "code": "bad_request", "message": "room and name are 1 to 128 characters" });
+        let body =
+            json!({ "code": "bad_request", "message": "room and name are 1 to 128 characters" });
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
     let Some(key) = state.dev_key.clone() else {
@@ -77,13 +116,21 @@ async fn dev_token(State(state): State<AppState>, Query(q): Query<DevTokenQuery>
         sub: identity.clone(),
         name: Some(q.name.trim().to_string()),
         room: Some(q.room.clone()),
-        grants: Grants { join: true, publish: true, subscribe: true, publish_data: true, admin: false },
+        grants: Grants {
+            join: true,
+            publish: true,
+            subscribe: true,
+            publish_data: true,
+            admin: false,
+        },
         exp: unix_seconds(now + DEV_TOKEN_TTL),
         nbf: None,
         iat: Some(unix_seconds(now)),
     };
     match state.auth.mint(&claims) {
-        Ok(token) => Json(json!({ "token": token, "identity": identity, "room": q.room })).into_response(),
+        Ok(token) => {
+            Json(json!({ "token": token, "identity": identity, "room": q.room })).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

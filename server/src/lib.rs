@@ -13,8 +13,8 @@ pub mod worker;
 
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,7 +23,7 @@ use tern_sfu::{Command, ParticipantId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth::{random_token, Auth};
+use crate::auth::{Auth, random_token};
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::worker::WorkerHandle;
@@ -162,5 +162,12 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         Ok(())
     });
     tracing::info!(%http_addr, "tern is listening");
-    Ok(Running { http_addr, media_addrs, dev_credentials, state, shutdown: shutdown_tx, task })
+    Ok(Running {
+        http_addr,
+        media_addrs,
+        dev_credentials,
+        state,
+        shutdown: shutdown_tx,
+        task,
+    })
 }

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tern_server::auth::{mint_with_secret, unix_seconds, Claims, Grants};
+use tern_server::auth::{Claims, Grants, mint_with_secret, unix_seconds};
 use tern_server::config::{Config, LogFormat, Overrides};
 
 /// tern: a WebRTC media server (SFU with WebSocket signaling).
@@ -44,7 +44,11 @@ struct TokenArgs {
     #[arg(long, default_value_t = 6 * 3600)]
     ttl_secs: u64,
     /// Grants, comma-separated: join, publish, subscribe, publish_data.
-    #[arg(long, value_delimiter = ',', default_value = "join,publish,subscribe,publish_data")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "join,publish,subscribe,publish_data"
+    )]
     grants: Vec<String>,
     /// Grant use of the REST API.
     #[arg(long)]
@@ -60,7 +64,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn token(a: TokenArgs) -> anyhow::Result<()> {
-    let mut grants = Grants { admin: a.admin, ..Default::default() };
+    let mut grants = Grants {
+        admin: a.admin,
+        ..Default::default()
+    };
     for g in &a.grants {
         match g.trim() {
             "join" => grants.join = true,
@@ -68,7 +75,9 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
             "subscribe" => grants.subscribe = true,
             "publish_data" => grants.publish_data = true,
             "" => {}
-            other => anyhow::bail!("unknown grant {other:?}; use join, publish, subscribe, publish_data"),
+            other => {
+                anyhow::bail!("unknown grant {other:?}; use join, publish, subscribe, publish_data")
+            }
         }
     }
     let now = SystemTime::now();
@@ -120,7 +129,7 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {

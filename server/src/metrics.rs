@@ -39,8 +39,14 @@ pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64) {
         ("tern_dropped_unrouted_total", s.dropped_unrouted),
         ("tern_dropped_unknown_ssrc_total", s.dropped_unknown_ssrc),
         ("tern_forward_errors_total", s.forward_errors),
-        ("tern_keyframe_requests_sent_total", s.keyframe_requests_sent),
-        ("tern_keyframe_requests_coalesced_total", s.keyframe_requests_coalesced),
+        (
+            "tern_keyframe_requests_sent_total",
+            s.keyframe_requests_sent,
+        ),
+        (
+            "tern_keyframe_requests_coalesced_total",
+            s.keyframe_requests_coalesced,
+        ),
         ("tern_rtc_errors_total", s.rtc_errors),
         ("tern_udp_send_errors_total", send_errors),
     ];

@@ -2,7 +2,9 @@
 //! `type`. Documented message by message in docs/signaling.md.
 
 use serde::{Deserialize, Serialize};
-use tern_sfu::{LeaveReason, ParticipantId, ParticipantInfo, PcRole, TrackHint, TrackId, TrackInfo};
+use tern_sfu::{
+    LeaveReason, ParticipantId, ParticipantInfo, PcRole, TrackHint, TrackId, TrackInfo,
+};
 
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -218,7 +220,11 @@ pub enum ServerMessage {
 impl ServerMessage {
     /// An error message.
     pub fn error(code: &str, message: impl Into<String>, req: Option<u64>) -> Self {
-        ServerMessage::Error { code: code.into(), message: message.into(), req }
+        ServerMessage::Error {
+            code: code.into(),
+            message: message.into(),
+            req,
+        }
     }
 }
 
@@ -229,26 +235,57 @@ mod tests {
     #[test]
     fn client_messages_parse_from_the_documented_json() {
         let join: ClientMessage =
-            serde_json::from_str(r#"{"type":"join","v":1,"token":"t","room":"demo"}"#).expect("join");
-        assert!(matches!(join, ClientMessage::Join { auto_subscribe: true, req: None, .. }));
+            serde_json::from_str(r#"{"type":"join","v":1,"token":"t","room":"demo"}"#)
+                .expect("join");
+        assert!(matches!(
+            join,
+            ClientMessage::Join {
+                auto_subscribe: true,
+                req: None,
+                ..
+            }
+        ));
         let sub: ClientMessage =
-            serde_json::from_str(r#"{"type":"subscribe","tracks":["TR_3"],"req":7}"#).expect("subscribe");
-        assert_eq!(sub, ClientMessage::Subscribe { tracks: vec![TrackId(3)], req: Some(7) });
+            serde_json::from_str(r#"{"type":"subscribe","tracks":["TR_3"],"req":7}"#)
+                .expect("subscribe");
+        assert_eq!(
+            sub,
+            ClientMessage::Subscribe {
+                tracks: vec![TrackId(3)],
+                req: Some(7)
+            }
+        );
         let cand: ClientMessage =
-            serde_json::from_str(r#"{"type":"candidate","target":"publisher","candidate":""}"#).expect("cand");
-        assert!(matches!(cand, ClientMessage::Candidate { target: PcRole::Publisher, .. }));
+            serde_json::from_str(r#"{"type":"candidate","target":"publisher","candidate":""}"#)
+                .expect("cand");
+        assert!(matches!(
+            cand,
+            ClientMessage::Candidate {
+                target: PcRole::Publisher,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn unknown_types_and_fields_are_rejected() {
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"ping","x":1}"#).is_err());
-        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"mute","track":"PA_1","muted":true}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"mute","track":"PA_1","muted":true}"#)
+                .is_err()
+        );
     }
 
     #[test]
     fn server_messages_are_tagged_snake_case() {
-        let m = ServerMessage::TrackMuted { track: TrackId(2), muted: true };
-        assert_eq!(serde_json::to_string(&m).expect("json"), r#"{"type":"track_muted","track":"TR_2","muted":true}"#);
+        let m = ServerMessage::TrackMuted {
+            track: TrackId(2),
+            muted: true,
+        };
+        assert_eq!(
+            serde_json::to_string(&m).expect("json"),
+            r#"{"type":"track_muted","track":"TR_2","muted":true}"#
+        );
     }
 }

@@ -13,7 +13,10 @@ pub struct Registry {
 impl Registry {
     /// A registry over `workers` workers.
     pub fn new(workers: usize) -> Self {
-        Self { rooms: Mutex::new(HashMap::new()), workers: workers.max(1) }
+        Self {
+            rooms: Mutex::new(HashMap::new()),
+            workers: workers.max(1),
+        }
     }
 
     /// The worker of `room`, placing a new room on the worker with the fewest rooms.

@@ -2,21 +2,23 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use tern_sfu::{Command, LeaveReason, Notice, ParticipantId, Permissions, Reply, SfuError};
 use tokio::sync::mpsc;
 
-use crate::auth::AuthError;
-use crate::protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
-use crate::worker::{WorkerHandle, NOTICE_QUEUE};
 use crate::AppState;
+use crate::auth::AuthError;
+use crate::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+use crate::worker::{NOTICE_QUEUE, WorkerHandle};
 
 /// `GET /rtc`: upgrades to a signaling WebSocket with explicit size limits.
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let limit = state.config.signaling.max_message_bytes;
-    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| session(state, socket))
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| session(state, socket))
 }
 
 /// A joined participant.
@@ -32,7 +34,11 @@ async fn session(state: AppState, mut socket: WebSocket) {
         Ok(Some(j)) => j,
         Ok(None) => return,
         Err(_) => {
-            send(&mut socket, &ServerMessage::error("join_timeout", "no join message in time", None)).await;
+            send(
+                &mut socket,
+                &ServerMessage::error("join_timeout", "no join message in time", None),
+            )
+            .await;
             let _ = socket.send(Message::Close(None)).await;
             return;
         }
@@ -65,21 +71,27 @@ async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<Joined> 
             }
         };
         match msg {
-            ClientMessage::Join { v, token, room, auto_subscribe, req } => {
-                match join(state, v, &token, &room, auto_subscribe).await {
-                    Ok((joined, reply)) => {
-                        let ServerMessage::Joined { .. } = &reply else { return None };
-                        send(socket, &with_req(reply, req)).await;
-                        return Some(joined);
-                    }
-                    Err((code, message)) => {
-                        reply_error(socket, code, &message, req).await;
-                        if code == "server_shutting_down" {
-                            return None;
-                        }
+            ClientMessage::Join {
+                v,
+                token,
+                room,
+                auto_subscribe,
+                req,
+            } => match join(state, v, &token, &room, auto_subscribe).await {
+                Ok((joined, reply)) => {
+                    let ServerMessage::Joined { .. } = &reply else {
+                        return None;
+                    };
+                    send(socket, &with_req(reply, req)).await;
+                    return Some(joined);
+                }
+                Err((code, message)) => {
+                    reply_error(socket, code, &message, req).await;
+                    if code == "server_shutting_down" {
+                        return None;
                     }
                 }
-            }
+            },
             ClientMessage::Ping => send(socket, &ServerMessage::Pong).await,
             ClientMessage::Leave => return None,
             other => reply_error(socket, "not_joined", "send join first", other.req()).await,
@@ -89,15 +101,27 @@ async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<Joined> 
 
 type JoinError = (&'static str, String);
 
-async fn join(state: &AppState, v: u32, token: &str, room: &str, auto_subscribe: bool) -> Result<(Joined, ServerMessage), JoinError> {
+async fn join(
+    state: &AppState,
+    v: u32,
+    token: &str,
+    room: &str,
+    auto_subscribe: bool,
+) -> Result<(Joined, ServerMessage), JoinError> {
     if v != PROTOCOL_VERSION {
-        return Err(("unsupported_version", format!("this server speaks version {PROTOCOL_VERSION}")));
+        return Err((
+            "unsupported_version",
+            format!("this server speaks version {PROTOCOL_VERSION}"),
+        ));
     }
     if state.is_shutting_down() {
         return Err(("server_shutting_down", "the server is shutting down".into()));
     }
     validate_room_name(room)?;
-    let claims = state.auth.verify(token, SystemTime::now()).map_err(auth_error)?;
+    let claims = state
+        .auth
+        .verify(token, SystemTime::now())
+        .map_err(auth_error)?;
     if !claims.grants.join {
         return Err(auth_error(AuthError::NotGranted("join")));
     }
@@ -112,12 +136,22 @@ async fn join(state: &AppState, v: u32, token: &str, room: &str, auto_subscribe:
         room: room.to_string(),
         name: claims.name.clone().unwrap_or_else(|| claims.sub.clone()),
         identity: claims.sub,
-        permissions: Permissions { publish: claims.grants.publish, subscribe: claims.grants.subscribe },
+        permissions: Permissions {
+            publish: claims.grants.publish,
+            subscribe: claims.grants.subscribe,
+        },
         auto_subscribe,
     };
-    let reply = worker.join(cmd, tx).await.map_err(|e| ("internal", e.to_string()))?;
+    let reply = worker
+        .join(cmd, tx)
+        .await
+        .map_err(|e| ("internal", e.to_string()))?;
     match reply.map_err(sfu_error)? {
-        Reply::Joined { participant, others, tracks } => {
+        Reply::Joined {
+            participant,
+            others,
+            tracks,
+        } => {
             metrics::counter!("tern_joins_total").increment(1);
             let msg = ServerMessage::Joined {
                 v: PROTOCOL_VERSION,
@@ -128,7 +162,14 @@ async fn join(state: &AppState, v: u32, token: &str, room: &str, auto_subscribe:
                 ice_servers: Vec::new(),
                 req: None,
             };
-            Ok((Joined { id, worker, notices }, msg))
+            Ok((
+                Joined {
+                    id,
+                    worker,
+                    notices,
+                },
+                msg,
+            ))
         }
         other => Err(("internal", format!("unexpected reply {other:?}"))),
     }
@@ -136,7 +177,14 @@ async fn join(state: &AppState, v: u32, token: &str, room: &str, auto_subscribe:
 
 fn validate_room_name(room: &str) -> Result<(), JoinError> {
     let ok = !room.is_empty() && room.len() <= 128 && !room.chars().any(char::is_control);
-    if ok { Ok(()) } else { Err(("bad_room", "room names are 1 to 128 characters, without control characters".into())) }
+    if ok {
+        Ok(())
+    } else {
+        Err((
+            "bad_room",
+            "room names are 1 to 128 characters, without control characters".into(),
+        ))
+    }
 }
 
 /// Relays until the session ends. Returns true when the server removed the participant.
@@ -214,7 +262,13 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
     let participant = j.id;
     let cmd = match msg {
         ClientMessage::Join { .. } => {
-            reply_error(socket, "already_joined", "this session has joined already", req).await;
+            reply_error(
+                socket,
+                "already_joined",
+                "this session has joined already",
+                req,
+            )
+            .await;
             return true;
         }
         ClientMessage::Ping => {
@@ -222,12 +276,32 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
             return true;
         }
         ClientMessage::Leave => return false,
-        ClientMessage::Offer { sdp, tracks, .. } => Command::PublisherOffer { participant, sdp, tracks },
+        ClientMessage::Offer { sdp, tracks, .. } => Command::PublisherOffer {
+            participant,
+            sdp,
+            tracks,
+        },
         ClientMessage::Answer { sdp, .. } => Command::SubscriberAnswer { participant, sdp },
-        ClientMessage::Candidate { target, candidate, .. } => Command::Candidate { participant, target, candidate },
-        ClientMessage::Subscribe { tracks, .. } => Command::Subscribe { participant, tracks },
-        ClientMessage::Unsubscribe { tracks, .. } => Command::Unsubscribe { participant, tracks },
-        ClientMessage::Mute { track, muted, .. } => Command::SetMuted { participant, track, muted },
+        ClientMessage::Candidate {
+            target, candidate, ..
+        } => Command::Candidate {
+            participant,
+            target,
+            candidate,
+        },
+        ClientMessage::Subscribe { tracks, .. } => Command::Subscribe {
+            participant,
+            tracks,
+        },
+        ClientMessage::Unsubscribe { tracks, .. } => Command::Unsubscribe {
+            participant,
+            tracks,
+        },
+        ClientMessage::Mute { track, muted, .. } => Command::SetMuted {
+            participant,
+            track,
+            muted,
+        },
     };
     match j.worker.request(cmd).await {
         Ok(Ok(Reply::Answer(sdp))) => send(socket, &ServerMessage::Answer { sdp, req }).await,
@@ -252,7 +326,11 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
 pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
     serde_json::from_str(text).map_err(|e| {
         let message = e.to_string();
-        let code = if message.contains("unknown variant") { "unknown_type" } else { "bad_message" };
+        let code = if message.contains("unknown variant") {
+            "unknown_type"
+        } else {
+            "bad_message"
+        };
         (code, message)
     })
 }
@@ -260,21 +338,43 @@ pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
 fn to_message(n: Notice) -> ServerMessage {
     match n {
         Notice::ParticipantJoined(participant) => ServerMessage::ParticipantJoined { participant },
-        Notice::ParticipantLeft { participant, reason } => ServerMessage::ParticipantLeft { participant, reason },
+        Notice::ParticipantLeft {
+            participant,
+            reason,
+        } => ServerMessage::ParticipantLeft {
+            participant,
+            reason,
+        },
         Notice::TrackPublished(track) => ServerMessage::TrackPublished { track },
         Notice::TrackUnpublished(track) => ServerMessage::TrackUnpublished { track },
         Notice::TrackMuted { track, muted } => ServerMessage::TrackMuted { track, muted },
         Notice::SubscriberOffer(sdp) => ServerMessage::Offer { sdp },
-        Notice::LocalTrackPublished { mid, track } => ServerMessage::LocalTrackPublished { mid, track },
+        Notice::LocalTrackPublished { mid, track } => {
+            ServerMessage::LocalTrackPublished { mid, track }
+        }
         Notice::Removed(reason) => ServerMessage::Closing { reason },
     }
 }
 
 fn with_req(msg: ServerMessage, req: Option<u64>) -> ServerMessage {
     match msg {
-        ServerMessage::Joined { v, room, participant, participants, tracks, ice_servers, .. } => {
-            ServerMessage::Joined { v, room, participant, participants, tracks, ice_servers, req }
-        }
+        ServerMessage::Joined {
+            v,
+            room,
+            participant,
+            participants,
+            tracks,
+            ice_servers,
+            ..
+        } => ServerMessage::Joined {
+            v,
+            room,
+            participant,
+            participants,
+            tracks,
+            ice_servers,
+            req,
+        },
         other => other,
     }
 }

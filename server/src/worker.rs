@@ -49,36 +49,66 @@ impl WorkerHandle {
     /// Sends a command and waits for the core's reply.
     pub async fn request(&self, cmd: Command) -> Result<Result<Reply, SfuError>, WorkerGone> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(WorkerMsg::Command(cmd, tx)).await.map_err(|_| WorkerGone(self.index))?;
+        self.tx
+            .send(WorkerMsg::Command(cmd, tx))
+            .await
+            .map_err(|_| WorkerGone(self.index))?;
         rx.await.map_err(|_| WorkerGone(self.index))
     }
 
     /// Sends a `Join`, registering where the participant's notices go first.
-    pub async fn join(&self, cmd: Command, notices: mpsc::Sender<Notice>) -> Result<Result<Reply, SfuError>, WorkerGone> {
+    pub async fn join(
+        &self,
+        cmd: Command,
+        notices: mpsc::Sender<Notice>,
+    ) -> Result<Result<Reply, SfuError>, WorkerGone> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(WorkerMsg::Join(cmd, notices, tx)).await.map_err(|_| WorkerGone(self.index))?;
+        self.tx
+            .send(WorkerMsg::Join(cmd, notices, tx))
+            .await
+            .map_err(|_| WorkerGone(self.index))?;
         rx.await.map_err(|_| WorkerGone(self.index))
     }
 }
 
 /// Binds worker `index`'s socket and starts its thread.
-pub fn spawn(index: usize, rtc: &RtcConfig, mut sfu_config: SfuConfig, registry: Arc<Registry>) -> anyhow::Result<WorkerHandle> {
-    let port = if rtc.udp_port == 0 { 0 } else { rtc.udp_port + index as u16 };
+pub fn spawn(
+    index: usize,
+    rtc: &RtcConfig,
+    mut sfu_config: SfuConfig,
+    registry: Arc<Registry>,
+) -> anyhow::Result<WorkerHandle> {
+    let port = if rtc.udp_port == 0 {
+        0
+    } else {
+        rtc.udp_port + index as u16
+    };
     let socket = bind_udp(SocketAddr::new(rtc.bind_ip, port), rtc)?;
     let local = socket.local_addr()?;
     let media_addr = SocketAddr::new(rtc.advertised_ip(), local.port());
     sfu_config.public_addr = Some(media_addr);
-    let sfu = Sfu::new(Instant::now(), sfu_config, (index as u64) << 40).context("starting the SFU core")?;
+    let sfu = Sfu::new(Instant::now(), sfu_config, (index as u64) << 40)
+        .context("starting the SFU core")?;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    std::thread::Builder::new().name(format!("tern-worker-{index}")).spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        match runtime {
-            Ok(rt) => rt.block_on(run(index, socket, sfu, rx, registry)),
-            Err(e) => tracing::error!(worker = index, error = %e, "worker runtime failed to start"),
-        }
-    })?;
+    std::thread::Builder::new()
+        .name(format!("tern-worker-{index}"))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(rt) => rt.block_on(run(index, socket, sfu, rx, registry)),
+                Err(e) => {
+                    tracing::error!(worker = index, error = %e, "worker runtime failed to start")
+                }
+            }
+        })?;
     tracing::info!(worker = index, %local, advertised = %media_addr, "worker started");
-    Ok(WorkerHandle { index, media_addr, tx })
+    Ok(WorkerHandle {
+        index,
+        media_addr,
+        tx,
+    })
 }
 
 fn bind_udp(addr: SocketAddr, rtc: &RtcConfig) -> anyhow::Result<StdUdpSocket> {
@@ -87,7 +117,9 @@ fn bind_udp(addr: SocketAddr, rtc: &RtcConfig) -> anyhow::Result<StdUdpSocket> {
     let _ = socket.set_recv_buffer_size(rtc.udp_recv_buffer);
     let _ = socket.set_send_buffer_size(rtc.udp_send_buffer);
     socket.set_nonblocking(true)?;
-    socket.bind(&addr.into()).with_context(|| format!("binding media socket {addr}"))?;
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("binding media socket {addr}"))?;
     Ok(socket.into())
 }
 
@@ -100,12 +132,25 @@ struct Shell {
     send_errors: u64,
 }
 
-async fn run(index: usize, socket: StdUdpSocket, sfu: Sfu, mut rx: mpsc::Receiver<WorkerMsg>, registry: Arc<Registry>) {
+async fn run(
+    index: usize,
+    socket: StdUdpSocket,
+    sfu: Sfu,
+    mut rx: mpsc::Receiver<WorkerMsg>,
+    registry: Arc<Registry>,
+) {
     let socket = match UdpSocket::from_std(socket) {
         Ok(s) => s,
         Err(e) => return tracing::error!(worker = index, error = %e, "socket"),
     };
-    let mut shell = Shell { index, socket, sfu, sessions: HashMap::new(), registry, send_errors: 0 };
+    let mut shell = Shell {
+        index,
+        socket,
+        sfu,
+        sessions: HashMap::new(),
+        registry,
+        send_errors: 0,
+    };
     let mut buf = vec![0u8; 2048];
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -139,7 +184,10 @@ impl Shell {
                 let _ = reply.send(self.sfu.handle_command(now, cmd));
             }
             WorkerMsg::Join(cmd, notices, reply) => {
-                let Command::Join { participant, room, .. } = &cmd else {
+                let Command::Join {
+                    participant, room, ..
+                } = &cmd
+                else {
                     let _ = reply.send(Err(SfuError::Internal("join expected".into())));
                     return;
                 };
@@ -167,10 +215,11 @@ impl Shell {
                 }
                 Output::Notice(to, notice) => {
                     let removed = matches!(notice, Notice::Removed(_));
-                    if let Some(session) = self.sessions.get(&to) {
-                        if session.try_send(notice).is_err() && !removed {
-                            too_slow.push(to);
-                        }
+                    if let Some(session) = self.sessions.get(&to)
+                        && session.try_send(notice).is_err()
+                        && !removed
+                    {
+                        too_slow.push(to);
                     }
                     if removed {
                         self.sessions.remove(&to);
@@ -185,7 +234,9 @@ impl Shell {
                     for p in too_slow.drain(..) {
                         tracing::warn!(participant = %p, "signaling session too slow; removing it");
                         self.sessions.remove(&p);
-                        let _ = self.sfu.handle_command(Instant::now(), Command::Leave { participant: p });
+                        let _ = self
+                            .sfu
+                            .handle_command(Instant::now(), Command::Leave { participant: p });
                     }
                     if t <= Instant::now() {
                         self.sfu.handle_timeout(Instant::now());

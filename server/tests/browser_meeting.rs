@@ -11,9 +11,21 @@ use common::browser::{Browser, Page};
 
 /// What a page receives: (max framesDecoded, max frameWidth, max totalAudioEnergy).
 async fn inbound(browser: &mut Browser, page: &Page) -> (u64, u64, f64) {
-    let v = browser.eval(page, "window.ternDemo ? window.ternDemo.inbound() : null").await;
-    let max = |arr: &Value, key: &str| arr.as_array().map_or(0.0, |a| a.iter().map(|s| s[key].as_f64().unwrap_or(0.0)).fold(0.0, f64::max));
-    (max(&v["video"], "framesDecoded") as u64, max(&v["video"], "frameWidth") as u64, max(&v["audio"], "totalAudioEnergy"))
+    let v = browser
+        .eval(page, "window.ternDemo ? window.ternDemo.inbound() : null")
+        .await;
+    let max = |arr: &Value, key: &str| {
+        arr.as_array().map_or(0.0, |a| {
+            a.iter()
+                .map(|s| s[key].as_f64().unwrap_or(0.0))
+                .fold(0.0, f64::max)
+        })
+    };
+    (
+        max(&v["video"], "framesDecoded") as u64,
+        max(&v["video"], "frameWidth") as u64,
+        max(&v["audio"], "totalAudioEnergy"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,22 +40,45 @@ async fn two_browsers_see_and_hear_each_other() {
     let last = loop {
         let a = inbound(&mut browser, &alice).await;
         let b = inbound(&mut browser, &bob).await;
-        let flowing = |(frames, width, energy): (u64, u64, f64)| frames > 0 && width > 0 && energy > 0.0;
+        let flowing =
+            |(frames, width, energy): (u64, u64, f64)| frames > 0 && width > 0 && energy > 0.0;
         if flowing(a) && flowing(b) {
             break (a, b);
         }
-        assert!(Instant::now() < deadline, "media did not flow both ways within 40 s: alice {a:?}, bob {b:?}");
+        assert!(
+            Instant::now() < deadline,
+            "media did not flow both ways within 40 s: alice {a:?}, bob {b:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     // Decoding goes on: framesDecoded grows on both pages.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let a = inbound(&mut browser, &alice).await;
     let b = inbound(&mut browser, &bob).await;
-    assert!(a.0 > last.0 .0 && b.0 > last.1 .0, "frames keep decoding: before {last:?}, after alice {a:?} bob {b:?}");
-    let names = browser.eval(&alice, "[...document.querySelectorAll('.tile .name')].map(e => e.textContent)").await;
-    assert!(names.to_string().contains("bob"), "alice's grid shows bob's name: {names}");
-    let form = browser.eval(&alice, "getComputedStyle(document.getElementById('join-form')).display").await;
-    assert_eq!(form, "none", "the meeting link joined without showing the join form");
+    assert!(
+        a.0 > last.0.0 && b.0 > last.1.0,
+        "frames keep decoding: before {last:?}, after alice {a:?} bob {b:?}"
+    );
+    let names = browser
+        .eval(
+            &alice,
+            "[...document.querySelectorAll('.tile .name')].map(e => e.textContent)",
+        )
+        .await;
+    assert!(
+        names.to_string().contains("bob"),
+        "alice's grid shows bob's name: {names}"
+    );
+    let form = browser
+        .eval(
+            &alice,
+            "getComputedStyle(document.getElementById('join-form')).display",
+        )
+        .await;
+    assert_eq!(
+        form, "none",
+        "the meeting link joined without showing the join form"
+    );
     if let Some(path) = std::env::var_os("TERN_SCREENSHOT") {
         std::fs::write(path, browser.screenshot(&alice).await).expect("screenshot written");
     }

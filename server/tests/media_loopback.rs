@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use str0m::media::MediaKind;
 
-use common::rtc_client::{opus_payload, vp8_payload, RtcClient};
+use common::rtc_client::{RtcClient, opus_payload, vp8_payload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opus_and_vp8_from_one_client_arrive_intact_at_another() {
@@ -15,21 +15,43 @@ async fn opus_and_vp8_from_one_client_arrive_intact_at_another() {
     let mut alice = RtcClient::join(server.http_addr, "alice", "loop").await;
     let mut bob = RtcClient::join(server.http_addr, "bob", "loop").await;
     let mids = alice.publish(&[MediaKind::Audio, MediaKind::Video]).await;
-    assert!(alice.run_until(Duration::from_secs(10), |c| c.publisher_connected()).await, "alice's media connects");
+    assert!(
+        alice
+            .run_until(Duration::from_secs(10), |c| c.publisher_connected())
+            .await,
+        "alice's media connects"
+    );
     // Bob learns of the tracks and answers the server's offer while alice connects.
-    tokio::join!(alice.run_for(Duration::from_secs(2)), bob.run_for(Duration::from_secs(2)));
+    tokio::join!(
+        alice.run_for(Duration::from_secs(2)),
+        bob.run_for(Duration::from_secs(2))
+    );
 
     for n in 0..100u32 {
         alice.send_rtp(mids[0], 1000 + n as u64, n * 960, &opus_payload(n));
-        alice.send_rtp(mids[1], 2000 + n as u64, n * 3000, &vp8_payload(n % 50 == 0, n));
-        tokio::join!(alice.run_for(Duration::from_millis(10)), bob.run_for(Duration::from_millis(10)));
+        alice.send_rtp(
+            mids[1],
+            2000 + n as u64,
+            n * 3000,
+            &vp8_payload(n % 50 == 0, n),
+        );
+        tokio::join!(
+            alice.run_for(Duration::from_millis(10)),
+            bob.run_for(Duration::from_millis(10))
+        );
     }
     bob.run_for(Duration::from_millis(500)).await;
 
     let audio_track = &alice.own_tracks[&mids[0].to_string()];
     let video_track = &alice.own_tracks[&mids[1].to_string()];
-    let audio = bob.received.get(audio_track).map_or(&[][..], |v| v.as_slice());
-    let video = bob.received.get(video_track).map_or(&[][..], |v| v.as_slice());
+    let audio = bob
+        .received
+        .get(audio_track)
+        .map_or(&[][..], |v| v.as_slice());
+    let video = bob
+        .received
+        .get(video_track)
+        .map_or(&[][..], |v| v.as_slice());
     assert_eq!(audio.len(), 100, "every Opus packet arrived at bob");
     assert_eq!(video.len(), 100, "every VP8 packet arrived at bob");
     for (n, p) in audio.iter().enumerate() {

@@ -24,35 +24,64 @@ impl Sfu {
 
     fn dispatch(&mut self, now: Instant, command: Command) -> Result<Reply, SfuError> {
         match command {
-            Command::Join { participant, room, identity, name, permissions, auto_subscribe } => {
-                let info = ParticipantInfo { id: participant, identity, name };
+            Command::Join {
+                participant,
+                room,
+                identity,
+                name,
+                permissions,
+                auto_subscribe,
+            } => {
+                let info = ParticipantInfo {
+                    id: participant,
+                    identity,
+                    name,
+                };
                 self.join(now, info, room, permissions, auto_subscribe)
             }
-            Command::PublisherOffer { participant, sdp, tracks } => {
-                self.publisher_offer(now, participant, &sdp, tracks).map(Reply::Answer)
-            }
-            Command::SubscriberAnswer { participant, sdp } => {
-                self.subscriber_answer(now, participant, &sdp).map(|_| Reply::Done)
-            }
-            Command::Candidate { participant, target, candidate } => {
-                self.remote_candidate(participant, target, &candidate).map(|_| Reply::Done)
-            }
-            Command::Subscribe { participant, tracks } => {
-                self.subscribe(now, participant, &tracks).map(|_| Reply::Done)
-            }
-            Command::Unsubscribe { participant, tracks } => {
-                self.unsubscribe(participant, &tracks).map(|_| Reply::Done)
-            }
-            Command::SetMuted { participant, track, muted } => {
-                self.set_muted(participant, track, muted).map(|_| Reply::Done)
-            }
+            Command::PublisherOffer {
+                participant,
+                sdp,
+                tracks,
+            } => self
+                .publisher_offer(now, participant, &sdp, tracks)
+                .map(Reply::Answer),
+            Command::SubscriberAnswer { participant, sdp } => self
+                .subscriber_answer(now, participant, &sdp)
+                .map(|_| Reply::Done),
+            Command::Candidate {
+                participant,
+                target,
+                candidate,
+            } => self
+                .remote_candidate(participant, target, &candidate)
+                .map(|_| Reply::Done),
+            Command::Subscribe {
+                participant,
+                tracks,
+            } => self
+                .subscribe(now, participant, &tracks)
+                .map(|_| Reply::Done),
+            Command::Unsubscribe {
+                participant,
+                tracks,
+            } => self.unsubscribe(participant, &tracks).map(|_| Reply::Done),
+            Command::SetMuted {
+                participant,
+                track,
+                muted,
+            } => self
+                .set_muted(participant, track, muted)
+                .map(|_| Reply::Done),
             Command::Leave { participant } => {
                 self.participant(participant)?;
                 self.remove_participant(now, participant, LeaveReason::Left);
                 Ok(Reply::Done)
             }
             Command::ListRooms => Ok(Reply::Rooms(self.list_rooms())),
-            Command::ListParticipants { room } => self.list_participants(&room).map(Reply::Participants),
+            Command::ListParticipants { room } => {
+                self.list_participants(&room).map(Reply::Participants)
+            }
             Command::RemoveParticipant { room, identity } => {
                 let id = self
                     .find_identity(&room, &identity)?
@@ -88,10 +117,10 @@ impl Sfu {
         if self.participants.contains_key(&info.id) {
             return Err(SfuError::DuplicateParticipant);
         }
-        if let Some(r) = self.rooms.get(room.as_str()) {
-            if r.participants.len() >= self.config.max_participants_per_room {
-                return Err(SfuError::LimitReached("participants per room"));
-            }
+        if let Some(r) = self.rooms.get(room.as_str())
+            && r.participants.len() >= self.config.max_participants_per_room
+        {
+            return Err(SfuError::LimitReached("participants per room"));
         }
         if let Ok(Some(old)) = self.find_identity(&room, &info.identity) {
             self.remove_participant(now, old, LeaveReason::DuplicateIdentity);
@@ -107,8 +136,20 @@ impl Sfu {
         let others: Vec<ParticipantId> = r.participants.clone();
         let existing_tracks: Vec<TrackId> = r.tracks.clone();
         r.participants.push(id);
-        self.ufrags.insert(pub_ufrag.clone(), PcKey { participant: id, role: PcRole::Publisher });
-        self.ufrags.insert(sub_ufrag.clone(), PcKey { participant: id, role: PcRole::Subscriber });
+        self.ufrags.insert(
+            pub_ufrag.clone(),
+            PcKey {
+                participant: id,
+                role: PcRole::Publisher,
+            },
+        );
+        self.ufrags.insert(
+            sub_ufrag.clone(),
+            PcKey {
+                participant: id,
+                role: PcRole::Subscriber,
+            },
+        );
         self.participants.insert(
             id,
             Participant {
@@ -130,21 +171,39 @@ impl Sfu {
         for other in &others {
             self.notify(*other, Notice::ParticipantJoined(info.clone()));
         }
-        let tracks: Vec<TrackInfo> =
-            existing_tracks.iter().filter_map(|t| self.tracks.get(t)).map(|t| t.info.clone()).collect();
+        let tracks: Vec<TrackInfo> = existing_tracks
+            .iter()
+            .filter_map(|t| self.tracks.get(t))
+            .map(|t| t.info.clone())
+            .collect();
         if auto_subscribe && permissions.subscribe {
             for t in &existing_tracks {
                 self.add_subscription(id, *t);
             }
             self.negotiate(id);
         }
-        let others = others.iter().filter_map(|o| self.participants.get(o)).map(|p| p.info.clone()).collect();
-        Ok(Reply::Joined { participant: info, others, tracks })
+        let others = others
+            .iter()
+            .filter_map(|o| self.participants.get(o))
+            .map(|p| p.info.clone())
+            .collect();
+        Ok(Reply::Joined {
+            participant: info,
+            others,
+            tracks,
+        })
     }
 
     /// Remove a participant: unpublish its tracks, drop its subscriptions, tell the room.
-    pub(crate) fn remove_participant(&mut self, _now: Instant, id: ParticipantId, reason: LeaveReason) {
-        let Some(mut p) = self.participants.remove(&id) else { return };
+    pub(crate) fn remove_participant(
+        &mut self,
+        _now: Instant,
+        id: ParticipantId,
+        reason: LeaveReason,
+    ) {
+        let Some(mut p) = self.participants.remove(&id) else {
+            return;
+        };
         tracing::info!(participant = %id, room = %p.room, ?reason, "removed");
         for role in [PcRole::Publisher, PcRole::Subscriber] {
             let pc = p.pc_mut(role);
@@ -160,19 +219,28 @@ impl Sfu {
                 t.subscribers.retain(|s| *s != id);
             }
         }
-        let Some(room) = self.rooms.get_mut(&p.room) else { return };
+        let Some(room) = self.rooms.get_mut(&p.room) else {
+            return;
+        };
         room.participants.retain(|o| *o != id);
         let others = room.participants.clone();
         let empty = others.is_empty();
         for other in others {
-            self.notify(other, Notice::ParticipantLeft { participant: id, reason });
+            self.notify(
+                other,
+                Notice::ParticipantLeft {
+                    participant: id,
+                    reason,
+                },
+            );
         }
         if reason != LeaveReason::Left {
             self.notify(id, Notice::Removed(reason));
         }
         if empty {
             self.rooms.remove(&p.room);
-            self.outputs.push_back(Output::RoomClosed(p.room.to_string()));
+            self.outputs
+                .push_back(Output::RoomClosed(p.room.to_string()));
         }
     }
 
@@ -181,19 +249,24 @@ impl Sfu {
     }
 
     pub(crate) fn participant(&self, id: ParticipantId) -> Result<&Participant, SfuError> {
-        self.participants.get(&id).ok_or(SfuError::ParticipantNotFound)
+        self.participants
+            .get(&id)
+            .ok_or(SfuError::ParticipantNotFound)
     }
 
     fn room(&self, name: &str) -> Result<&crate::room::Room, SfuError> {
-        self.rooms.get(name).ok_or_else(|| SfuError::RoomNotFound(name.to_string()))
+        self.rooms
+            .get(name)
+            .ok_or_else(|| SfuError::RoomNotFound(name.to_string()))
     }
 
     fn find_identity(&self, room: &str, identity: &str) -> Result<Option<ParticipantId>, SfuError> {
         let r = self.room(room)?;
-        Ok(r.participants
-            .iter()
-            .copied()
-            .find(|id| self.participants.get(id).is_some_and(|p| p.info.identity == identity)))
+        Ok(r.participants.iter().copied().find(|id| {
+            self.participants
+                .get(id)
+                .is_some_and(|p| p.info.identity == identity)
+        }))
     }
 
     fn list_rooms(&self) -> Vec<RoomInfo> {
@@ -217,7 +290,12 @@ impl Sfu {
             .filter_map(|id| self.participants.get(id))
             .map(|p| ParticipantDetail {
                 info: p.info.clone(),
-                tracks: p.published.values().filter_map(|t| self.tracks.get(t)).map(|t| t.info.clone()).collect(),
+                tracks: p
+                    .published
+                    .values()
+                    .filter_map(|t| self.tracks.get(t))
+                    .map(|t| t.info.clone())
+                    .collect(),
                 connected: p.connected(),
             })
             .collect())

@@ -8,19 +8,26 @@ use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use crate::ids::{ParticipantId, TrackId};
-use crate::keyframe::{is_keyframe, VideoCodec};
+use crate::keyframe::{VideoCodec, is_keyframe};
 use crate::sfu::{PcKey, Sfu};
 use crate::signal::{PcRole, TrackKind};
 
 impl Sfu {
     /// One RTP packet from a publisher, to every subscriber of its track.
     pub(crate) fn forward(&mut self, now: Instant, publisher: ParticipantId, packet: RtpPacket) {
-        let Some(p) = self.participants.get_mut(&publisher) else { return };
+        let Some(p) = self.participants.get_mut(&publisher) else {
+            return;
+        };
         let ssrc = packet.header.ssrc;
         let track_id = match p.ssrc_tracks.get(&ssrc) {
             Some(t) => *t,
             None => {
-                let mid = p.publisher.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+                let mid = p
+                    .publisher
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&ssrc)
+                    .map(|s| s.mid());
                 let Some(t) = mid.and_then(|m| p.published.get(&m)).copied() else {
                     self.stats.dropped_unknown_ssrc += 1;
                     return;
@@ -30,11 +37,19 @@ impl Sfu {
             }
         };
         let pt = packet.header.payload_type;
-        let Some(params) = p.publisher.rtc.codec_config().find(|c| c.pt() == pt).cloned() else {
+        let Some(params) = p
+            .publisher
+            .rtc
+            .codec_config()
+            .find(|c| c.pt() == pt)
+            .cloned()
+        else {
             self.stats.forward_errors += 1;
             return;
         };
-        let Some(track) = self.tracks.get_mut(&track_id) else { return };
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
         track.ssrc = Some(ssrc);
         let is_video = track.info.kind == TrackKind::Video;
         if is_video {
@@ -56,8 +71,12 @@ impl Sfu {
         subscribers.extend_from_slice(&track.subscribers);
         let mut wants_keyframe = false;
         for &sub_id in &subscribers {
-            let Some(s) = self.participants.get_mut(&sub_id) else { continue };
-            let Some(sub) = s.subscriptions.get_mut(&track_id) else { continue };
+            let Some(s) = self.participants.get_mut(&sub_id) else {
+                continue;
+            };
+            let Some(sub) = s.subscriptions.get_mut(&track_id) else {
+                continue;
+            };
             let Some(out_ssrc) = sub.ssrc else { continue };
             if sub.waiting_for_keyframe {
                 if keyframe == Some(false) {
@@ -68,7 +87,7 @@ impl Sfu {
             }
             let out_pt = match sub.pt_map {
                 Some((from, to)) if from == *pt => to,
-                _ => match s.subscriber.rtc.codec_config().match_params(params.clone()) {
+                _ => match s.subscriber.rtc.codec_config().match_params(params) {
                     Some(out) => {
                         sub.pt_map = Some((*pt, *out.pt()));
                         *out.pt()
@@ -79,7 +98,10 @@ impl Sfu {
                     }
                 },
             };
-            let Some((seq, ts)) = sub.rewriter.rewrite(*packet.seq_no, packet.header.timestamp) else {
+            let Some((seq, ts)) = sub
+                .rewriter
+                .rewrite(*packet.seq_no, packet.header.timestamp)
+            else {
                 continue;
             };
             let mut direct = s.subscriber.rtc.direct_api();
@@ -87,13 +109,22 @@ impl Sfu {
                 self.stats.forward_errors += 1;
                 continue;
             };
-            let write = RtpWrite::new(out_pt.into(), seq.into(), ts, packet.timestamp, packet.payload.clone())
-                .marker(packet.header.marker)
-                .nackable(is_video)
-                .ext_vals(exts.clone());
+            let write = RtpWrite::new(
+                out_pt.into(),
+                seq.into(),
+                ts,
+                packet.timestamp,
+                packet.payload.clone(),
+            )
+            .marker(packet.header.marker)
+            .nackable(is_video)
+            .ext_vals(exts.clone());
             tx.write_rtp(write);
             self.stats.rtp_forwarded += 1;
-            self.drain(PcKey { participant: sub_id, role: PcRole::Subscriber });
+            self.drain(PcKey {
+                participant: sub_id,
+                role: PcRole::Subscriber,
+            });
         }
         self.scratch = subscribers;
         if wants_keyframe {
@@ -102,8 +133,17 @@ impl Sfu {
     }
 
     /// A subscriber asked for a keyframe on one of its m-lines.
-    pub(crate) fn on_keyframe_request(&mut self, now: Instant, subscriber: ParticipantId, mid: Mid) {
-        let track = self.participants.get(&subscriber).and_then(|s| s.sub_mids.get(&mid)).copied();
+    pub(crate) fn on_keyframe_request(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        mid: Mid,
+    ) {
+        let track = self
+            .participants
+            .get(&subscriber)
+            .and_then(|s| s.sub_mids.get(&mid))
+            .copied();
         if let Some(track) = track {
             self.request_keyframe(now, track);
         }
@@ -111,7 +151,9 @@ impl Sfu {
 
     /// Ask the publisher of `track` for a keyframe, at most once per throttle interval.
     pub(crate) fn request_keyframe(&mut self, now: Instant, track: TrackId) {
-        let Some(t) = self.tracks.get_mut(&track) else { return };
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
         if t.keyframes.request(now) {
             self.send_keyframe_request(track);
         } else {
@@ -121,13 +163,22 @@ impl Sfu {
 
     /// Send a PLI to the publisher of `track` now.
     pub(crate) fn send_keyframe_request(&mut self, track: TrackId) {
-        let Some(t) = self.tracks.get(&track) else { return };
-        let (Some(ssrc), publisher) = (t.ssrc, t.info.participant) else { return };
-        let Some(p) = self.participants.get_mut(&publisher) else { return };
+        let Some(t) = self.tracks.get(&track) else {
+            return;
+        };
+        let (Some(ssrc), publisher) = (t.ssrc, t.info.participant) else {
+            return;
+        };
+        let Some(p) = self.participants.get_mut(&publisher) else {
+            return;
+        };
         if let Some(rx) = p.publisher.rtc.direct_api().stream_rx(&ssrc) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
             self.stats.keyframe_requests_sent += 1;
         }
-        self.drain(PcKey { participant: publisher, role: PcRole::Publisher });
+        self.drain(PcKey {
+            participant: publisher,
+            role: PcRole::Publisher,
+        });
     }
 }

@@ -21,7 +21,9 @@ pub fn is_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
 /// RFC 7741 section 4.2: skip the payload descriptor, then the first bit of the VP8 payload
 /// header is the inverse key frame flag. Only the first packet of partition 0 carries it.
 fn vp8_is_keyframe(payload: &[u8]) -> bool {
-    let Some(&first) = payload.first() else { return false };
+    let Some(&first) = payload.first() else {
+        return false;
+    };
     let extended = first & 0x80 != 0;
     let start_of_partition = first & 0x10 != 0;
     let partition_id = first & 0x07;
@@ -30,11 +32,15 @@ fn vp8_is_keyframe(payload: &[u8]) -> bool {
     }
     let mut at = 1;
     if extended {
-        let Some(&x) = payload.get(at) else { return false };
+        let Some(&x) = payload.get(at) else {
+            return false;
+        };
         at += 1;
         if x & 0x80 != 0 {
             // PictureID: 7 or 15 bits, depending on the M bit.
-            let Some(&pid) = payload.get(at) else { return false };
+            let Some(&pid) = payload.get(at) else {
+                return false;
+            };
             at += if pid & 0x80 != 0 { 2 } else { 1 };
         }
         if x & 0x40 != 0 {
@@ -54,7 +60,9 @@ const NAL_FU_A: u8 = 28;
 
 /// RFC 6184: an IDR slice or an SPS, alone, aggregated in STAP-A, or starting an FU-A.
 fn h264_is_keyframe(payload: &[u8]) -> bool {
-    let Some(&first) = payload.first() else { return false };
+    let Some(&first) = payload.first() else {
+        return false;
+    };
     match first & 0x1F {
         NAL_IDR | NAL_SPS => true,
         NAL_STAP_A => {
@@ -67,7 +75,9 @@ fn h264_is_keyframe(payload: &[u8]) -> bool {
                 if matches!(rest[2] & 0x1F, NAL_IDR | NAL_SPS) {
                     return true;
                 }
-                let Some(next) = rest.get(2 + size..) else { return false };
+                let Some(next) = rest.get(2 + size..) else {
+                    return false;
+                };
                 rest = next;
             }
             false
@@ -90,9 +100,15 @@ mod tests {
         // Same, but an interframe (P=1).
         assert!(!is_keyframe(VideoCodec::Vp8, &[0x10, 0x01]));
         // X=1, I=1 with a 15-bit picture id, then the payload header.
-        assert!(is_keyframe(VideoCodec::Vp8, &[0x90, 0x80, 0x81, 0x23, 0x10]));
+        assert!(is_keyframe(
+            VideoCodec::Vp8,
+            &[0x90, 0x80, 0x81, 0x23, 0x10]
+        ));
         // X=1, I=1 (7-bit), L=1, T=1: four descriptor bytes past the first, then P=1.
-        assert!(!is_keyframe(VideoCodec::Vp8, &[0x90, 0xE0, 0x05, 0x01, 0x20, 0x01]));
+        assert!(!is_keyframe(
+            VideoCodec::Vp8,
+            &[0x90, 0xE0, 0x05, 0x01, 0x20, 0x01]
+        ));
         // Not the start of a partition.
         assert!(!is_keyframe(VideoCodec::Vp8, &[0x00, 0x00]));
     }
@@ -102,7 +118,10 @@ mod tests {
         assert!(is_keyframe(VideoCodec::H264, &[0x65, 0x88])); // IDR
         assert!(is_keyframe(VideoCodec::H264, &[0x67, 0x42])); // SPS
         assert!(!is_keyframe(VideoCodec::H264, &[0x41, 0x9a])); // non-IDR slice
-        assert!(is_keyframe(VideoCodec::H264, &[0x78, 0x00, 0x02, 0x67, 0x42])); // STAP-A with SPS
+        assert!(is_keyframe(
+            VideoCodec::H264,
+            &[0x78, 0x00, 0x02, 0x67, 0x42]
+        )); // STAP-A with SPS
         assert!(is_keyframe(VideoCodec::H264, &[0x7c, 0x85, 0x00])); // FU-A start of IDR
         assert!(!is_keyframe(VideoCodec::H264, &[0x7c, 0x05, 0x00])); // FU-A middle of IDR
     }

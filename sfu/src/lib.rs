@@ -29,11 +29,11 @@ mod throttle;
 
 // The public interface is:
 pub use config::SfuConfig;
-pub use demux::{classify, stun_local_ufrag, DatagramKind};
+pub use demux::{DatagramKind, classify, stun_local_ufrag};
 pub use error::{Fault, SfuError};
 pub use ids::{ParticipantId, TrackId};
-pub use keyframe::{is_keyframe, VideoCodec};
-pub use rewrite::{RtpRewriter, FIRST_SEQ};
+pub use keyframe::{VideoCodec, is_keyframe};
+pub use rewrite::{FIRST_SEQ, RtpRewriter};
 pub use sfu::{Output, Sfu};
 pub use signal::{
     Command, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole, Permissions, Reply,

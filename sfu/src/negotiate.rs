@@ -6,9 +6,9 @@
 
 use std::time::Instant;
 
+use str0m::Candidate;
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind, Mid};
-use str0m::Candidate;
 
 use crate::error::SfuError;
 use crate::ids::{ParticipantId, TrackId};
@@ -26,7 +26,10 @@ impl Sfu {
         sdp: &str,
         hints: Vec<TrackHint>,
     ) -> Result<String, SfuError> {
-        let p = self.participants.get_mut(&id).ok_or(SfuError::ParticipantNotFound)?;
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::ParticipantNotFound)?;
         if !p.permissions.publish {
             return Err(SfuError::PermissionDenied("publish"));
         }
@@ -40,7 +43,10 @@ impl Sfu {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
-        self.drain(PcKey { participant: id, role: PcRole::Publisher });
+        self.drain(PcKey {
+            participant: id,
+            role: PcRole::Publisher,
+        });
         Ok(answer.to_sdp_string())
     }
 
@@ -66,7 +72,9 @@ impl Sfu {
         mid: Mid,
         direction: Direction,
     ) {
-        let Some(p) = self.participants.get_mut(&id) else { return };
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
         match (p.published.get(&mid).copied(), receives(direction)) {
             (Some(track), false) => {
                 p.published.remove(&mid);
@@ -84,7 +92,9 @@ impl Sfu {
     }
 
     fn publish_track(&mut self, _now: Instant, id: ParticipantId, mid: Mid, kind: MediaKind) {
-        let Some(p) = self.participants.get_mut(&id) else { return };
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
         if p.published.len() >= self.config.max_tracks_per_participant {
             tracing::info!(participant = %id, "track limit reached; m-line ignored");
             return;
@@ -94,19 +104,44 @@ impl Sfu {
         let info = TrackInfo {
             id: track_id,
             participant: id,
-            kind: if kind == MediaKind::Audio { TrackKind::Audio } else { TrackKind::Video },
-            source: p.hints.get(mid.to_string().as_str()).copied().unwrap_or(TrackSource::Unknown),
+            kind: if kind == MediaKind::Audio {
+                TrackKind::Audio
+            } else {
+                TrackKind::Video
+            },
+            source: p
+                .hints
+                .get(mid.to_string().as_str())
+                .copied()
+                .unwrap_or(TrackSource::Unknown),
             muted: false,
         };
         p.published.insert(mid, track_id);
         let room_name = p.room.clone();
         tracing::info!(participant = %id, track = %track_id, ?kind, "published");
-        let track = Track::new(info.clone(), room_name.clone(), self.config.keyframe_interval());
+        let track = Track::new(
+            info.clone(),
+            room_name.clone(),
+            self.config.keyframe_interval(),
+        );
         self.tracks.insert(track_id, track);
-        self.notify(id, Notice::LocalTrackPublished { mid: mid.to_string(), track: info.clone() });
-        let Some(room) = self.rooms.get_mut(&room_name) else { return };
+        self.notify(
+            id,
+            Notice::LocalTrackPublished {
+                mid: mid.to_string(),
+                track: info.clone(),
+            },
+        );
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
         room.tracks.push(track_id);
-        let others: Vec<ParticipantId> = room.participants.iter().copied().filter(|o| *o != id).collect();
+        let others: Vec<ParticipantId> = room
+            .participants
+            .iter()
+            .copied()
+            .filter(|o| *o != id)
+            .collect();
         for other in others {
             self.notify(other, Notice::TrackPublished(info.clone()));
             let auto = self
@@ -122,25 +157,46 @@ impl Sfu {
 
     /// Remove a track from its room and from every subscriber.
     pub(crate) fn unpublish_track(&mut self, track_id: TrackId) {
-        let Some(track) = self.tracks.remove(&track_id) else { return };
+        let Some(track) = self.tracks.remove(&track_id) else {
+            return;
+        };
         tracing::info!(track = %track_id, "unpublished");
         for sub in &track.subscribers {
             self.remove_subscription(*sub, track_id);
             self.negotiate(*sub);
         }
-        let Some(room) = self.rooms.get_mut(&track.room) else { return };
+        let Some(room) = self.rooms.get_mut(&track.room) else {
+            return;
+        };
         room.tracks.retain(|t| *t != track_id);
-        let everyone: Vec<ParticipantId> =
-            room.participants.iter().copied().filter(|p| *p != track.info.participant).collect();
+        let everyone: Vec<ParticipantId> = room
+            .participants
+            .iter()
+            .copied()
+            .filter(|p| *p != track.info.participant)
+            .collect();
         for p in everyone {
             self.notify(p, Notice::TrackUnpublished(track_id));
         }
     }
 
-    pub(crate) fn subscriber_answer(&mut self, now: Instant, id: ParticipantId, sdp: &str) -> Result<(), SfuError> {
-        let p = self.participants.get_mut(&id).ok_or(SfuError::ParticipantNotFound)?;
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
-        let pending = p.negotiation.pending.take().ok_or(SfuError::NoPendingOffer)?;
+    pub(crate) fn subscriber_answer(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        sdp: &str,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::ParticipantNotFound)?;
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let pending = p
+            .negotiation
+            .pending
+            .take()
+            .ok_or(SfuError::NoPendingOffer)?;
         if let Err(e) = p.subscriber.rtc.sdp_api().accept_answer(pending, answer) {
             // The offer is spent: offer again everything that was not answered.
             p.negotiation.dirty = true;
@@ -149,13 +205,21 @@ impl Sfu {
         let mut ready = Vec::new();
         for (track, sub) in p.subscriptions.iter_mut() {
             if let (Some(mid), None) = (sub.mid, sub.ssrc) {
-                sub.ssrc = p.subscriber.rtc.direct_api().stream_tx_by_mid(mid, None).map(|s| s.ssrc());
+                sub.ssrc = p
+                    .subscriber
+                    .rtc
+                    .direct_api()
+                    .stream_tx_by_mid(mid, None)
+                    .map(|s| s.ssrc());
                 if sub.ssrc.is_some() && sub.waiting_for_keyframe {
                     ready.push(*track);
                 }
             }
         }
-        self.drain(PcKey { participant: id, role: PcRole::Subscriber });
+        self.drain(PcKey {
+            participant: id,
+            role: PcRole::Subscriber,
+        });
         for track in ready {
             self.request_keyframe(now, track);
         }
@@ -163,19 +227,36 @@ impl Sfu {
         Ok(())
     }
 
-    pub(crate) fn remote_candidate(&mut self, id: ParticipantId, role: PcRole, line: &str) -> Result<(), SfuError> {
-        let p = self.participants.get_mut(&id).ok_or(SfuError::ParticipantNotFound)?;
+    pub(crate) fn remote_candidate(
+        &mut self,
+        id: ParticipantId,
+        role: PcRole,
+        line: &str,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(&id)
+            .ok_or(SfuError::ParticipantNotFound)?;
         let line = line.trim().trim_start_matches("a=");
         if line.is_empty() {
             return Ok(()); // end of candidates
         }
-        let candidate = Candidate::from_sdp_string(line).map_err(|e| SfuError::BadCandidate(e.to_string()))?;
+        let candidate =
+            Candidate::from_sdp_string(line).map_err(|e| SfuError::BadCandidate(e.to_string()))?;
         p.pc_mut(role).rtc.add_remote_candidate(candidate);
-        self.drain(PcKey { participant: id, role });
+        self.drain(PcKey {
+            participant: id,
+            role,
+        });
         Ok(())
     }
 
-    pub(crate) fn subscribe(&mut self, _now: Instant, id: ParticipantId, tracks: &[TrackId]) -> Result<(), SfuError> {
+    pub(crate) fn subscribe(
+        &mut self,
+        _now: Instant,
+        id: ParticipantId,
+        tracks: &[TrackId],
+    ) -> Result<(), SfuError> {
         let p = self.participant(id)?;
         if !p.permissions.subscribe {
             return Err(SfuError::PermissionDenied("subscribe"));
@@ -183,7 +264,10 @@ impl Sfu {
         let room = p.room.clone();
         for t in tracks {
             let in_room = self.rooms.get(&room).is_some_and(|r| r.tracks.contains(t));
-            let own = self.tracks.get(t).is_some_and(|tr| tr.info.participant == id);
+            let own = self
+                .tracks
+                .get(t)
+                .is_some_and(|tr| tr.info.participant == id);
             if !in_room || own {
                 return Err(SfuError::TrackNotFound(t.to_string()));
             }
@@ -195,7 +279,11 @@ impl Sfu {
         Ok(())
     }
 
-    pub(crate) fn unsubscribe(&mut self, id: ParticipantId, tracks: &[TrackId]) -> Result<(), SfuError> {
+    pub(crate) fn unsubscribe(
+        &mut self,
+        id: ParticipantId,
+        tracks: &[TrackId],
+    ) -> Result<(), SfuError> {
         let p = self.participant(id)?;
         if let Some(t) = tracks.iter().find(|t| !p.subscriptions.contains_key(t)) {
             return Err(SfuError::TrackNotFound(t.to_string()));
@@ -210,8 +298,16 @@ impl Sfu {
         Ok(())
     }
 
-    pub(crate) fn set_muted(&mut self, id: ParticipantId, track: TrackId, muted: bool) -> Result<(), SfuError> {
-        let t = self.tracks.get_mut(&track).filter(|t| t.info.participant == id);
+    pub(crate) fn set_muted(
+        &mut self,
+        id: ParticipantId,
+        track: TrackId,
+        muted: bool,
+    ) -> Result<(), SfuError> {
+        let t = self
+            .tracks
+            .get_mut(&track)
+            .filter(|t| t.info.participant == id);
         let t = t.ok_or_else(|| SfuError::TrackNotFound(track.to_string()))?;
         if t.info.muted == muted {
             return Ok(());
@@ -221,7 +317,13 @@ impl Sfu {
         let others: Vec<ParticipantId> = self
             .rooms
             .get(&room)
-            .map(|r| r.participants.iter().copied().filter(|o| *o != id).collect())
+            .map(|r| {
+                r.participants
+                    .iter()
+                    .copied()
+                    .filter(|o| *o != id)
+                    .collect()
+            })
             .unwrap_or_default();
         for o in others {
             self.notify(o, Notice::TrackMuted { track, muted });
@@ -230,8 +332,12 @@ impl Sfu {
     }
 
     pub(crate) fn add_subscription(&mut self, subscriber: ParticipantId, track_id: TrackId) {
-        let Some(track) = self.tracks.get_mut(&track_id) else { return };
-        let Some(p) = self.participants.get_mut(&subscriber) else { return };
+        let Some(track) = self.tracks.get_mut(&track_id) else {
+            return;
+        };
+        let Some(p) = self.participants.get_mut(&subscriber) else {
+            return;
+        };
         if p.subscriptions.contains_key(&track_id) {
             return;
         }
@@ -251,8 +357,12 @@ impl Sfu {
 
     /// Drop a subscription; its m-line is stopped in the next offer.
     fn remove_subscription(&mut self, subscriber: ParticipantId, track: TrackId) {
-        let Some(p) = self.participants.get_mut(&subscriber) else { return };
-        let Some(sub) = p.subscriptions.remove(&track) else { return };
+        let Some(p) = self.participants.get_mut(&subscriber) else {
+            return;
+        };
+        let Some(sub) = p.subscriptions.remove(&track) else {
+            return;
+        };
         if let Some(mid) = sub.mid {
             p.sub_mids.remove(&mid);
             p.negotiation.mids_to_stop.push(mid);
@@ -262,20 +372,30 @@ impl Sfu {
 
     /// Send a new subscriber offer if something changed and no offer is outstanding.
     pub(crate) fn negotiate(&mut self, id: ParticipantId) {
-        let Some(p) = self.participants.get_mut(&id) else { return };
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
         if p.negotiation.pending.is_some() || !p.negotiation.dirty {
             return;
         }
         p.negotiation.dirty = false;
         let mut api = p.subscriber.rtc.sdp_api();
         for (track_id, sub) in p.subscriptions.iter_mut().filter(|(_, s)| s.mid.is_none()) {
-            let Some(track) = self.tracks.get(track_id) else { continue };
+            let Some(track) = self.tracks.get(track_id) else {
+                continue;
+            };
             let kind = match track.info.kind {
                 TrackKind::Audio => MediaKind::Audio,
                 TrackKind::Video => MediaKind::Video,
             };
             let stream_id = track.info.participant.to_string();
-            let mid = api.add_media(kind, Direction::SendOnly, Some(stream_id), Some(track_id.to_string()), None);
+            let mid = api.add_media(
+                kind,
+                Direction::SendOnly,
+                Some(stream_id),
+                Some(track_id.to_string()),
+                None,
+            );
             sub.mid = Some(mid);
             p.sub_mids.insert(mid, *track_id);
         }
@@ -286,7 +406,10 @@ impl Sfu {
             p.negotiation.pending = Some(pending);
             self.notify(id, Notice::SubscriberOffer(offer.to_sdp_string()));
         }
-        self.drain(PcKey { participant: id, role: PcRole::Subscriber });
+        self.drain(PcKey {
+            participant: id,
+            role: PcRole::Subscriber,
+        });
     }
 }
 

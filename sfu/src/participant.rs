@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
 use str0m::media::Mid;
 use str0m::rtp::Ssrc;
-use str0m::Rtc;
 
 use crate::ids::{ParticipantId, TrackId};
 use crate::rewrite::RtpRewriter;
@@ -33,7 +33,15 @@ pub(crate) struct Pc {
 
 impl Pc {
     pub fn new(rtc: Rtc, ufrag: String, now: Instant) -> Self {
-        Self { rtc, ufrag, remotes: Vec::new(), next_timeout: now, timer_armed: false, disconnected_since: None, ever_connected: false }
+        Self {
+            rtc,
+            ufrag,
+            remotes: Vec::new(),
+            next_timeout: now,
+            timer_armed: false,
+            disconnected_since: None,
+            ever_connected: false,
+        }
     }
 }
 
@@ -100,6 +108,8 @@ impl Participant {
         [&self.publisher, &self.subscriber]
             .iter()
             .any(|pc| pc.ever_connected)
-            && [&self.publisher, &self.subscriber].iter().all(|pc| pc.disconnected_since.is_none())
+            && [&self.publisher, &self.subscriber]
+                .iter()
+                .all(|pc| pc.disconnected_since.is_none())
     }
 }

@@ -19,7 +19,10 @@ pub struct RtpRewriter {
 impl RtpRewriter {
     /// A rewriter whose first outgoing timestamp will be `ts_start`.
     pub fn new(ts_start: u32) -> Self {
-        Self { base: None, ts_start }
+        Self {
+            base: None,
+            ts_start,
+        }
     }
 
     /// True once the first packet has been forwarded.
@@ -47,7 +50,10 @@ mod tests {
         // The publisher has already wrapped its 16-bit sequence number three times.
         let publisher_seq = 3 * 65_536 + 17;
         assert_eq!(r.rewrite(publisher_seq, 90_000), Some((FIRST_SEQ, 1000)));
-        assert_eq!(r.rewrite(publisher_seq + 1, 93_000), Some((FIRST_SEQ + 1, 4000)));
+        assert_eq!(
+            r.rewrite(publisher_seq + 1, 93_000),
+            Some((FIRST_SEQ + 1, 4000))
+        );
     }
 
     #[test]

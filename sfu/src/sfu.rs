@@ -11,7 +11,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Event, IceConnectionState, Input, Rtc};
 
 use crate::config::SfuConfig;
-use crate::demux::{classify, stun_local_ufrag, DatagramKind};
+use crate::demux::{DatagramKind, classify, stun_local_ufrag};
 use crate::ids::{ParticipantId, TrackId};
 use crate::participant::Participant;
 use crate::room::{Room, Track};
@@ -67,7 +67,11 @@ pub struct Sfu {
 
 impl Sfu {
     /// A core with this config. `track_id_base` keeps track ids of different workers apart.
-    pub fn new(now: Instant, config: SfuConfig, track_id_base: u64) -> Result<Self, crate::SfuError> {
+    pub fn new(
+        now: Instant,
+        config: SfuConfig,
+        track_id_base: u64,
+    ) -> Result<Self, crate::SfuError> {
         let provider = str0m::crypto::from_feature_flags();
         let dtls_cert = provider
             .dtls_provider
@@ -115,13 +119,21 @@ impl Sfu {
             self.stats.dropped_unrouted += 1;
             return;
         };
-        let Some(local) = self.config.public_addr else { return };
+        let Some(local) = self.config.public_addr else {
+            return;
+        };
         let Ok(receive) = Receive::new(Protocol::Udp, from, local, datagram) else {
             self.stats.dropped_malformed += 1;
             return;
         };
-        let Some(p) = self.participants.get_mut(&key.participant) else { return };
-        if let Err(e) = p.pc_mut(key.role).rtc.handle_input(Input::Receive(now, receive)) {
+        let Some(p) = self.participants.get_mut(&key.participant) else {
+            return;
+        };
+        if let Err(e) = p
+            .pc_mut(key.role)
+            .rtc
+            .handle_input(Input::Receive(now, receive))
+        {
             tracing::debug!(participant = %key.participant, error = %e, "input rejected");
             self.stats.dropped_malformed += 1;
         }
@@ -136,7 +148,9 @@ impl Sfu {
                 break;
             }
             self.timers.pop();
-            let Some(p) = self.participants.get_mut(&key.participant) else { continue };
+            let Some(p) = self.participants.get_mut(&key.participant) else {
+                continue;
+            };
             let pc = p.pc_mut(key.role);
             if !pc.timer_armed || pc.next_timeout != at {
                 continue; // superseded by a later poll
@@ -187,7 +201,9 @@ impl Sfu {
 
     /// Poll one connection until it wants a timeout, queueing transmits and events.
     pub(crate) fn drain(&mut self, key: PcKey) {
-        let Some(p) = self.participants.get_mut(&key.participant) else { return };
+        let Some(p) = self.participants.get_mut(&key.participant) else {
+            return;
+        };
         let pc = p.pc_mut(key.role);
         loop {
             match pc.rtc.poll_output() {
@@ -208,7 +224,8 @@ impl Sfu {
                 Err(e) => {
                     tracing::info!(participant = %key.participant, error = %e, "connection failed");
                     self.stats.rtc_errors += 1;
-                    self.doomed.push((key.participant, LeaveReason::ConnectionLost));
+                    self.doomed
+                        .push((key.participant, LeaveReason::ConnectionLost));
                     break;
                 }
             }
@@ -221,7 +238,9 @@ impl Sfu {
             while let Some((key, event)) = self.events.pop_front() {
                 self.on_event(now, key, event);
             }
-            let Some((participant, reason)) = self.doomed.pop() else { break };
+            let Some((participant, reason)) = self.doomed.pop() else {
+                break;
+            };
             self.remove_participant(now, participant, reason);
         }
     }
@@ -241,13 +260,17 @@ impl Sfu {
                 self.on_publisher_media_changed(now, key.participant, m.mid, m.direction);
             }
             Event::IceConnectionStateChange(state) => self.on_ice_state(now, key, state),
-            Event::Closed => self.doomed.push((key.participant, LeaveReason::ConnectionLost)),
+            Event::Closed => self
+                .doomed
+                .push((key.participant, LeaveReason::ConnectionLost)),
             _ => {}
         }
     }
 
     fn on_ice_state(&mut self, now: Instant, key: PcKey, state: IceConnectionState) {
-        let Some(p) = self.participants.get_mut(&key.participant) else { return };
+        let Some(p) = self.participants.get_mut(&key.participant) else {
+            return;
+        };
         let pc = p.pc_mut(key.role);
         match state {
             IceConnectionState::Connected | IceConnectionState::Completed => {

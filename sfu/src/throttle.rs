@@ -14,7 +14,11 @@ pub struct KeyframeThrottle {
 impl KeyframeThrottle {
     /// A throttle that lets one request through per `interval`.
     pub fn new(interval: Duration) -> Self {
-        Self { interval, last_sent: None, pending: false }
+        Self {
+            interval,
+            last_sent: None,
+            pending: false,
+        }
     }
 
     /// Records a request. True means send it now; false means it was coalesced.
@@ -47,7 +51,8 @@ impl KeyframeThrottle {
     }
 
     fn ready(&self, now: Instant) -> bool {
-        self.last_sent.is_none_or(|last| now >= last + self.interval)
+        self.last_sent
+            .is_none_or(|last| now >= last + self.interval)
     }
 }
 
@@ -61,7 +66,9 @@ mod tests {
         let mut k = KeyframeThrottle::new(Duration::from_secs(1));
         assert!(k.request(t0));
         // Ten subscribers ask within the same second: none goes through now...
-        let sent_now = (1..=10).filter(|i| k.request(t0 + Duration::from_millis(i * 50))).count();
+        let sent_now = (1..=10)
+            .filter(|i| k.request(t0 + Duration::from_millis(i * 50)))
+            .count();
         assert_eq!(sent_now, 0);
         assert_eq!(k.deadline(), Some(t0 + Duration::from_secs(1)));
         // ...and exactly one is sent when the second is over.

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -27,7 +27,9 @@ pub struct Page {
 
 /// Where chromium lives: `$CHROMIUM`, or the Debian package's path.
 pub fn chromium_path() -> PathBuf {
-    std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
 impl Browser {
@@ -58,18 +60,27 @@ impl Browser {
         let port_file = profile.path().join("DevToolsActivePort");
         let mut text = String::new();
         for _ in 0..200 {
-            if let Ok(t) = std::fs::read_to_string(&port_file) {
-                if t.lines().count() >= 2 {
-                    text = t;
-                    break;
-                }
+            if let Ok(t) = std::fs::read_to_string(&port_file)
+                && t.lines().count() >= 2
+            {
+                text = t;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let mut lines = text.lines();
-        let (Some(port), Some(path)) = (lines.next(), lines.next()) else { panic!("chromium wrote no DevToolsActivePort") };
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}{path}")).await.expect("devtools connects");
-        Browser { child, _profile: profile, ws, next_id: 0 }
+        let (Some(port), Some(path)) = (lines.next(), lines.next()) else {
+            panic!("chromium wrote no DevToolsActivePort")
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}{path}"))
+            .await
+            .expect("devtools connects");
+        Browser {
+            child,
+            _profile: profile,
+            ws,
+            next_id: 0,
+        }
     }
 
     /// Sends a command (to a page session, or to the browser) and waits for its result.
@@ -80,7 +91,10 @@ impl Browser {
         if let Some(s) = session {
             msg["sessionId"] = json!(s);
         }
-        self.ws.send(Message::text(msg.to_string())).await.expect("devtools send");
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .await
+            .expect("devtools send");
         loop {
             let m = tokio::time::timeout(Duration::from_secs(30), self.ws.next())
                 .await
@@ -100,16 +114,33 @@ impl Browser {
 
     /// Opens `url` in a new page.
     pub async fn open(&mut self, url: &str) -> Page {
-        let target = self.call(None, "Target.createTarget", json!({"url": url})).await;
+        let target = self
+            .call(None, "Target.createTarget", json!({"url": url}))
+            .await;
         let target_id = target["targetId"].as_str().expect("target id").to_string();
-        let attached = self.call(None, "Target.attachToTarget", json!({"targetId": target_id, "flatten": true})).await;
-        Page { session: attached["sessionId"].as_str().expect("session id").to_string() }
+        let attached = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": target_id, "flatten": true}),
+            )
+            .await;
+        Page {
+            session: attached["sessionId"]
+                .as_str()
+                .expect("session id")
+                .to_string(),
+        }
     }
 
     /// Evaluates `expression` in `page`, awaiting a promise; returns its JSON value.
     pub async fn eval(&mut self, page: &Page, expression: &str) -> Value {
         let r = self
-            .call(Some(&page.session), "Runtime.evaluate", json!({"expression": expression, "awaitPromise": true, "returnByValue": true}))
+            .call(
+                Some(&page.session),
+                "Runtime.evaluate",
+                json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
+            )
             .await;
         if let Some(ex) = r.get("exceptionDetails") {
             return json!({"exception": ex});
@@ -122,8 +153,16 @@ impl Browser {
     /// A PNG of the page.
     pub async fn screenshot(&mut self, page: &Page) -> Vec<u8> {
         use base64::Engine;
-        let r = self.call(Some(&page.session), "Page.captureScreenshot", json!({"format": "png"})).await;
-        base64::engine::general_purpose::STANDARD.decode(r["data"].as_str().unwrap_or_default()).expect("base64 PNG")
+        let r = self
+            .call(
+                Some(&page.session),
+                "Page.captureScreenshot",
+                json!({"format": "png"}),
+            )
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().unwrap_or_default())
+            .expect("base64 PNG")
     }
 }
 

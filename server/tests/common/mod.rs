@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use tern_server::auth::{mint_with_secret, unix_seconds, Claims, Grants};
-use tern_server::config::Config;
+use serde_json::{Value, json};
 use tern_server::Running;
+use tern_server::auth::{Claims, Grants, mint_with_secret, unix_seconds};
+use tern_server::config::Config;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -42,7 +42,12 @@ pub fn claims(identity: &str, room: &str) -> Claims {
         sub: identity.into(),
         name: Some(identity.into()),
         room: Some(room.into()),
-        grants: Grants { join: true, publish: true, subscribe: true, ..Default::default() },
+        grants: Grants {
+            join: true,
+            publish: true,
+            subscribe: true,
+            ..Default::default()
+        },
         exp: unix_seconds(SystemTime::now()) + 600,
         nbf: None,
         iat: None,
@@ -56,7 +61,14 @@ pub fn token(identity: &str, room: &str) -> String {
 
 /// An admin token for every room.
 pub fn admin_token() -> String {
-    let c = Claims { room: None, grants: Grants { admin: true, ..Default::default() }, ..claims("admin", "") };
+    let c = Claims {
+        room: None,
+        grants: Grants {
+            admin: true,
+            ..Default::default()
+        },
+        ..claims("admin", "")
+    };
     mint_with_secret(SECRET, &c)
 }
 
@@ -67,12 +79,17 @@ pub struct Ws {
 
 impl Ws {
     pub async fn connect(http: SocketAddr) -> Ws {
-        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{http}/rtc")).await.expect("ws connects");
+        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{http}/rtc"))
+            .await
+            .expect("ws connects");
         Ws { stream }
     }
 
     pub async fn send(&mut self, v: Value) {
-        self.stream.send(Message::text(v.to_string())).await.expect("ws send");
+        self.stream
+            .send(Message::text(v.to_string()))
+            .await
+            .expect("ws send");
     }
 
     pub async fn send_raw(&mut self, m: Message) {
@@ -82,9 +99,13 @@ impl Ws {
     /// The next JSON message, skipping pings. `None` when the socket closed.
     pub async fn recv(&mut self) -> Option<Value> {
         loop {
-            let m = tokio::time::timeout(Duration::from_secs(10), self.stream.next()).await.expect("a message within 10 s")?;
+            let m = tokio::time::timeout(Duration::from_secs(10), self.stream.next())
+                .await
+                .expect("a message within 10 s")?;
             match m.ok()? {
-                Message::Text(t) => return Some(serde_json::from_str(&t).expect("server sends JSON")),
+                Message::Text(t) => {
+                    return Some(serde_json::from_str(&t).expect("server sends JSON"));
+                }
                 Message::Close(_) => return None,
                 _ => continue,
             }
@@ -94,7 +115,10 @@ impl Ws {
     /// Reads until a message of type `t` arrives; returns it.
     pub async fn expect(&mut self, t: &str) -> Value {
         loop {
-            let m = self.recv().await.unwrap_or_else(|| panic!("socket closed while waiting for {t}"));
+            let m = self
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("socket closed while waiting for {t}"));
             if m["type"] == t {
                 return m;
             }
@@ -119,22 +143,38 @@ impl Ws {
 /// Connects and joins; returns the socket and the `joined` message.
 pub async fn join(http: SocketAddr, identity: &str, room: &str) -> (Ws, Value) {
     let mut ws = Ws::connect(http).await;
-    ws.send(json!({"type": "join", "v": 1, "token": token(identity, room), "room": room})).await;
+    ws.send(json!({"type": "join", "v": 1, "token": token(identity, room), "room": room}))
+        .await;
     let joined = ws.expect("joined").await;
     (ws, joined)
 }
 
 /// A GET or DELETE against the REST API; returns status and JSON body (Null when empty).
-pub async fn http(method: &str, http: SocketAddr, path: &str, bearer: Option<&str>) -> (u16, Value) {
+pub async fn http(
+    method: &str,
+    http: SocketAddr,
+    path: &str,
+    bearer: Option<&str>,
+) -> (u16, Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(http).await.expect("tcp");
-    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {http}\r\n{auth}Connection: close\r\n\r\n");
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {http}\r\n{auth}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.expect("read");
     let text = String::from_utf8_lossy(&buf);
-    let status: u16 = text.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    (status, serde_json::from_str(body.trim()).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_str(body.trim()).unwrap_or(Value::Null),
+    )
 }

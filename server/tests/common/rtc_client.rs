@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
@@ -14,7 +14,7 @@ use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
-use super::{token, Ws};
+use super::{Ws, token};
 
 /// One side of a client: a str0m connection and its socket.
 struct Side {
@@ -27,9 +27,18 @@ impl Side {
     async fn new() -> Side {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("udp bind");
         let addr = socket.local_addr().expect("addr");
-        let mut rtc = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_opus(true, false).enable_vp8(true).build(Instant::now());
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
-        Side { rtc, socket, next_timeout: Instant::now() }
+        Side {
+            rtc,
+            socket,
+            next_timeout: Instant::now(),
+        }
     }
 }
 
@@ -56,7 +65,8 @@ impl RtcClient {
     /// Connects and joins `room` as `identity`.
     pub async fn join(http: SocketAddr, identity: &str, room: &str) -> RtcClient {
         let mut ws = Ws::connect(http).await;
-        ws.send(json!({"type": "join", "v": 1, "token": token(identity, room), "room": room})).await;
+        ws.send(json!({"type": "join", "v": 1, "token": token(identity, room), "room": room}))
+            .await;
         let joined = ws.expect("joined").await;
         RtcClient {
             ws,
@@ -75,7 +85,10 @@ impl RtcClient {
     /// Adds sending m-lines and negotiates them; returns their mids once answered.
     pub async fn publish(&mut self, kinds: &[MediaKind]) -> Vec<Mid> {
         let mut api = self.publisher.rtc.sdp_api();
-        let mids: Vec<Mid> = kinds.iter().map(|k| api.add_media(*k, Direction::SendOnly, None, None, None)).collect();
+        let mids: Vec<Mid> = kinds
+            .iter()
+            .map(|k| api.add_media(*k, Direction::SendOnly, None, None, None))
+            .collect();
         let (offer, pending) = api.apply().expect("an offer");
         self.pending_offer = Some(pending);
         let tracks: Vec<Value> = mids
@@ -83,10 +96,17 @@ impl RtcClient {
             .zip(kinds)
             .map(|(m, k)| json!({"mid": m.to_string(), "source": if *k == MediaKind::Audio { "microphone" } else { "camera" }}))
             .collect();
-        self.ws.send(json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": tracks, "req": 1})).await;
+        self.ws
+            .send(
+                json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": tracks, "req": 1}),
+            )
+            .await;
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.pending_offer.is_some() {
-            assert!(Instant::now() < deadline, "no answer to the publisher offer");
+            assert!(
+                Instant::now() < deadline,
+                "no answer to the publisher offer"
+            );
             self.step(Instant::now() + Duration::from_millis(50)).await;
         }
         mids
@@ -95,11 +115,27 @@ impl RtcClient {
     /// Writes one RTP packet on a publisher mid.
     pub fn send_rtp(&mut self, mid: Mid, seq: u64, ts: u32, payload: &[u8]) {
         let kind = self.publisher.rtc.media(mid).expect("media").kind();
-        let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::Vp8 };
-        let pt = self.publisher.rtc.codec_config().find(|p| p.spec().codec == codec).expect("codec").pt();
+        let codec = if kind == MediaKind::Audio {
+            Codec::Opus
+        } else {
+            Codec::Vp8
+        };
+        let pt = self
+            .publisher
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .expect("codec")
+            .pt();
         let mut api = self.publisher.rtc.direct_api();
-        let tx = api.stream_tx_by_mid(mid, None).expect("a send stream for the mid");
-        tx.write_rtp(RtpWrite::new(pt, seq.into(), ts, Instant::now(), payload.to_vec()).marker(true).nackable(true));
+        let tx = api
+            .stream_tx_by_mid(mid, None)
+            .expect("a send stream for the mid");
+        tx.write_rtp(
+            RtpWrite::new(pt, seq.into(), ts, Instant::now(), payload.to_vec())
+                .marker(true)
+                .nackable(true),
+        );
     }
 
     /// True once both connections that have media are connected.
@@ -116,20 +152,30 @@ impl RtcClient {
     }
 
     /// Runs until `done` or `limit`; returns whether `done` became true.
-    pub async fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&RtcClient) -> bool) -> bool {
+    pub async fn run_until(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&RtcClient) -> bool,
+    ) -> bool {
         let end = Instant::now() + limit;
         while Instant::now() < end {
             if done(self) {
                 return true;
             }
-            self.step((Instant::now() + Duration::from_millis(20)).min(end)).await;
+            self.step((Instant::now() + Duration::from_millis(20)).min(end))
+                .await;
         }
         done(self)
     }
 
     async fn step(&mut self, until: Instant) {
         self.drain();
-        let wake = self.publisher.next_timeout.min(self.subscriber.next_timeout).min(until).max(Instant::now());
+        let wake = self
+            .publisher
+            .next_timeout
+            .min(self.subscriber.next_timeout)
+            .min(until)
+            .max(Instant::now());
         let mut pub_buf = [0u8; 2000];
         let mut sub_buf = [0u8; 2000];
         tokio::select! {
@@ -161,7 +207,11 @@ impl RtcClient {
                         let _ = side.socket.try_send_to(&t.contents, t.destination);
                     }
                     Ok(Output::Event(Event::RtpPacket(p))) if is_sub => {
-                        let mid = side.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+                        let mid = side
+                            .rtc
+                            .direct_api()
+                            .stream_rx(&p.header.ssrc)
+                            .map(|s| s.mid());
                         if let Some(track) = mid.and_then(|m| self.track_mids.get(&m)) {
                             self.received.entry(track.clone()).or_default().push(p);
                         }
@@ -177,20 +227,35 @@ impl RtcClient {
     async fn on_message(&mut self, m: Value) {
         match m["type"].as_str() {
             Some("answer") => {
-                let sdp = SdpAnswer::from_sdp_string(m["sdp"].as_str().expect("sdp")).expect("answer parses");
+                let sdp = SdpAnswer::from_sdp_string(m["sdp"].as_str().expect("sdp"))
+                    .expect("answer parses");
                 let pending = self.pending_offer.take().expect("an offer was pending");
-                self.publisher.rtc.sdp_api().accept_answer(pending, sdp).expect("answer accepted");
+                self.publisher
+                    .rtc
+                    .sdp_api()
+                    .accept_answer(pending, sdp)
+                    .expect("answer accepted");
             }
             Some("offer") => {
                 let sdp = m["sdp"].as_str().expect("sdp");
                 self.track_mids.extend(msid_mids(sdp));
                 let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
-                let answer = self.subscriber.rtc.sdp_api().accept_offer(offer).expect("offer accepted");
-                self.ws.send(json!({"type": "answer", "sdp": answer.to_sdp_string()})).await;
+                let answer = self
+                    .subscriber
+                    .rtc
+                    .sdp_api()
+                    .accept_offer(offer)
+                    .expect("offer accepted");
+                self.ws
+                    .send(json!({"type": "answer", "sdp": answer.to_sdp_string()}))
+                    .await;
             }
             Some("local_track_published") => {
                 let mid = m["mid"].as_str().unwrap_or_default().to_string();
-                self.own_tracks.insert(mid, m["track"]["id"].as_str().unwrap_or_default().to_string());
+                self.own_tracks.insert(
+                    mid,
+                    m["track"]["id"].as_str().unwrap_or_default().to_string(),
+                );
             }
             _ => self.messages.push(m),
         }
@@ -208,11 +273,15 @@ fn input(side: &mut Side, from: SocketAddr, data: &[u8]) {
 fn msid_mids(sdp: &str) -> Vec<(Mid, String)> {
     let mut out = Vec::new();
     for section in sdp.split("\r\nm=").skip(1) {
-        let attr = |name: &str| section.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()));
-        if let (Some(mid), Some(msid)) = (attr("a=mid:"), attr("a=msid:")) {
-            if let Some(track) = msid.split(' ').nth(1) {
-                out.push((Mid::from(mid.as_str()), track.to_string()));
-            }
+        let attr = |name: &str| {
+            section
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+        };
+        if let (Some(mid), Some(msid)) = (attr("a=mid:"), attr("a=msid:"))
+            && let Some(track) = msid.split(' ').nth(1)
+        {
+            out.push((Mid::from(mid.as_str()), track.to_string()));
         }
     }
     out

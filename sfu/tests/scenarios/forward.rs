@@ -3,7 +3,7 @@ use std::time::Duration;
 use str0m::media::MediaKind;
 use tern_sfu::FIRST_SEQ;
 
-use crate::harness::{opus_payload, vp8_payload, Net};
+use crate::harness::{Net, opus_payload, vp8_payload};
 
 #[test]
 fn audio_and_video_reach_the_subscriber_intact() {
@@ -17,7 +17,13 @@ fn audio_and_video_reach_the_subscriber_intact() {
 
     for n in 0..50u32 {
         net.send_rtp(alice, mids[0], 100 + n as u64, n * 960, &opus_payload(n));
-        net.send_rtp(alice, mids[1], 5000 + n as u64, n * 3000, &vp8_payload(n == 0, n));
+        net.send_rtp(
+            alice,
+            mids[1],
+            5000 + n as u64,
+            n * 3000,
+            &vp8_payload(n == 0, n),
+        );
         net.run_for(Duration::from_millis(20));
     }
     net.run_for(Duration::from_millis(500));
@@ -27,11 +33,23 @@ fn audio_and_video_reach_the_subscriber_intact() {
     assert_eq!(audio.len(), 50, "every audio packet arrived");
     assert_eq!(video.len(), 50, "every video packet arrived");
     for (n, p) in audio.iter().enumerate() {
-        assert_eq!(&*p.payload, opus_payload(n as u32).as_slice(), "audio payload {n} intact");
-        assert_eq!(*p.seq_no, FIRST_SEQ + n as u64, "audio numbered from the subscriber's own start");
+        assert_eq!(
+            &*p.payload,
+            opus_payload(n as u32).as_slice(),
+            "audio payload {n} intact"
+        );
+        assert_eq!(
+            *p.seq_no,
+            FIRST_SEQ + n as u64,
+            "audio numbered from the subscriber's own start"
+        );
     }
     for (n, p) in video.iter().enumerate() {
-        assert_eq!(&*p.payload, vp8_payload(n == 0, n as u32).as_slice(), "video payload {n} intact");
+        assert_eq!(
+            &*p.payload,
+            vp8_payload(n == 0, n as u32).as_slice(),
+            "video payload {n} intact"
+        );
     }
     assert!(net.sfu.stats().rtp_forwarded >= 100);
 }
@@ -48,5 +66,8 @@ fn the_publisher_does_not_receive_its_own_tracks() {
         net.run_for(Duration::from_millis(20));
     }
     assert!(net.clients[alice].received.is_empty());
-    assert!(net.clients[alice].track_mids.is_empty(), "alice was never offered her own track");
+    assert!(
+        net.clients[alice].track_mids.is_empty(),
+        "alice was never offered her own track"
+    );
 }

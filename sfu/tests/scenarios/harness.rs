@@ -57,21 +57,48 @@ impl Net {
     }
 
     pub fn with_config(mut config: SfuConfig) -> Self {
-        let _ = tracing_subscriber::fmt().with_env_filter(std::env::var("TEST_LOG").unwrap_or("warn".into())).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("TEST_LOG").unwrap_or("warn".into()))
+            .with_test_writer()
+            .try_init();
         let now = Instant::now();
         config.public_addr = Some(SERVER.parse().expect("addr"));
-        Self { now, sfu: Sfu::new(now, config, 0).expect("core"), clients: Vec::new(), closed_rooms: Vec::new(), next_port: 10_000 }
+        Self {
+            now,
+            sfu: Sfu::new(now, config, 0).expect("core"),
+            clients: Vec::new(),
+            closed_rooms: Vec::new(),
+            next_port: 10_000,
+        }
     }
 
     /// A client joins `room` with full permissions and auto-subscribe; returns its index.
     pub fn join(&mut self, room: &str, identity: &str) -> usize {
-        self.join_with(room, identity, Permissions { publish: true, subscribe: true }, true)
+        self.join_with(
+            room,
+            identity,
+            Permissions {
+                publish: true,
+                subscribe: true,
+            },
+            true,
+        )
     }
 
-    pub fn join_with(&mut self, room: &str, identity: &str, permissions: Permissions, auto_subscribe: bool) -> usize {
+    pub fn join_with(
+        &mut self,
+        room: &str,
+        identity: &str,
+        permissions: Permissions,
+        auto_subscribe: bool,
+    ) -> usize {
         let id = ParticipantId(self.clients.len() as u64 + 1);
-        let pub_addr: SocketAddr = format!("127.0.0.2:{}", self.next_port).parse().expect("addr");
-        let sub_addr: SocketAddr = format!("127.0.0.3:{}", self.next_port).parse().expect("addr");
+        let pub_addr: SocketAddr = format!("127.0.0.2:{}", self.next_port)
+            .parse()
+            .expect("addr");
+        let sub_addr: SocketAddr = format!("127.0.0.3:{}", self.next_port)
+            .parse()
+            .expect("addr");
         self.next_port += 1;
         let mut client = Client {
             id,
@@ -98,7 +125,9 @@ impl Net {
                 auto_subscribe,
             })
             .expect("join succeeds");
-        let Reply::Joined { tracks, .. } = reply else { panic!("{reply:?}") };
+        let Reply::Joined { tracks, .. } = reply else {
+            panic!("{reply:?}")
+        };
         let i = self.clients.len() - 1;
         self.clients[i].tracks_at_join = tracks.iter().map(|t| t.id).collect();
         i
@@ -114,23 +143,40 @@ impl Net {
     pub fn publish(&mut self, i: usize, kinds: &[MediaKind]) -> Vec<Mid> {
         let c = &mut self.clients[i];
         let mut api = c.publisher.sdp_api();
-        let mids: Vec<Mid> = kinds.iter().map(|k| api.add_media(*k, Direction::SendOnly, None, None, None)).collect();
+        let mids: Vec<Mid> = kinds
+            .iter()
+            .map(|k| api.add_media(*k, Direction::SendOnly, None, None, None))
+            .collect();
         let (offer, pending) = api.apply().expect("a change to offer");
         let hints = mids
             .iter()
             .zip(kinds)
             .map(|(m, k)| TrackHint {
                 mid: m.to_string(),
-                source: if *k == MediaKind::Audio { TrackSource::Microphone } else { TrackSource::Camera },
+                source: if *k == MediaKind::Audio {
+                    TrackSource::Microphone
+                } else {
+                    TrackSource::Camera
+                },
             })
             .collect();
         let id = c.id;
         let reply = self
-            .command(Command::PublisherOffer { participant: id, sdp: offer.to_sdp_string(), tracks: hints })
+            .command(Command::PublisherOffer {
+                participant: id,
+                sdp: offer.to_sdp_string(),
+                tracks: hints,
+            })
             .expect("offer accepted");
-        let Reply::Answer(answer) = reply else { panic!("expected an answer, got {reply:?}") };
+        let Reply::Answer(answer) = reply else {
+            panic!("expected an answer, got {reply:?}")
+        };
         let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
-        self.clients[i].publisher.sdp_api().accept_answer(pending, answer).expect("answer accepted");
+        self.clients[i]
+            .publisher
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer accepted");
         self.pump();
         mids
     }
@@ -142,13 +188,19 @@ impl Net {
         api.set_direction(mid, Direction::Inactive);
         let (offer, pending) = api.apply().expect("a change to offer");
         let id = c.id;
-        let Ok(Reply::Answer(answer)) =
-            self.command(Command::PublisherOffer { participant: id, sdp: offer.to_sdp_string(), tracks: vec![] })
-        else {
+        let Ok(Reply::Answer(answer)) = self.command(Command::PublisherOffer {
+            participant: id,
+            sdp: offer.to_sdp_string(),
+            tracks: vec![],
+        }) else {
             panic!("offer refused")
         };
         let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
-        self.clients[i].publisher.sdp_api().accept_answer(pending, answer).expect("accepted");
+        self.clients[i]
+            .publisher
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("accepted");
         self.pump();
     }
 
@@ -157,11 +209,24 @@ impl Net {
         let now = self.now;
         let c = &mut self.clients[i];
         let kind = c.publisher.media(mid).expect("media").kind();
-        let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::Vp8 };
-        let pt = c.publisher.codec_config().find(|p| p.spec().codec == codec).expect("codec").pt();
+        let codec = if kind == MediaKind::Audio {
+            Codec::Opus
+        } else {
+            Codec::Vp8
+        };
+        let pt = c
+            .publisher
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .expect("codec")
+            .pt();
         let mut api = c.publisher.direct_api();
         let tx = api.stream_tx_by_mid(mid, None).expect("send stream");
-        tx.write_rtp(RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec()).marker(true).nackable(true));
+        tx.write_rtp(
+            RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec())
+                .marker(true)
+                .nackable(true),
+        );
     }
 
     /// Client `i` asks for a keyframe on its subscriber m-line `mid`.
@@ -174,13 +239,19 @@ impl Net {
 
     /// The subscriber mid of `track` at client `i`.
     pub fn sub_mid(&self, i: usize, track: TrackId) -> Mid {
-        *self.clients[i].track_mids.get(&track).expect("the track was offered to this client")
+        *self.clients[i]
+            .track_mids
+            .get(&track)
+            .expect("the track was offered to this client")
     }
 
     /// Packets of `track` received by client `i`.
     pub fn received(&self, i: usize, track: TrackId) -> &[RtpPacket] {
         let mid = self.sub_mid(i, track);
-        self.clients[i].received.get(&mid).map_or(&[], |v| v.as_slice())
+        self.clients[i]
+            .received
+            .get(&mid)
+            .map_or(&[], |v| v.as_slice())
     }
 
     /// Runs the network for `d` of fake time.
@@ -224,14 +295,24 @@ impl Net {
                     Output::Transmit(t) => {
                         moved = true;
                         let now = self.now;
-                        let Some(c) = self.clients.iter_mut().find(|c| c.pub_addr == t.destination || c.sub_addr == t.destination) else {
+                        let Some(c) = self
+                            .clients
+                            .iter_mut()
+                            .find(|c| c.pub_addr == t.destination || c.sub_addr == t.destination)
+                        else {
                             continue;
                         };
                         if c.cut {
                             continue;
                         }
-                        let role = if c.pub_addr == t.destination { PcSide::Publisher } else { PcSide::Subscriber };
-                        if let Ok(r) = Receive::new(Protocol::Udp, t.source, t.destination, &t.contents) {
+                        let role = if c.pub_addr == t.destination {
+                            PcSide::Publisher
+                        } else {
+                            PcSide::Subscriber
+                        };
+                        if let Ok(r) =
+                            Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
+                        {
                             let _ = c.rtc(role).handle_input(Input::Receive(now, r));
                         }
                         // str0m's RTP mode holds one received packet until the next poll: drain now.
@@ -247,13 +328,25 @@ impl Net {
     }
 
     fn deliver_notice(&mut self, to: ParticipantId, n: Notice) {
-        let Some(i) = self.clients.iter().position(|c| c.id == to) else { return };
+        let Some(i) = self.clients.iter().position(|c| c.id == to) else {
+            return;
+        };
         if let Notice::SubscriberOffer(sdp) = &n {
             let c = &mut self.clients[i];
             c.track_mids.extend(msid_mids(sdp));
             let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
-            let answer = c.subscriber.sdp_api().accept_offer(offer).expect("offer accepted");
-            let r = self.sfu.handle_command(self.now, Command::SubscriberAnswer { participant: to, sdp: answer.to_sdp_string() });
+            let answer = c
+                .subscriber
+                .sdp_api()
+                .accept_offer(offer)
+                .expect("offer accepted");
+            let r = self.sfu.handle_command(
+                self.now,
+                Command::SubscriberAnswer {
+                    participant: to,
+                    sdp: answer.to_sdp_string(),
+                },
+            );
             r.expect("answer accepted");
         }
         self.clients[i].notices.push(n);
@@ -262,7 +355,13 @@ impl Net {
     /// Tracks client `i` knows of: from its join reply, then from notices.
     pub fn announced_tracks(&self, i: usize) -> Vec<TrackId> {
         let c = &self.clients[i];
-        let published = c.notices.iter().filter_map(|n| if let Notice::TrackPublished(t) = n { Some(t.id) } else { None });
+        let published = c.notices.iter().filter_map(|n| {
+            if let Notice::TrackPublished(t) = n {
+                Some(t.id)
+            } else {
+                None
+            }
+        });
         c.tracks_at_join.iter().copied().chain(published).collect()
     }
 }
@@ -284,8 +383,17 @@ impl Client {
 
 /// Polls one client connection until it wants a timeout: transmits go to `to_server` (unless the
 /// client is cut off), received RTP and keyframe requests are recorded.
-fn drain_client(c: &mut Client, side: PcSide, server: SocketAddr, to_server: &mut Vec<(SocketAddr, Vec<u8>)>) {
-    let from = if side == PcSide::Publisher { c.pub_addr } else { c.sub_addr };
+fn drain_client(
+    c: &mut Client,
+    side: PcSide,
+    server: SocketAddr,
+    to_server: &mut Vec<(SocketAddr, Vec<u8>)>,
+) {
+    let from = if side == PcSide::Publisher {
+        c.pub_addr
+    } else {
+        c.sub_addr
+    };
     loop {
         match c.rtc(side).poll_output() {
             Ok(RtcOutput::Timeout(_)) | Err(_) => break,
@@ -295,12 +403,18 @@ fn drain_client(c: &mut Client, side: PcSide, server: SocketAddr, to_server: &mu
                 }
             }
             Ok(RtcOutput::Event(Event::RtpPacket(p))) if side == PcSide::Subscriber => {
-                let mid = c.subscriber.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+                let mid = c
+                    .subscriber
+                    .direct_api()
+                    .stream_rx(&p.header.ssrc)
+                    .map(|s| s.mid());
                 if let Some(mid) = mid {
                     c.received.entry(mid).or_default().push(p);
                 }
             }
-            Ok(RtcOutput::Event(Event::KeyframeRequest(_))) if side == PcSide::Publisher => c.keyframe_requests += 1,
+            Ok(RtcOutput::Event(Event::KeyframeRequest(_))) if side == PcSide::Publisher => {
+                c.keyframe_requests += 1
+            }
             Ok(RtcOutput::Event(_)) => {}
         }
     }
@@ -321,8 +435,14 @@ fn client_rtc(now: Instant, addr: SocketAddr) -> Rtc {
 fn msid_mids(sdp: &str) -> Vec<(TrackId, Mid)> {
     let mut out = Vec::new();
     for section in sdp.split("\r\nm=").skip(1) {
-        let attr = |name: &str| section.lines().find_map(|l| l.strip_prefix(name).map(str::to_string));
-        let (Some(mid), Some(msid)) = (attr("a=mid:"), attr("a=msid:")) else { continue };
+        let attr = |name: &str| {
+            section
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(str::to_string))
+        };
+        let (Some(mid), Some(msid)) = (attr("a=mid:"), attr("a=msid:")) else {
+            continue;
+        };
         if let Some(track) = msid.split(' ').nth(1).and_then(|t| t.trim().parse().ok()) {
             out.push((track, Mid::from(mid.trim())));
         }

@@ -10,20 +10,43 @@ fn participants_see_each_other_join_and_leave() {
     let (alice_id, bob_id) = (net.clients[alice].id, net.clients[bob].id);
 
     assert!(
-        net.clients[alice].notices.iter().any(|n| matches!(n, Notice::ParticipantJoined(p) if p.id == bob_id && p.identity == "bob")),
+        net.clients[alice].notices.iter().any(
+            |n| matches!(n, Notice::ParticipantJoined(p) if p.id == bob_id && p.identity == "bob")
+        ),
         "alice was told bob joined: {:?}",
         net.clients[alice].notices
     );
-    let Ok(Reply::Participants(list)) = net.command(Command::ListParticipants { room: "demo".into() }) else {
+    let Ok(Reply::Participants(list)) = net.command(Command::ListParticipants {
+        room: "demo".into(),
+    }) else {
         panic!("list failed")
     };
-    assert_eq!(list.iter().map(|p| p.info.identity.as_str()).collect::<Vec<_>>().len(), 2);
+    assert_eq!(
+        list.iter()
+            .map(|p| p.info.identity.as_str())
+            .collect::<Vec<_>>()
+            .len(),
+        2
+    );
 
-    net.command(Command::Leave { participant: bob_id }).expect("bob leaves");
-    assert!(net.clients[alice].notices.contains(&Notice::ParticipantLeft { participant: bob_id, reason: LeaveReason::Left }));
+    net.command(Command::Leave {
+        participant: bob_id,
+    })
+    .expect("bob leaves");
+    assert!(
+        net.clients[alice]
+            .notices
+            .contains(&Notice::ParticipantLeft {
+                participant: bob_id,
+                reason: LeaveReason::Left
+            })
+    );
     assert!(net.closed_rooms.is_empty(), "alice is still there");
 
-    net.command(Command::Leave { participant: alice_id }).expect("alice leaves");
+    net.command(Command::Leave {
+        participant: alice_id,
+    })
+    .expect("alice leaves");
     assert_eq!(net.closed_rooms, vec!["demo".to_string()]);
     assert!(matches!(net.command(Command::ListRooms), Ok(Reply::Rooms(r)) if r.is_empty()));
 }
@@ -33,8 +56,14 @@ fn a_second_session_with_the_same_identity_replaces_the_first() {
     let mut net = Net::new();
     let first = net.join("demo", "alice");
     let _second = net.join("demo", "alice");
-    assert!(net.clients[first].notices.contains(&Notice::Removed(LeaveReason::DuplicateIdentity)));
-    let Ok(Reply::Participants(list)) = net.command(Command::ListParticipants { room: "demo".into() }) else {
+    assert!(
+        net.clients[first]
+            .notices
+            .contains(&Notice::Removed(LeaveReason::DuplicateIdentity))
+    );
+    let Ok(Reply::Participants(list)) = net.command(Command::ListParticipants {
+        room: "demo".into(),
+    }) else {
         panic!("list failed")
     };
     assert_eq!(list.len(), 1);
@@ -45,9 +74,16 @@ fn closing_a_room_removes_everyone() {
     let mut net = Net::new();
     let a = net.join("demo", "a");
     let b = net.join("demo", "b");
-    net.command(Command::CloseRoom { room: "demo".into() }).expect("closes");
+    net.command(Command::CloseRoom {
+        room: "demo".into(),
+    })
+    .expect("closes");
     for i in [a, b] {
-        assert!(net.clients[i].notices.contains(&Notice::Removed(LeaveReason::RoomClosed)));
+        assert!(
+            net.clients[i]
+                .notices
+                .contains(&Notice::Removed(LeaveReason::RoomClosed))
+        );
     }
     assert_eq!(net.closed_rooms, vec!["demo".to_string()]);
 }

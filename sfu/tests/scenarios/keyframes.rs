@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use str0m::media::MediaKind;
 
-use crate::harness::{vp8_payload, Net};
+use crate::harness::{Net, vp8_payload};
 
 /// Five subscribers each ask for a keyframe every 50 ms for three seconds: the publisher sees
 /// about one request per second, not a hundred.
@@ -27,7 +27,10 @@ fn keyframe_requests_are_coalesced_to_one_per_second() {
         net.run_for(Duration::from_millis(50));
     }
     let requests = net.clients[alice].keyframe_requests - before;
-    assert!((2..=4).contains(&requests), "3 s of requests from 5 subscribers became {requests} PLIs");
+    assert!(
+        (2..=4).contains(&requests),
+        "3 s of requests from 5 subscribers became {requests} PLIs"
+    );
     assert!(net.sfu.stats().keyframe_requests_coalesced > 100);
 }
 
@@ -50,9 +53,19 @@ fn a_new_subscriber_waits_for_a_keyframe_and_one_is_requested() {
         net.run_for(Duration::from_millis(30));
     }
     let track = net.announced_tracks(bob)[0];
-    assert!(net.received(bob, track).is_empty(), "interframes alone are not forwarded to bob");
-    assert!(net.clients[alice].keyframe_requests > before, "the SFU asked alice for a keyframe");
+    assert!(
+        net.received(bob, track).is_empty(),
+        "interframes alone are not forwarded to bob"
+    );
+    assert!(
+        net.clients[alice].keyframe_requests > before,
+        "the SFU asked alice for a keyframe"
+    );
     net.send_rtp(alice, mid, 21, 21 * 3000, &vp8_payload(true, 21));
     net.run_for(Duration::from_millis(100));
-    assert_eq!(net.received(bob, track).len(), 1, "the keyframe is forwarded");
+    assert_eq!(
+        net.received(bob, track).len(),
+        1,
+        "the keyframe is forwarded"
+    );
 }

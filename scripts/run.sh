@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Start tern with every feature on its embedded defaults (development mode: no API key needed).
+# Usage: bash scripts/run.sh [tern flags...]    e.g. bash scripts/run.sh --http-listen 0.0.0.0:7880
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+# The server itself needs no system packages yet; recording (ffmpeg) will add its own here.
+ensure_packages
+cargo build --release --locked -p tern-server --bin tern
+exec ./target/release/tern "$@"
