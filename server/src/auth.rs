@@ -241,9 +241,15 @@ mod tests {
         let good = a.mint(&claims(now)).expect("mints");
         assert_eq!(a.verify("", now), Err(AuthError::Missing));
         assert_eq!(a.verify("a.b", now), Err(AuthError::Malformed));
+        // Change the first character of the signature (every bit of it is significant).
+        let sig_start = good.rfind('.').expect("three parts") + 1;
         let mut tampered = good.clone();
-        tampered.pop();
-        tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+        let swapped = if good[sig_start..].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        };
+        tampered.replace_range(sig_start..sig_start + 1, swapped);
         assert_eq!(a.verify(&tampered, now), Err(AuthError::BadSignature));
         let other = mint_with_secret("not-the-secret", &claims(now));
         assert_eq!(a.verify(&other, now), Err(AuthError::BadSignature));

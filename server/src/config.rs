@@ -326,7 +326,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = Config::from_toml("[http]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n").expect_err("unknown key");
+        let err = Config::from_toml("[http]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n")
+            .expect_err("unknown key");
         assert!(format!("{err:#}").contains("listn"), "{err:#}");
     }
 

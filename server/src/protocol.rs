@@ -84,9 +84,9 @@ pub enum ClientMessage {
         req: Option<u64>,
     },
     /// Leave the room; the server closes the socket.
-    Leave,
+    Leave {},
     /// Keep-alive; answered with `pong`.
-    Ping,
+    Ping {},
 }
 
 fn yes() -> bool {
@@ -104,7 +104,7 @@ impl ClientMessage {
             | ClientMessage::Subscribe { req, .. }
             | ClientMessage::Unsubscribe { req, .. }
             | ClientMessage::Mute { req, .. } => *req,
-            ClientMessage::Leave | ClientMessage::Ping => None,
+            ClientMessage::Leave {} | ClientMessage::Ping {} => None,
         }
     }
 }

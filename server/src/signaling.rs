@@ -92,8 +92,8 @@ async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<Joined> 
                     }
                 }
             },
-            ClientMessage::Ping => send(socket, &ServerMessage::Pong).await,
-            ClientMessage::Leave => return None,
+            ClientMessage::Ping {} => send(socket, &ServerMessage::Pong).await,
+            ClientMessage::Leave {} => return None,
             other => reply_error(socket, "not_joined", "send join first", other.req()).await,
         }
     }
@@ -271,11 +271,11 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
             .await;
             return true;
         }
-        ClientMessage::Ping => {
+        ClientMessage::Ping {} => {
             send(socket, &ServerMessage::Pong).await;
             return true;
         }
-        ClientMessage::Leave => return false,
+        ClientMessage::Leave {} => return false,
         ClientMessage::Offer { sdp, tracks, .. } => Command::PublisherOffer {
             participant,
             sdp,
