@@ -322,17 +322,33 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
     true
 }
 
-/// Parses a client message, naming what is wrong.
+/// The `type`s a client may send.
+const CLIENT_TYPES: [&str; 9] = [
+    "join",
+    "offer",
+    "answer",
+    "candidate",
+    "subscribe",
+    "unsubscribe",
+    "mute",
+    "leave",
+    "ping",
+];
+
+/// Parses a client message, naming what is wrong: `bad_message` or `unknown_type`.
 pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
-    serde_json::from_str(text).map_err(|e| {
-        let message = e.to_string();
-        let code = if message.contains("unknown variant") {
-            "unknown_type"
-        } else {
-            "bad_message"
-        };
-        (code, message)
-    })
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ("bad_message", e.to_string()))?;
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
+        return Err((
+            "bad_message",
+            "a message is a JSON object with a string `type`".into(),
+        ));
+    };
+    if !CLIENT_TYPES.contains(&kind) {
+        return Err(("unknown_type", format!("unknown message type {kind:?}")));
+    }
+    serde_json::from_value(value).map_err(|e| ("bad_message", e.to_string()))
 }
 
 fn to_message(n: Notice) -> ServerMessage {

@@ -34,7 +34,7 @@ macro_rules! prefixed_id {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <&str>::deserialize(d)?;
+                let s = String::deserialize(d)?;
                 s.parse().map_err(|_| serde::de::Error::custom(concat!("expected ", $prefix, "<number>")))
             }
         }
@@ -62,11 +62,15 @@ mod tests {
         assert_eq!("PA_7".parse(), Ok(ParticipantId(7)));
         assert!("TR_x".parse::<TrackId>().is_err());
         assert!("PA_7".parse::<TrackId>().is_err());
-        let json = serde_json_like(TrackId(9));
-        assert_eq!(json, "TR_9");
-    }
-
-    fn serde_json_like(id: TrackId) -> String {
-        id.to_string()
+        assert_eq!(
+            serde_json::to_string(&TrackId(9)).expect("json"),
+            r#""TR_9""#
+        );
+        let owned: serde_json::Value = serde_json::json!("PA_3");
+        assert_eq!(
+            serde_json::from_value::<ParticipantId>(owned).expect("parses"),
+            ParticipantId(3)
+        );
+        assert!(serde_json::from_str::<TrackId>(r#""PA_3""#).is_err());
     }
 }
