@@ -61,7 +61,10 @@ async function join(room, name) {
     const pid = info.participant;
     const t = tile(pid, participant?.name ?? pid);
     if (track.kind === 'video') {
-      t.querySelector('video').srcObject.addTrack(track);
+      const video = t.querySelector('video');
+      video.srcObject.addTrack(track);
+      // The first frame shown from anyone: the join-to-video figure in docs/performance.md.
+      video.requestVideoFrameCallback?.(() => { client.marks.firstFrame ??= performance.now(); });
     } else {
       const audio = document.createElement('audio');
       audio.autoplay = true;
@@ -125,6 +128,7 @@ function fail(err) {
 // Test and debugging hook: what this page receives, summarised from getStats().
 window.ternDemo = {
   get client() { return state.client; },
+  marks() { return state.client ? state.client.marks : null; },
   async inbound() {
     const out = { video: [], audio: [] };
     if (!state.client) return out;

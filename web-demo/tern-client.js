@@ -40,10 +40,11 @@ export class TernClient extends EventTarget {
 
   /** Opens the socket and joins. Resolves with the `joined` message. */
   connect() {
+    this.marks = { connectStart: performance.now() }; // timings for benches and debugging
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
       this.ws = ws;
-      ws.onopen = () => this.send({ type: 'join', v: PROTOCOL_VERSION, token: this.token, room: this.room, auto_subscribe: this.autoSubscribe, req: 0 });
+      ws.onopen = () => (this.marks.wsOpen = performance.now()) && this.send({ type: 'join', v: PROTOCOL_VERSION, token: this.token, room: this.room, auto_subscribe: this.autoSubscribe, req: 0 });
       ws.onmessage = (ev) => this.onMessage(JSON.parse(ev.data), resolve, reject);
       ws.onerror = () => reject(new TernError('socket', 'WebSocket error'));
       ws.onclose = (ev) => {
@@ -171,6 +172,7 @@ export class TernClient extends EventTarget {
   onMessage(msg, resolveJoin, rejectJoin) {
     switch (msg.type) {
       case 'joined':
+        this.marks.joined = performance.now();
         this.self = msg.participant;
         this.iceServers = msg.ice_servers;
         for (const p of msg.participants) this.participants.set(p.id, p);

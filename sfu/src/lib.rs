@@ -27,6 +27,9 @@ mod signal;
 mod stats;
 mod throttle;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 // The public interface is:
 pub use config::SfuConfig;
 pub use demux::{DatagramKind, classify, stun_local_ufrag};

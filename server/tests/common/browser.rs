@@ -23,6 +23,7 @@ pub struct Browser {
 #[derive(Clone)]
 pub struct Page {
     session: String,
+    target: String,
 }
 
 /// Where chromium lives: `$CHROMIUM`, or the Debian package's path.
@@ -125,12 +126,20 @@ impl Browser {
                 json!({"targetId": target_id, "flatten": true}),
             )
             .await;
+        let session = attached["sessionId"]
+            .as_str()
+            .expect("session id")
+            .to_string();
         Page {
-            session: attached["sessionId"]
-                .as_str()
-                .expect("session id")
-                .to_string(),
+            session,
+            target: target_id,
         }
+    }
+
+    /// Closes a page.
+    pub async fn close(&mut self, page: &Page) {
+        self.call(None, "Target.closeTarget", json!({"targetId": page.target}))
+            .await;
     }
 
     /// Evaluates `expression` in `page`, awaiting a promise; returns its JSON value.

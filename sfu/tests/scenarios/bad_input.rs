@@ -4,7 +4,7 @@ use std::time::Duration;
 use str0m::media::MediaKind;
 use tern_sfu::{Command, PcRole, SfuError, TrackId};
 
-use crate::harness::{Net, opus_payload};
+use tern_sfu::testkit::{Net, opus_payload};
 
 #[test]
 fn garbage_datagrams_are_counted_and_dropped_while_media_flows() {

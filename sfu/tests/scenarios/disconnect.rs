@@ -3,7 +3,7 @@ use std::time::Duration;
 use str0m::media::MediaKind;
 use tern_sfu::{LeaveReason, Notice, SfuConfig};
 
-use crate::harness::Net;
+use tern_sfu::testkit::Net;
 
 /// Alice's network dies. After the disconnect timeout she is removed and bob is told.
 #[test]

@@ -3,7 +3,7 @@ use std::time::Duration;
 use str0m::media::MediaKind;
 use tern_sfu::FIRST_SEQ;
 
-use crate::harness::{Net, opus_payload, vp8_payload};
+use tern_sfu::testkit::{Net, opus_payload, vp8_payload};
 
 #[test]
 fn audio_and_video_reach_the_subscriber_intact() {

@@ -1,6 +1,6 @@
 use tern_sfu::{Command, LeaveReason, Notice, Reply};
 
-use crate::harness::Net;
+use tern_sfu::testkit::Net;
 
 #[test]
 fn participants_see_each_other_join_and_leave() {

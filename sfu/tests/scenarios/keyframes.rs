@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use str0m::media::MediaKind;
 
-use crate::harness::{Net, vp8_payload};
+use tern_sfu::testkit::{Net, vp8_payload};
 
 /// Five subscribers each ask for a keyframe every 50 ms for three seconds: the publisher sees
 /// about one request per second, not a hundred.

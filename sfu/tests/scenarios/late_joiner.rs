@@ -3,7 +3,7 @@ use std::time::Duration;
 use str0m::media::MediaKind;
 use tern_sfu::FIRST_SEQ;
 
-use crate::harness::{Net, vp8_payload};
+use tern_sfu::testkit::{Net, vp8_payload};
 
 /// The publisher's sequence numbers have wrapped past 65535 before bob joins. Bob's stream must
 /// start at a small sequence number with consecutive numbers, or SRTP would fail for him.

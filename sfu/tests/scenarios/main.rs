@@ -1,8 +1,6 @@
 //! Scenario tests of the SFU core: real str0m clients, in memory, on a fake clock.
 //! One behaviour per file.
 
-mod harness;
-
 mod bad_input;
 mod disconnect;
 mod forward;

@@ -3,7 +3,7 @@ use std::time::Duration;
 use str0m::media::MediaKind;
 use tern_sfu::{Command, Notice};
 
-use crate::harness::{Net, opus_payload, vp8_payload};
+use tern_sfu::testkit::{Net, opus_payload, vp8_payload};
 
 #[test]
 fn tracks_added_and_removed_later_are_renegotiated() {

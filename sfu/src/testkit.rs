@@ -1,4 +1,5 @@
-//! An in-memory network of str0m clients around one `Sfu`, driven by a fake clock.
+//! An in-memory network of str0m clients around one [`Sfu`], driven by a fake clock. Used by the
+//! scenario tests and the benches (feature `testkit`); not part of the server.
 //!
 //! Each client is what a browser is to tern: a publisher `Rtc` that offers and a subscriber `Rtc`
 //! that answers the server's offers. The harness plays the signaling too: it hands offers and
@@ -8,27 +9,35 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::{
+    Command, Notice, Output, ParticipantId, Permissions, Reply, Sfu, SfuConfig, TrackHint, TrackId,
+    TrackSource,
+};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
-use tern_sfu::{
-    Command, Notice, Output, ParticipantId, Permissions, Reply, Sfu, SfuConfig, TrackHint, TrackId,
-    TrackSource,
-};
 
+/// The core's advertised address.
 pub const SERVER: &str = "127.0.0.1:5000";
+/// Fake-clock step of [`Net::run_for`].
 pub const STEP: Duration = Duration::from_millis(2);
 
 /// One client: two connections, what it received, and what the server told it.
 pub struct Client {
+    /// Its participant id.
     pub id: ParticipantId,
+    /// The publisher connection (we offer).
     pub publisher: Rtc,
+    /// The subscriber connection (the server offers).
     pub subscriber: Rtc,
+    /// Address of the publisher connection.
     pub pub_addr: SocketAddr,
+    /// Address of the subscriber connection.
     pub sub_addr: SocketAddr,
+    /// Everything the server told it.
     pub notices: Vec<Notice>,
     /// Tracks listed in the join reply.
     pub tracks_at_join: Vec<TrackId>,
@@ -44,23 +53,28 @@ pub struct Client {
 
 /// The server core, its clients and the fake clock.
 pub struct Net {
+    /// The fake clock.
     pub now: Instant,
+    /// The core under test.
     pub sfu: Sfu,
+    /// The clients, by index.
     pub clients: Vec<Client>,
+    /// Rooms the core reported closed.
     pub closed_rooms: Vec<String>,
+    /// Record what clients send to the server instead of delivering it (for benches).
+    pub capture: Option<Vec<(SocketAddr, Vec<u8>)>>,
     next_port: u16,
 }
 
 impl Net {
+    /// A core with the default config.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Self::with_config(SfuConfig::default())
     }
 
+    /// A core with `config` (its `public_addr` is set to [`SERVER`]).
     pub fn with_config(mut config: SfuConfig) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(std::env::var("TEST_LOG").unwrap_or("warn".into()))
-            .with_test_writer()
-            .try_init();
         let now = Instant::now();
         config.public_addr = Some(SERVER.parse().expect("addr"));
         Self {
@@ -68,6 +82,7 @@ impl Net {
             sfu: Sfu::new(now, config, 0).expect("core"),
             clients: Vec::new(),
             closed_rooms: Vec::new(),
+            capture: None,
             next_port: 10_000,
         }
     }
@@ -85,6 +100,7 @@ impl Net {
         )
     }
 
+    /// A client joins with these permissions; returns its index.
     pub fn join_with(
         &mut self,
         room: &str,
@@ -133,7 +149,8 @@ impl Net {
         i
     }
 
-    pub fn command(&mut self, cmd: Command) -> Result<Reply, tern_sfu::SfuError> {
+    /// Runs a command on the core, then lets the network settle.
+    pub fn command(&mut self, cmd: Command) -> Result<Reply, crate::SfuError> {
         let r = self.sfu.handle_command(self.now, cmd);
         self.pump();
         r
@@ -282,7 +299,10 @@ impl Net {
             }
             for (from, data) in to_server.drain(..) {
                 moved = true;
-                self.sfu.handle_datagram(self.now, from, &data);
+                match &mut self.capture {
+                    Some(captured) => captured.push((from, data)),
+                    None => self.sfu.handle_datagram(self.now, from, &data),
+                }
             }
             loop {
                 match self.sfu.poll_output() {
@@ -448,6 +468,12 @@ fn msid_mids(sdp: &str) -> Vec<(TrackId, Mid)> {
         }
     }
     out
+}
+
+/// Runs [`Net::pump`] style delivery for one captured datagram (benches replay captures).
+pub fn deliver(sfu: &mut Sfu, now: Instant, from: SocketAddr, data: &[u8]) {
+    sfu.handle_datagram(now, from, data);
+    while !matches!(sfu.poll_output(), Output::Timeout(_)) {}
 }
 
 /// A VP8 payload: a keyframe or an interframe, tagged so it can be recognised at the receiver.

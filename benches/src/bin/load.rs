@@ -1,0 +1,184 @@
+//! Load bench: a real `tern` process, N participants that each publish audio and video and
+//! receive everyone else. Reports server RSS (idle and loaded) and server CPU per forwarded packet.
+//!
+//! cargo build --release -p tern-server && cargo run --release -p tern-benches --bin load -- 2 10
+
+#[path = "../../../server/tests/common/mod.rs"]
+#[allow(dead_code, missing_docs, clippy::all)]
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::rtc_client::{RtcClient, opus_payload, vp8_payload};
+use str0m::media::MediaKind;
+
+const WARMUP: Duration = Duration::from_secs(4);
+const WINDOW: Duration = Duration::from_secs(10);
+
+struct Server {
+    child: Child,
+    http: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
+}
+
+async fn start_server() -> Server {
+    let bin = std::env::var("TERN_BIN").unwrap_or_else(|_| "target/release/tern".into());
+    let port = free_port();
+    let child = Command::new(&bin)
+        .args([
+            "--http-listen",
+            &format!("127.0.0.1:{port}"),
+            "--rtc-udp-port",
+            "0",
+            "--log-level",
+            "warn",
+        ])
+        .env("TERN_API_KEY", common::KEY)
+        .env("TERN_API_SECRET", common::SECRET)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{bin} starts ({e}); build it first: cargo build --release -p tern-server")
+        });
+    let http: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(http).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server { child, http }
+}
+
+/// (resident set in KiB, CPU time in clock ticks) of a process, from /proc.
+fn proc_usage(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_comm = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = fields
+        .get(11)
+        .and_then(|u| u.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+    (rss, ticks)
+}
+
+async fn forwarded(http: SocketAddr) -> f64 {
+    let (_, _) = common::http("GET", http, "/healthz", None).await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(http).await.expect("tcp");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.expect("read");
+    text.lines()
+        .filter(|l| l.starts_with("tern_rtp_forwarded_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// One participant: publishes 50 audio packets/s (100 B) and 90 video packets/s (1,100 B,
+/// ~0.8 Mbit/s) until `end`, receiving everything the others send.
+async fn participant(mut c: RtcClient, start: Instant, end: Instant) -> RtcClient {
+    let mids = c.publish(&[MediaKind::Audio, MediaKind::Video]).await;
+    let (mut a, mut v) = (0u32, 0u32);
+    let video: Vec<u8> = vp8_payload(true, 0)
+        .into_iter()
+        .cycle()
+        .take(1100)
+        .collect();
+    while Instant::now() < end {
+        let t = start.elapsed().as_millis() as u32;
+        while a * 20 < t {
+            c.send_rtp(mids[0], a as u64 + 1, a * 960, &opus_payload(a));
+            a += 1;
+        }
+        while v * 11 < t {
+            c.send_rtp(mids[1], v as u64 + 1, (v / 3) * 3000, &video);
+            v += 1;
+        }
+        c.run_for(Duration::from_millis(5)).await;
+    }
+    c
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let counts: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let counts = if counts.is_empty() {
+        vec![2, 10]
+    } else {
+        counts
+    };
+    let ticks_per_sec = 100.0; // USER_HZ on Linux
+    println!(
+        "| participants | server RSS idle | server RSS loaded | forwarded packets/s | server CPU per forwarded packet |"
+    );
+    println!("|---|---|---|---|---|");
+    for n in counts {
+        let server = start_server().await;
+        let pid = server.child.id();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (idle_rss, _) = proc_usage(pid);
+        let mut clients = Vec::new();
+        for i in 0..n {
+            clients.push(RtcClient::join(server.http, &format!("p{i}"), "load").await);
+        }
+        let start = Instant::now();
+        let end = start + WARMUP + WINDOW;
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|c| tokio::spawn(participant(c, start, end)))
+            .collect();
+        tokio::time::sleep(WARMUP).await;
+        let (_, cpu0) = proc_usage(pid);
+        let fwd0 = forwarded(server.http).await;
+        let t0 = Instant::now();
+        tokio::time::sleep(WINDOW).await;
+        let (rss, cpu1) = proc_usage(pid);
+        let fwd1 = forwarded(server.http).await;
+        let secs = t0.elapsed().as_secs_f64();
+        for t in tasks {
+            let _ = t.await;
+        }
+        let packets = fwd1 - fwd0;
+        let cpu_us = (cpu1 - cpu0) as f64 / ticks_per_sec * 1e6;
+        println!(
+            "| {n} | {:.1} MB | {:.1} MB | {:.0} | {:.2} µs |",
+            idle_rss as f64 / 1024.0,
+            rss as f64 / 1024.0,
+            packets / secs,
+            if packets > 0.0 {
+                cpu_us / packets
+            } else {
+                f64::NAN
+            }
+        );
+    }
+}
