@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Run tern's whole test suite: lints, unit and scenario tests, loopback integration tests and the
-# headless-Chromium end-to-end tests. Installs what the tests need (Chromium) when it is missing.
+# headless-browser end-to-end tests (Chromium, and Firefox with Chromium in a network namespace
+# of its own, which needs root). Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_packages chromium:chromium
+ensure_packages chromium:chromium firefox-esr:firefox-esr ip:iproute2 unshare:util-linux
 export CHROMIUM=${CHROMIUM:-$(command -v chromium)}
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod browser;
+pub mod firefox;
 pub mod rtc_client;
 
 use std::net::SocketAddr;

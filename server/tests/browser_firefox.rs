@@ -1,0 +1,92 @@
+//! Firefox joins a meeting with Chromium: each decodes the other's video and receives its audio.
+//!
+//! Firefox never pairs loopback ICE candidates, and gathers none without a default route. So this
+//! test re-runs itself inside a network namespace of its own: a veth pair (both ends inside) with
+//! 198.18.0.1 (the benchmarking range), a default route onto it, and the server advertising that
+//! address. Nothing leaves the namespace. Needs root (CI runs as root).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::browser::Browser;
+use common::firefox::Firefox;
+
+/// Connection states and candidates of both of the demo's connections, for failure messages.
+const DIAGNOSE: &str = "(async () => { const c = window.ternDemo.client; const out = {}; for (const [name, pc] of [['pub', c.pub], ['sub', c.sub]]) { if (!pc) continue; const stats = []; (await pc.getStats()).forEach((s) => { if (s.type.includes('candidate')) stats.push([s.type, s.address, s.port, s.state, s.candidateType].join(' ')); }); out[name] = [pc.iceConnectionState, pc.connectionState, stats]; } return out; })()";
+const NETNS_ENV: &str = "TERN_TEST_IN_NETNS";
+const MEDIA_IP: &str = "198.18.0.1";
+
+/// (max framesDecoded, max frameWidth, max totalAudioEnergy).
+fn summary(v: &Value) -> (u64, u64, f64) {
+    let max = |arr: &Value, key: &str| {
+        arr.as_array().map_or(0.0, |a| {
+            a.iter()
+                .map(|s| s[key].as_f64().unwrap_or(0.0))
+                .fold(0.0, f64::max)
+        })
+    };
+    (
+        max(&v["video"], "framesDecoded") as u64,
+        max(&v["video"], "frameWidth") as u64,
+        max(&v["audio"], "totalAudioEnergy"),
+    )
+}
+
+#[test]
+fn firefox_and_chromium_see_and_hear_each_other() {
+    if std::env::var_os(NETNS_ENV).is_some() {
+        return in_namespace();
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let setup = format!(
+        "ip link set lo up && ip link add tern0 type veth peer name tern1 && ip addr add {MEDIA_IP}/24 dev tern0 && ip link set tern0 up && ip link set tern1 up && ip route add default dev tern0 && exec \"$0\" --exact firefox_and_chromium_see_and_hear_each_other --nocapture"
+    );
+    let status = std::process::Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", &setup])
+        .arg(&exe)
+        .env(NETNS_ENV, "1")
+        .status()
+        .expect("unshare runs (util-linux)");
+    assert!(
+        status.success(),
+        "the test failed inside its network namespace (needs root): {status}"
+    );
+}
+
+fn in_namespace() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let server = common::server_with(|c| {
+            c.auth.keys.clear();
+            c.rtc.bind_ip = MEDIA_IP.parse().expect("ip");
+        })
+        .await;
+        let base = format!("http://{}", server.http_addr);
+        let mut chromium = Browser::launch().await;
+        let mut firefox = Firefox::launch().await;
+        let alice = chromium.open(&format!("{base}/?room=ff&name=chromium")).await;
+        let bob = firefox.open(&format!("{base}/?room=ff&name=firefox")).await;
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let a = summary(&chromium.eval(&alice, "window.ternDemo ? window.ternDemo.inbound() : null").await);
+            let b = summary(&firefox.eval(&bob, "window.ternDemo ? window.ternDemo.inbound() : null").await);
+            let flowing = |(frames, width, energy): (u64, u64, f64)| frames > 0 && width > 0 && energy > 0.0;
+            if flowing(a) && flowing(b) {
+                break;
+            }
+            if Instant::now() > deadline {
+                let diag = firefox.eval(&bob, DIAGNOSE).await;
+                panic!("media did not flow both ways within 40 s: chromium {a:?}, firefox {b:?}; firefox connections: {diag}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        server.shutdown();
+    });
+}
