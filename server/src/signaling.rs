@@ -7,6 +7,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use tern_sfu::{Command, LeaveReason, Notice, ParticipantId, Permissions, Reply, SfuError};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::AppState;
 use crate::auth::AuthError;
@@ -24,6 +25,7 @@ pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Res
 /// A joined participant.
 struct Joined {
     id: ParticipantId,
+    room: String,
     worker: WorkerHandle,
     notices: mpsc::Receiver<Notice>,
 }
@@ -44,11 +46,18 @@ async fn session(state: AppState, mut socket: WebSocket) {
         }
     };
     let (id, worker) = (joined.id, joined.worker.clone());
-    let left_by_server = relay(&state, &mut socket, joined).await;
-    if !left_by_server {
-        let _ = worker.request(Command::Leave { participant: id }).await;
+    let span = tracing::info_span!("participant", room = %joined.room, participant = %id, worker = worker.index);
+    async move {
+        tracing::info!("session joined");
+        let left_by_server = relay(&state, &mut socket, joined).await;
+        if !left_by_server {
+            let _ = worker.request(Command::Leave { participant: id }).await;
+        }
+        let _ = socket.send(Message::Close(None)).await;
+        tracing::info!(left_by_server, "session ended");
     }
-    let _ = socket.send(Message::Close(None)).await;
+    .instrument(span)
+    .await;
 }
 
 /// Reads messages until a valid `join`; answers others with errors. `None`: the socket closed.
@@ -165,6 +174,7 @@ async fn join(
             Ok((
                 Joined {
                     id,
+                    room: room.to_string(),
                     worker,
                     notices,
                 },

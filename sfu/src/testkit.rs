@@ -49,6 +49,10 @@ pub struct Client {
     pub keyframe_requests: usize,
     /// The client's network is cut: nothing it sends reaches the server.
     pub cut: bool,
+    /// Drop this many of the next media-sized RTP datagrams the server sends to this client.
+    pub drop_inbound_rtp: usize,
+    /// Drop this many of the next media-sized RTP datagrams this client sends to the server.
+    pub drop_outbound_rtp: usize,
 }
 
 /// The server core, its clients and the fake clock.
@@ -128,6 +132,8 @@ impl Net {
             received: HashMap::new(),
             keyframe_requests: 0,
             cut: false,
+            drop_inbound_rtp: 0,
+            drop_outbound_rtp: 0,
         };
         client.publisher.direct_api().set_ice_controlling(true);
         self.clients.push(client);
@@ -221,16 +227,29 @@ impl Net {
         self.pump();
     }
 
-    /// Client `i` writes one RTP packet on `mid`.
+    /// Client `i` writes one RTP packet on `mid` (Opus for audio, VP8 for video).
     pub fn send_rtp(&mut self, i: usize, mid: Mid, seq: u64, ts: u32, payload: &[u8]) {
-        let now = self.now;
-        let c = &mut self.clients[i];
-        let kind = c.publisher.media(mid).expect("media").kind();
+        let kind = self.clients[i].publisher.media(mid).expect("media").kind();
         let codec = if kind == MediaKind::Audio {
             Codec::Opus
         } else {
             Codec::Vp8
         };
+        self.send_rtp_as(i, mid, codec, seq, ts, payload);
+    }
+
+    /// Client `i` writes one RTP packet on `mid` with the payload type of `codec`.
+    pub fn send_rtp_as(
+        &mut self,
+        i: usize,
+        mid: Mid,
+        codec: Codec,
+        seq: u64,
+        ts: u32,
+        payload: &[u8],
+    ) {
+        let now = self.now;
+        let c = &mut self.clients[i];
         let pt = c
             .publisher
             .codec_config()
@@ -322,7 +341,7 @@ impl Net {
                         else {
                             continue;
                         };
-                        if c.cut {
+                        if c.cut || take_drop(&mut c.drop_inbound_rtp, &t.contents) {
                             continue;
                         }
                         let role = if c.pub_addr == t.destination {
@@ -418,7 +437,10 @@ fn drain_client(
         match c.rtc(side).poll_output() {
             Ok(RtcOutput::Timeout(_)) | Err(_) => break,
             Ok(RtcOutput::Transmit(t)) => {
-                if !c.cut && t.destination == server {
+                if !c.cut
+                    && t.destination == server
+                    && !take_drop(&mut c.drop_outbound_rtp, &t.contents)
+                {
                     to_server.push((from, t.contents.to_vec()));
                 }
             }
@@ -440,12 +462,25 @@ fn drain_client(
     }
 }
 
+/// Counts down `budget` for media-sized RTP datagrams (not RTCP, not STUN or DTLS); true: drop it.
+fn take_drop(budget: &mut usize, datagram: &[u8]) -> bool {
+    let media = datagram.len() > 100
+        && (128..192).contains(&datagram[0])
+        && !(192..=223).contains(&datagram[1]);
+    if *budget > 0 && media {
+        *budget -= 1;
+        return true;
+    }
+    false
+}
+
 fn client_rtc(now: Instant, addr: SocketAddr) -> Rtc {
     let mut rtc = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()
         .enable_opus(true, false)
         .enable_vp8(true)
+        .enable_h264(true)
         .build(now);
     rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
     rtc

@@ -4,7 +4,9 @@
 mod bad_input;
 mod disconnect;
 mod forward;
+mod h264;
 mod join_leave;
 mod keyframes;
 mod late_joiner;
+mod nack;
 mod renegotiation;

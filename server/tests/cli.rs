@@ -1,0 +1,137 @@
+//! The `tern` binary itself: `tern token`, `--help`, and a graceful stop on SIGTERM.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use tern_server::auth::Auth;
+
+const TERN: &str = env!("CARGO_BIN_EXE_tern");
+
+#[test]
+fn tern_token_mints_a_token_the_server_accepts() {
+    let out = Command::new(TERN)
+        .args([
+            "token",
+            "--api-key",
+            "k1",
+            "--api-secret",
+            "s1",
+            "--identity",
+            "alice",
+            "--room",
+            "demo",
+            "--grants",
+            "join,subscribe",
+        ])
+        .output()
+        .expect("tern runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).expect("utf-8");
+    let auth = Auth::new(&[("k1".to_string(), "s1".to_string())].into());
+    let claims = auth
+        .verify(token.trim(), SystemTime::now())
+        .expect("the token verifies");
+    assert_eq!(
+        (claims.sub.as_str(), claims.room.as_deref()),
+        ("alice", Some("demo"))
+    );
+    assert!(
+        claims.grants.join
+            && claims.grants.subscribe
+            && !claims.grants.publish
+            && !claims.grants.admin
+    );
+
+    let bad = Command::new(TERN)
+        .args([
+            "token",
+            "--api-key",
+            "k",
+            "--api-secret",
+            "s",
+            "--identity",
+            "a",
+            "--room",
+            "r",
+            "--grants",
+            "fly",
+        ])
+        .output()
+        .expect("tern runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown grant"));
+}
+
+#[test]
+fn help_lists_every_config_flag_with_its_environment_variable() {
+    let out = Command::new(TERN)
+        .arg("--help")
+        .output()
+        .expect("tern runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--http-listen",
+        "--rtc-udp-port",
+        "--rtc-advertise-ip",
+        "--rtc-workers",
+        "--sfu-keyframe-interval-ms",
+        "--signaling-max-message-bytes",
+        "--log-format",
+        "--api-key",
+        "--config",
+    ] {
+        assert!(help.contains(flag), "--help lists {flag}");
+    }
+    assert!(help.contains("TERN_RTC_ADVERTISE_IP"));
+}
+
+#[tokio::test]
+async fn sigterm_tells_participants_and_exits_cleanly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut child = Command::new(TERN)
+        .args([
+            "--http-listen",
+            &format!("127.0.0.1:{port}"),
+            "--rtc-udp-port",
+            "0",
+            "--api-key",
+            common::KEY,
+            "--api-secret",
+            common::SECRET,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tern starts");
+    let http = format!("127.0.0.1:{port}").parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(http).await.is_err() {
+        assert!(Instant::now() < deadline, "tern did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (mut alice, _) = common::join(http, "alice", "r").await;
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    assert_eq!(alice.expect("closing").await["reason"], "server_shutdown");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "tern did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+}
