@@ -65,7 +65,8 @@ pub struct Net {
     pub clients: Vec<Client>,
     /// Rooms the core reported closed.
     pub closed_rooms: Vec<String>,
-    /// Record what clients send to the server instead of delivering it (for benches).
+    /// Record the RTP media clients send to the server instead of delivering it (for benches);
+    /// everything else (STUN, DTLS, RTCP) is still delivered.
     pub capture: Option<Vec<(SocketAddr, Vec<u8>)>>,
     next_port: u16,
 }
@@ -319,8 +320,8 @@ impl Net {
             for (from, data) in to_server.drain(..) {
                 moved = true;
                 match &mut self.capture {
-                    Some(captured) => captured.push((from, data)),
-                    None => self.sfu.handle_datagram(self.now, from, &data),
+                    Some(captured) if is_media_rtp(&data) => captured.push((from, data)),
+                    _ => self.sfu.handle_datagram(self.now, from, &data),
                 }
             }
             loop {
@@ -462,12 +463,15 @@ fn drain_client(
     }
 }
 
-/// Counts down `budget` for media-sized RTP datagrams (not RTCP, not STUN or DTLS); true: drop it.
+/// RTP carrying media: not RTCP (whose second byte, its type, is 192..=223), STUN or DTLS, and
+/// bigger than padding probes.
+pub fn is_media_rtp(datagram: &[u8]) -> bool {
+    datagram.len() > 100 && (128..192).contains(&datagram[0]) && !(192..=223).contains(&datagram[1])
+}
+
+/// Counts down `budget` for media RTP datagrams; true: drop this one.
 fn take_drop(budget: &mut usize, datagram: &[u8]) -> bool {
-    let media = datagram.len() > 100
-        && (128..192).contains(&datagram[0])
-        && !(192..=223).contains(&datagram[1]);
-    if *budget > 0 && media {
+    if *budget > 0 && is_media_rtp(datagram) {
         *budget -= 1;
         return true;
     }
