@@ -37,28 +37,34 @@ impl Sfu {
             }
         };
         let pt = packet.header.payload_type;
-        let Some(params) = p
-            .publisher
-            .rtc
-            .codec_config()
-            .find(|c| c.pt() == pt)
-            .cloned()
-        else {
-            self.stats.forward_errors += 1;
-            return;
-        };
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };
+        // The publisher's codec for this payload type, cached per track (it rarely changes).
+        let params = match track.codec {
+            Some((cached_pt, params)) if cached_pt == pt => params,
+            _ => {
+                let Some(params) = p
+                    .publisher
+                    .rtc
+                    .codec_config()
+                    .find(|c| c.pt() == pt)
+                    .copied()
+                else {
+                    self.stats.forward_errors += 1;
+                    return;
+                };
+                track.codec = Some((pt, params));
+                track.video_codec = match params.spec().codec {
+                    Codec::Vp8 => Some(VideoCodec::Vp8),
+                    Codec::H264 => Some(VideoCodec::H264),
+                    _ => None,
+                };
+                params
+            }
+        };
         track.ssrc = Some(ssrc);
         let is_video = track.info.kind == TrackKind::Video;
-        if is_video {
-            track.video_codec = match params.spec().codec {
-                Codec::Vp8 => Some(VideoCodec::Vp8),
-                Codec::H264 => Some(VideoCodec::H264),
-                _ => None,
-            };
-        }
         let keyframe = track.video_codec.map(|c| is_keyframe(c, &packet.payload));
         let exts = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,

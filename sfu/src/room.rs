@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use str0m::format::PayloadParams;
+use str0m::media::Pt;
 use str0m::rtp::Ssrc;
 
 use crate::ids::{ParticipantId, TrackId};
@@ -25,7 +27,9 @@ pub(crate) struct Track {
     pub room: Arc<str>,
     /// The publisher's SSRC, once the first packet arrived.
     pub ssrc: Option<Ssrc>,
-    /// The video codec, learnt from the first packet (None for audio or not yet known).
+    /// The publisher's last payload type and its codec parameters.
+    pub codec: Option<(Pt, PayloadParams)>,
+    /// The video codec, learnt from the packets (None for audio or not yet known).
     pub video_codec: Option<VideoCodec>,
     /// Who receives it.
     pub subscribers: Vec<ParticipantId>,
@@ -39,6 +43,7 @@ impl Track {
             info,
             room,
             ssrc: None,
+            codec: None,
             video_codec: None,
             subscribers: Vec::new(),
             keyframes: KeyframeThrottle::new(keyframe_interval),
