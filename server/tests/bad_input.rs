@@ -10,7 +10,8 @@ use str0m::media::MediaKind;
 use tokio_tungstenite::tungstenite::Message;
 
 use common::Ws;
-use common::rtc_client::{RtcClient, opus_payload};
+use common::rtc_client::RtcClient;
+use tern_sfu::testkit::opus_payload;
 
 #[tokio::test]
 async fn malformed_messages_get_error_codes_and_the_session_survives() {
@@ -142,29 +143,9 @@ async fn garbage_datagrams_are_dropped_and_counted_while_media_flows() {
         "bob's audio was not disturbed"
     );
     tokio::time::sleep(Duration::from_millis(1100)).await; // workers publish counters once a second
-    let (_, _) = common::http("GET", server.http_addr, "/healthz", None).await;
-    let metrics = metrics_text(server.http_addr).await;
-    let dropped = counter(&metrics, "tern_dropped_unrouted_total")
-        + counter(&metrics, "tern_dropped_malformed_total");
+    let metrics = common::metrics_text(server.http_addr).await;
+    let dropped = common::metric_sum(&metrics, "tern_dropped_unrouted_total")
+        + common::metric_sum(&metrics, "tern_dropped_malformed_total");
     assert!(dropped >= 250.0, "junk was counted: {dropped}");
     server.shutdown();
-}
-
-async fn metrics_text(http: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(http).await.expect("tcp");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    out
-}
-
-/// Sum of a counter over its label sets.
-fn counter(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

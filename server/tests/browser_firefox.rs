@@ -9,8 +9,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use common::browser::Browser;
 use common::firefox::Firefox;
 
@@ -18,22 +16,6 @@ use common::firefox::Firefox;
 const DIAGNOSE: &str = "(async () => { const c = window.ternDemo.client; const out = {}; for (const [name, pc] of [['pub', c.pub], ['sub', c.sub]]) { if (!pc) continue; const stats = []; (await pc.getStats()).forEach((s) => { if (s.type.includes('candidate')) stats.push([s.type, s.address, s.port, s.state, s.candidateType].join(' ')); }); out[name] = [pc.iceConnectionState, pc.connectionState, stats]; } return out; })()";
 const NETNS_ENV: &str = "TERN_TEST_IN_NETNS";
 const MEDIA_IP: &str = "198.18.0.1";
-
-/// (max framesDecoded, max frameWidth, max totalAudioEnergy).
-fn summary(v: &Value) -> (u64, u64, f64) {
-    let max = |arr: &Value, key: &str| {
-        arr.as_array().map_or(0.0, |a| {
-            a.iter()
-                .map(|s| s[key].as_f64().unwrap_or(0.0))
-                .fold(0.0, f64::max)
-        })
-    };
-    (
-        max(&v["video"], "framesDecoded") as u64,
-        max(&v["video"], "frameWidth") as u64,
-        max(&v["audio"], "totalAudioEnergy"),
-    )
-}
 
 #[test]
 fn firefox_and_chromium_see_and_hear_each_other() {
@@ -75,8 +57,8 @@ fn in_namespace() {
         let bob = firefox.open(&format!("{base}/?room=ff&name=firefox")).await;
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
-            let a = summary(&chromium.eval(&alice, "window.ternDemo ? window.ternDemo.inbound() : null").await);
-            let b = summary(&firefox.eval(&bob, "window.ternDemo ? window.ternDemo.inbound() : null").await);
+            let a = common::inbound_summary(&chromium.eval(&alice, common::INBOUND_JS).await);
+            let b = common::inbound_summary(&firefox.eval(&bob, common::INBOUND_JS).await);
             let flowing = |(frames, width, energy): (u64, u64, f64)| frames > 0 && width > 0 && energy > 0.0;
             if flowing(a) && flowing(b) {
                 break;

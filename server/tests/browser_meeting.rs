@@ -5,27 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use common::browser::{Browser, Page};
 
 /// What a page receives: (max framesDecoded, max frameWidth, max totalAudioEnergy).
 async fn inbound(browser: &mut Browser, page: &Page) -> (u64, u64, f64) {
-    let v = browser
-        .eval(page, "window.ternDemo ? window.ternDemo.inbound() : null")
-        .await;
-    let max = |arr: &Value, key: &str| {
-        arr.as_array().map_or(0.0, |a| {
-            a.iter()
-                .map(|s| s[key].as_f64().unwrap_or(0.0))
-                .fold(0.0, f64::max)
-        })
-    };
-    (
-        max(&v["video"], "framesDecoded") as u64,
-        max(&v["video"], "frameWidth") as u64,
-        max(&v["audio"], "totalAudioEnergy"),
-    )
+    common::inbound_summary(&browser.eval(page, common::INBOUND_JS).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use str0m::media::MediaKind;
 
-use common::rtc_client::{RtcClient, opus_payload, vp8_payload};
+use common::rtc_client::RtcClient;
+use tern_sfu::testkit::{opus_payload, vp8_payload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opus_and_vp8_from_one_client_arrive_intact_at_another() {

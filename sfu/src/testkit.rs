@@ -491,7 +491,7 @@ fn client_rtc(now: Instant, addr: SocketAddr) -> Rtc {
 }
 
 /// (track, mid) of each m-section of an SDP, from its `a=mid` and `a=msid:<stream> <track>` lines.
-fn msid_mids(sdp: &str) -> Vec<(TrackId, Mid)> {
+pub fn msid_mids(sdp: &str) -> Vec<(TrackId, Mid)> {
     let mut out = Vec::new();
     for section in sdp.split("\r\nm=").skip(1) {
         let attr = |name: &str| {

@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::rtc_client::{RtcClient, opus_payload, vp8_payload};
+use common::rtc_client::RtcClient;
 use str0m::media::MediaKind;
+use tern_sfu::testkit::{opus_payload, vp8_payload};
 
 const WARMUP: Duration = Duration::from_secs(4);
 const WINDOW: Duration = Duration::from_secs(10);
@@ -86,18 +87,10 @@ fn proc_usage(pid: u32) -> (u64, u64) {
 }
 
 async fn forwarded(http: SocketAddr) -> f64 {
-    let (_, _) = common::http("GET", http, "/healthz", None).await;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(http).await.expect("tcp");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.expect("read");
-    text.lines()
-        .filter(|l| l.starts_with("tern_rtp_forwarded_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    common::metric_sum(
+        &common::metrics_text(http).await,
+        "tern_rtp_forwarded_total",
+    )
 }
 
 /// One participant: publishes 50 audio packets/s (100 B) and 90 video packets/s (1,100 B,

@@ -179,3 +179,43 @@ pub async fn http(
         serde_json::from_str(body.trim()).unwrap_or(Value::Null),
     )
 }
+
+/// The Prometheus text of `/metrics`.
+pub async fn metrics_text(http: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(http).await.expect("tcp");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+/// Sum of a metric over its label sets.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// What a demo page receives, from `window.ternDemo.inbound()`:
+/// (max framesDecoded, max frameWidth, max totalAudioEnergy).
+pub fn inbound_summary(v: &Value) -> (u64, u64, f64) {
+    let max = |arr: &Value, key: &str| {
+        arr.as_array().map_or(0.0, |a| {
+            a.iter()
+                .map(|s| s[key].as_f64().unwrap_or(0.0))
+                .fold(0.0, f64::max)
+        })
+    };
+    (
+        max(&v["video"], "framesDecoded") as u64,
+        max(&v["video"], "frameWidth") as u64,
+        max(&v["audio"], "totalAudioEnergy"),
+    )
+}
+
+/// The JavaScript that returns a demo page's inbound summary.
+pub const INBOUND_JS: &str = "window.ternDemo ? window.ternDemo.inbound() : null";

@@ -14,6 +14,8 @@ use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
+use tern_sfu::testkit::msid_mids;
+
 use super::{Ws, token};
 
 /// One side of a client: a str0m connection and its socket.
@@ -238,7 +240,11 @@ impl RtcClient {
             }
             Some("offer") => {
                 let sdp = m["sdp"].as_str().expect("sdp");
-                self.track_mids.extend(msid_mids(sdp));
+                self.track_mids.extend(
+                    msid_mids(sdp)
+                        .into_iter()
+                        .map(|(track, mid)| (mid, track.to_string())),
+                );
                 let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
                 let answer = self
                     .subscriber
@@ -267,38 +273,4 @@ fn input(side: &mut Side, from: SocketAddr, data: &[u8]) {
     if let Ok(r) = Receive::new(Protocol::Udp, from, to, data) {
         let _ = side.rtc.handle_input(Input::Receive(Instant::now(), r));
     }
-}
-
-/// (mid, track id) of each m-section, from `a=mid` and `a=msid:<stream> <track>`.
-fn msid_mids(sdp: &str) -> Vec<(Mid, String)> {
-    let mut out = Vec::new();
-    for section in sdp.split("\r\nm=").skip(1) {
-        let attr = |name: &str| {
-            section
-                .lines()
-                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
-        };
-        if let (Some(mid), Some(msid)) = (attr("a=mid:"), attr("a=msid:"))
-            && let Some(track) = msid.split(' ').nth(1)
-        {
-            out.push((Mid::from(mid.as_str()), track.to_string()));
-        }
-    }
-    out
-}
-
-/// A VP8 payload, a keyframe or not, tagged with `n`.
-pub fn vp8_payload(keyframe: bool, n: u32) -> Vec<u8> {
-    let mut p = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
-    p.extend_from_slice(&n.to_be_bytes());
-    p.extend(std::iter::repeat_n(0x5A, 300));
-    p
-}
-
-/// An Opus payload tagged with `n`.
-pub fn opus_payload(n: u32) -> Vec<u8> {
-    let mut p = vec![0xFC];
-    p.extend_from_slice(&n.to_be_bytes());
-    p.extend(std::iter::repeat_n(0x33, 60));
-    p
 }
