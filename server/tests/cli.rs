@@ -113,11 +113,10 @@ async fn sigterm_tells_participants_and_exits_cleanly() {
         .spawn()
         .expect("tern starts");
     let http = format!("127.0.0.1:{port}").parse().expect("addr");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(http).await.is_err() {
-        assert!(Instant::now() < deadline, "tern did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        common::wait_healthy(http, Duration::from_secs(20)).await,
+        "tern did not become healthy"
+    );
     let (mut alice, _) = common::join(http, "alice", "r").await;
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

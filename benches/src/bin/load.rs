@@ -55,12 +55,10 @@ async fn start_server() -> Server {
             panic!("{bin} starts ({e}); build it first: cargo build --release -p tern-server")
         });
     let http: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(http).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        common::wait_healthy(http, Duration::from_secs(20)).await,
+        "tern did not become healthy"
+    );
     Server { child, http }
 }
 

@@ -219,3 +219,24 @@ pub fn inbound_summary(v: &Value) -> (u64, u64, f64) {
 
 /// The JavaScript that returns a demo page's inbound summary.
 pub const INBOUND_JS: &str = "window.ternDemo ? window.ternDemo.inbound() : null";
+
+/// Waits until a server answers `GET /healthz` with 200 (a bare TCP connect is not proof: polling
+/// a free ephemeral port can connect to itself). False after `limit`.
+pub async fn wait_healthy(http: SocketAddr, limit: Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(http).await {
+            let _ = s
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await;
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out).await;
+            if out.starts_with("HTTP/1.1 200") {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
