@@ -10,3 +10,5 @@ export CHROMIUM=${CHROMIUM:-$(command -v chromium)}
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The fuzz targets (run them with cargo-fuzz: see fuzz/README.md) must keep compiling.
+cargo check --locked --manifest-path fuzz/Cargo.toml --bins
