@@ -2,7 +2,7 @@
 //! detection, and the whole core's input path with a participant present.
 #![no_main]
 
-mod core;
+mod shared_core;
 
 use std::net::SocketAddr;
 
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = tern_sfu::stun_local_ufrag(data);
     let _ = tern_sfu::is_keyframe(VideoCodec::Vp8, data);
     let _ = tern_sfu::is_keyframe(VideoCodec::H264, data);
-    core::with_participant(|sfu, now, _| {
+    shared_core::with_participant(|sfu, now, _| {
         let port = data.first().copied().unwrap_or(0) as u16;
         let from = SocketAddr::from(([127, 0, 0, 2], 1000 + port % 4));
         for chunk in data.chunks(600) {

@@ -2,14 +2,14 @@
 //! command handler.
 #![no_main]
 
-mod core;
+mod shared_core;
 
 use libfuzzer_sys::fuzz_target;
 use tern_sfu::{Command, PcRole};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    core::with_participant(|sfu, now, p| {
+    shared_core::with_participant(|sfu, now, p| {
         let sdp = text.to_string();
         let _ = sfu.handle_command(now, Command::PublisherOffer { participant: p, sdp: sdp.clone(), tracks: vec![] });
         let _ = sfu.handle_command(now, Command::SubscriberAnswer { participant: p, sdp: sdp.clone() });
