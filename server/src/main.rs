@@ -105,6 +105,8 @@ fn serve(overrides: &Overrides) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
+        // Handlers first: a signal that arrives while the server starts must not kill it unclean.
+        let mut signals = Signals::register()?;
         let running = tern_server::start(config).await?;
         if let Some((key, secret)) = &running.dev_credentials {
             tracing::warn!(
@@ -113,11 +115,11 @@ fn serve(overrides: &Overrides) -> anyhow::Result<()> {
                 running.http_addr
             );
         }
-        wait_for_signal().await;
+        signals.next().await;
         tracing::info!("shutting down (send the signal again to force)");
         running.shutdown();
-        tokio::spawn(async {
-            wait_for_signal().await;
+        tokio::spawn(async move {
+            signals.next().await;
             tracing::warn!("forced exit");
             std::process::exit(130);
         });
@@ -125,25 +127,39 @@ fn serve(overrides: &Overrides) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM.
+struct Signals {
     #[cfg(unix)]
-    {
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn register() -> anyhow::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
+
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    fn register() -> anyhow::Result<Self> {
+        Ok(Self {})
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn init_logs(config: &Config) {
