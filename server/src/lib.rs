@@ -50,6 +50,8 @@ pub struct Inner {
     pub metrics: Option<PrometheusHandle>,
     next_participant: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    /// Each signaling session holds a clone; shutdown waits until only this one is left.
+    sessions: Arc<()>,
 }
 
 impl Deref for AppState {
@@ -68,6 +70,19 @@ impl Inner {
     /// True once shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow()
+    }
+
+    /// A token held by a live signaling session.
+    pub fn session_token(&self) -> Arc<()> {
+        self.sessions.clone()
+    }
+
+    /// Waits until no signaling session is left, or `limit` passes.
+    async fn sessions_closed(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while Arc::strong_count(&self.sessions) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Resolves when shutdown begins.
@@ -137,6 +152,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         metrics: metrics::install(),
         next_participant: AtomicU64::new(0),
         shutdown: shutdown_rx,
+        sessions: Arc::new(()),
     }));
     let app = http::app(state.clone());
     let serve_state = state.clone();
@@ -159,6 +175,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
                 tracing::warn!("connections still open 10 s after shutdown; closing");
             }
         }
+        // WebSocket sessions outlive the HTTP server (they are upgraded connections): let them
+        // send `closing` and close before the process exits.
+        serve_state.sessions_closed(Duration::from_secs(5)).await;
         Ok(())
     });
     tracing::info!(%http_addr, "tern is listening");

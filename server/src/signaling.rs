@@ -31,6 +31,7 @@ struct Joined {
 }
 
 async fn session(state: AppState, mut socket: WebSocket) {
+    let _live = state.session_token();
     let join_timeout = Duration::from_secs(state.config.signaling.join_timeout_secs);
     let joined = match tokio::time::timeout(join_timeout, join_phase(&state, &mut socket)).await {
         Ok(Some(j)) => j,
