@@ -1,0 +1,72 @@
+//! The STUN/TURN codec's hot operations (issue 3's micro-bench table).
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use criterion::Criterion;
+use tern_turn::{Class, Message, MessageWriter, Method, attr, long_term_key_md5};
+
+/// A Binding request as ICE sends it, and an Allocate with long-term credentials.
+fn samples() -> (Vec<u8>, Vec<u8>, [u8; 16]) {
+    let mut buf = [0u8; 256];
+    let mut w =
+        MessageWriter::new(&mut buf, Method::BINDING, Class::Request, [3; 12]).expect("fits");
+    w.attr(attr::USERNAME, b"evtj:h6vY").expect("fits");
+    w.u32(attr::PRIORITY, 0x6e0001ff).expect("fits");
+    w.integrity(b"VOkJxbRl1RmTxUk/WvJxBt").expect("fits");
+    let n = w.fingerprint().expect("fits");
+    let binding = buf[..n].to_vec();
+    let key = long_term_key_md5("user", "tern", "secret");
+    let mut w =
+        MessageWriter::new(&mut buf, Method::ALLOCATE, Class::Request, [4; 12]).expect("fits");
+    w.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+        .expect("fits");
+    w.attr(attr::USERNAME, b"user").expect("fits");
+    w.attr(attr::REALM, b"tern").expect("fits");
+    w.attr(attr::NONCE, b"0123456789abcdef0123456789abcdef")
+        .expect("fits");
+    w.integrity(&key).expect("fits");
+    let n = w.fingerprint().expect("fits");
+    (binding, buf[..n].to_vec(), key)
+}
+
+/// Runs the codec benches.
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let (binding, allocate, key) = samples();
+    c.bench_function("stun_parse_binding_request", |b| {
+        b.iter(|| Message::parse(black_box(&binding)).is_ok())
+    });
+    let m = Message::parse(&allocate).expect("parses");
+    c.bench_function("stun_message_integrity_check", |b| {
+        b.iter(|| m.integrity_ok(black_box(&key)))
+    });
+    c.bench_function("stun_full_credential_validation", |b| {
+        b.iter(|| {
+            let m = Message::parse(black_box(&allocate)).expect("parses");
+            let user = std::str::from_utf8(m.value(attr::USERNAME).unwrap_or_default())
+                .unwrap_or_default();
+            let realm =
+                std::str::from_utf8(m.value(attr::REALM).unwrap_or_default()).unwrap_or_default();
+            let key = long_term_key_md5(user, realm, "secret");
+            m.integrity_ok(&key)
+        })
+    });
+    let mut out = [0u8; 128];
+    for (name, addr) in [
+        ("xor_mapped_address_encode_v4", "192.0.2.1:32853"),
+        ("xor_mapped_address_encode_v6", "[2001:db8::1]:32853"),
+    ] {
+        let addr: SocketAddr = addr.parse().expect("addr");
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let mut w = MessageWriter::new(&mut out, Method::BINDING, Class::Success, [5; 12])
+                    .expect("fits");
+                w.xor_address(attr::XOR_MAPPED_ADDRESS, black_box(addr))
+                    .expect("fits");
+                w.finish()
+            })
+        });
+    }
+    c.final_summary();
+}
