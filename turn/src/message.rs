@@ -168,24 +168,34 @@ impl<'a> Message<'a> {
         }
     }
 
-    /// The first attribute of this type that counts: attributes after MESSAGE-INTEGRITY (or
-    /// MESSAGE-INTEGRITY-SHA256) are ignored, except FINGERPRINT and the SHA-256 integrity.
+    /// The attributes that count: those after MESSAGE-INTEGRITY are ignored except
+    /// MESSAGE-INTEGRITY-SHA256 and FINGERPRINT, and after MESSAGE-INTEGRITY-SHA256 all but
+    /// FINGERPRINT (RFC 8489 section 14).
+    pub fn counted_attrs(&self) -> impl Iterator<Item = RawAttr<'a>> + 'a {
+        let mut after = None;
+        self.attrs().filter(move |a| {
+            let counts = match after {
+                None => true,
+                Some(attr::MESSAGE_INTEGRITY) => {
+                    matches!(a.kind, attr::FINGERPRINT | attr::MESSAGE_INTEGRITY_SHA256)
+                }
+                Some(_) => a.kind == attr::FINGERPRINT,
+            };
+            if counts
+                && matches!(
+                    a.kind,
+                    attr::MESSAGE_INTEGRITY | attr::MESSAGE_INTEGRITY_SHA256
+                )
+            {
+                after = Some(a.kind);
+            }
+            counts
+        })
+    }
+
+    /// The first counted attribute of this type (see [`Message::counted_attrs`]).
     pub fn get(&self, kind: u16) -> Option<RawAttr<'a>> {
-        let mut integrity_seen = false;
-        for a in self.attrs() {
-            let exempt = matches!(a.kind, attr::FINGERPRINT | attr::MESSAGE_INTEGRITY_SHA256);
-            if integrity_seen && !exempt {
-                continue;
-            }
-            if a.kind == kind {
-                return Some(a);
-            }
-            integrity_seen |= matches!(
-                a.kind,
-                attr::MESSAGE_INTEGRITY | attr::MESSAGE_INTEGRITY_SHA256
-            );
-        }
-        None
+        self.counted_attrs().find(|a| a.kind == kind)
     }
 
     /// The value of the first counting attribute of this type.
@@ -193,9 +203,10 @@ impl<'a> Message<'a> {
         self.get(kind).map(|a| a.value)
     }
 
-    /// The first comprehension-required attribute (type below 0x8000) this codec does not know.
+    /// The first counted comprehension-required attribute (type below 0x8000) this codec does
+    /// not know: the reason for a 420 response.
     pub fn unknown_required(&self) -> Option<u16> {
-        self.attrs()
+        self.counted_attrs()
             .map(|a| a.kind)
             .find(|k| *k < 0x8000 && !attr::is_known(*k))
     }

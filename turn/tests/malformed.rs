@@ -96,9 +96,15 @@ fn attributes_after_message_integrity_are_ignored_except_fingerprint() {
     w.attr(attr::USERNAME, b"u").expect("fits");
     w.integrity(b"key").expect("fits");
     w.attr(attr::SOFTWARE, b"sneaky").expect("fits");
+    w.attr(0x0042, b"unknown but ignored").expect("fits");
     let n = w.fingerprint().expect("fits");
     let m = Message::parse(&buf[..n]).expect("parses");
     assert_eq!(m.value(attr::SOFTWARE), None);
+    assert_eq!(
+        m.unknown_required(),
+        None,
+        "an ignored attribute cannot cause a 420"
+    );
     assert_eq!(m.integrity_ok(b"key"), Some(true));
     assert_eq!(m.fingerprint_ok(), Some(true));
 }
