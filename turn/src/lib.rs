@@ -19,6 +19,7 @@ pub mod attr;
 mod channel;
 mod integrity;
 mod message;
+pub mod peer_policy;
 mod writer;
 
 // The public interface is:
