@@ -1,8 +1,11 @@
 //! FINGERPRINT and MESSAGE-INTEGRITY(-SHA256): computed over the message up to the attribute,
 //! with the header length patched as if the attribute were last. Nothing is copied.
 
-use aws_lc_rs::{digest, hmac};
+use aws_lc_rs::digest;
+use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
+use sha1::Sha1;
+use sha2::Sha256;
 
 use crate::message::RawAttr;
 
@@ -28,25 +31,82 @@ pub(crate) fn fingerprint_matches(raw: &[u8], a: RawAttr<'_>) -> bool {
     a.value.len() == 4 && a.value == fingerprint_value(raw, a.offset).to_be_bytes()
 }
 
-/// The HMAC tag for a message whose integrity attribute starts at `offset`.
-pub(crate) fn hmac_tag(raw: &[u8], offset: usize, key: &[u8], sha256: bool) -> hmac::Tag {
-    let (alg, len) = if sha256 {
-        (hmac::HMAC_SHA256, 32)
-    } else {
-        (hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, 20)
-    };
-    let mut ctx = hmac::Context::with_key(&hmac::Key::new(alg, key));
-    ctx.update(&raw[0..2]);
-    ctx.update(&patched_length(offset, len));
-    ctx.update(&raw[4..offset]);
-    ctx.sign()
+/// A MESSAGE-INTEGRITY key with its HMAC inner and outer states precomputed: make it once per
+/// user and reuse it; each check then clones two small hash states.
+#[derive(Clone)]
+pub enum IntegrityKey {
+    /// MESSAGE-INTEGRITY (HMAC-SHA1).
+    Sha1(Hmac<Sha1>),
+    /// MESSAGE-INTEGRITY-SHA256.
+    Sha256(Hmac<Sha256>),
+}
+
+impl IntegrityKey {
+    /// A key for MESSAGE-INTEGRITY (HMAC-SHA1).
+    pub fn sha1(key: &[u8]) -> Self {
+        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+        Self::Sha1(<Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length"))
+    }
+
+    /// A key for MESSAGE-INTEGRITY-SHA256.
+    pub fn sha256(key: &[u8]) -> Self {
+        Self::Sha256(<Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length"))
+    }
+
+    /// The attribute this key signs and checks.
+    pub fn attribute(&self) -> u16 {
+        match self {
+            Self::Sha1(_) => crate::attr::MESSAGE_INTEGRITY,
+            Self::Sha256(_) => crate::attr::MESSAGE_INTEGRITY_SHA256,
+        }
+    }
+
+    /// The tag length in bytes.
+    pub(crate) fn tag_len(&self) -> usize {
+        match self {
+            Self::Sha1(_) => 20,
+            Self::Sha256(_) => 32,
+        }
+    }
+}
+
+impl std::fmt::Debug for IntegrityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if matches!(self, Self::Sha1(_)) {
+            "IntegrityKey::Sha1"
+        } else {
+            "IntegrityKey::Sha256"
+        })
+    }
+}
+
+/// Feeds the message up to `offset`, with the length patched, into a clone of the keyed state.
+fn keyed<M: Mac + Clone>(state: &M, raw: &[u8], offset: usize, tag_len: usize) -> M {
+    let mut mac = state.clone();
+    mac.update(&raw[0..2]);
+    mac.update(&patched_length(offset, tag_len));
+    mac.update(&raw[4..offset]);
+    mac
+}
+
+/// Writes the HMAC tag for a message whose integrity attribute starts at `offset` into `out`.
+pub(crate) fn hmac_tag(raw: &[u8], offset: usize, key: &IntegrityKey, out: &mut [u8]) {
+    match key {
+        IntegrityKey::Sha1(k) => {
+            out.copy_from_slice(&keyed(k, raw, offset, 20).finalize().into_bytes())
+        }
+        IntegrityKey::Sha256(k) => {
+            out.copy_from_slice(&keyed(k, raw, offset, 32).finalize().into_bytes())
+        }
+    }
 }
 
 /// Constant-time check of a MESSAGE-INTEGRITY(-SHA256) attribute.
-pub(crate) fn hmac_matches(raw: &[u8], a: RawAttr<'_>, key: &[u8], sha256: bool) -> bool {
-    let tag = hmac_tag(raw, a.offset, key, sha256);
-    a.value.len() == tag.as_ref().len()
-        && aws_lc_rs::constant_time::verify_slices_are_equal(tag.as_ref(), a.value).is_ok()
+pub(crate) fn hmac_matches(raw: &[u8], a: RawAttr<'_>, key: &IntegrityKey) -> bool {
+    match key {
+        IntegrityKey::Sha1(k) => keyed(k, raw, a.offset, 20).verify_slice(a.value).is_ok(),
+        IntegrityKey::Sha256(k) => keyed(k, raw, a.offset, 32).verify_slice(a.value).is_ok(),
+    }
 }
 
 /// The long-term credential key of RFC 8489 section 9.2.2: MD5(username ":" realm ":" password).

@@ -24,6 +24,6 @@ mod writer;
 
 // The public interface is:
 pub use channel::{CHANNEL_MAX, CHANNEL_MIN, ChannelData};
-pub use integrity::{long_term_key_md5, long_term_key_sha256, userhash};
+pub use integrity::{IntegrityKey, long_term_key_md5, long_term_key_sha256, userhash};
 pub use message::{Class, MAGIC_COOKIE, Message, Method, ParseError};
 pub use writer::{MessageWriter, WriteError};

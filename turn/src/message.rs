@@ -222,16 +222,11 @@ impl<'a> Message<'a> {
         Some(crate::integrity::fingerprint_matches(self.raw, a))
     }
 
-    /// `None` without MESSAGE-INTEGRITY; otherwise whether its HMAC-SHA1 under `key` matches.
-    pub fn integrity_ok(&self, key: &[u8]) -> Option<bool> {
-        let a = self.get(attr::MESSAGE_INTEGRITY)?;
-        Some(crate::integrity::hmac_matches(self.raw, a, key, false))
-    }
-
-    /// `None` without MESSAGE-INTEGRITY-SHA256; otherwise whether its HMAC-SHA256 matches.
-    pub fn integrity_sha256_ok(&self, key: &[u8]) -> Option<bool> {
-        let a = self.get(attr::MESSAGE_INTEGRITY_SHA256)?;
-        Some(crate::integrity::hmac_matches(self.raw, a, key, true))
+    /// `None` without the attribute `key` checks (MESSAGE-INTEGRITY or -SHA256); otherwise whether
+    /// its HMAC matches, compared in constant time.
+    pub fn integrity_ok(&self, key: &crate::IntegrityKey) -> Option<bool> {
+        let a = self.get(key.attribute())?;
+        Some(crate::integrity::hmac_matches(self.raw, a, key))
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::attr;
-use crate::integrity::{fingerprint_value, hmac_tag};
+use crate::integrity::{IntegrityKey, fingerprint_value, hmac_tag};
 use crate::message::{Class, HEADER_LEN, MAGIC_COOKIE, Method, message_type};
 
 /// The buffer is too small for what was written.
@@ -84,26 +84,14 @@ impl<'b> MessageWriter<'b> {
         self.attr(attr::ERROR_CODE, &value[..4 + n])
     }
 
-    /// Appends MESSAGE-INTEGRITY (HMAC-SHA1) under `key`.
-    pub fn integrity(&mut self, key: &[u8]) -> Result<(), WriteError> {
-        self.integrity_with(key, false)
-    }
-
-    /// Appends MESSAGE-INTEGRITY-SHA256 under `key`.
-    pub fn integrity_sha256(&mut self, key: &[u8]) -> Result<(), WriteError> {
-        self.integrity_with(key, true)
-    }
-
-    fn integrity_with(&mut self, key: &[u8], sha256: bool) -> Result<(), WriteError> {
-        let (kind, n) = if sha256 {
-            (attr::MESSAGE_INTEGRITY_SHA256, 32)
-        } else {
-            (attr::MESSAGE_INTEGRITY, 20)
-        };
+    /// Appends MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256, as `key` says.
+    pub fn integrity(&mut self, key: &IntegrityKey) -> Result<(), WriteError> {
+        let n = key.tag_len();
         let offset = self.len;
-        self.attr(kind, &[0u8; 32][..n])?;
-        let tag = hmac_tag(self.buf, offset, key, sha256);
-        self.buf[offset + 4..offset + 4 + n].copy_from_slice(tag.as_ref());
+        self.attr(key.attribute(), &[0u8; 32][..n])?;
+        let mut tag = [0u8; 32];
+        hmac_tag(self.buf, offset, key, &mut tag[..n]);
+        self.buf[offset + 4..offset + 4 + n].copy_from_slice(&tag[..n]);
         Ok(())
     }
 

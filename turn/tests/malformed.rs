@@ -1,6 +1,6 @@
 //! Malformed STUN: every defect is a typed error, never a panic.
 
-use tern_turn::{Class, Message, MessageWriter, Method, ParseError, attr};
+use tern_turn::{Class, IntegrityKey, Message, MessageWriter, Method, ParseError, attr};
 
 fn valid() -> Vec<u8> {
     let mut buf = [0u8; 128];
@@ -94,7 +94,7 @@ fn attributes_after_message_integrity_are_ignored_except_fingerprint() {
     let mut w =
         MessageWriter::new(&mut buf, Method::BINDING, Class::Request, [2; 12]).expect("fits");
     w.attr(attr::USERNAME, b"u").expect("fits");
-    w.integrity(b"key").expect("fits");
+    w.integrity(&IntegrityKey::sha1(b"key")).expect("fits");
     w.attr(attr::SOFTWARE, b"sneaky").expect("fits");
     w.attr(0x0042, b"unknown but ignored").expect("fits");
     let n = w.fingerprint().expect("fits");
@@ -105,7 +105,7 @@ fn attributes_after_message_integrity_are_ignored_except_fingerprint() {
         None,
         "an ignored attribute cannot cause a 420"
     );
-    assert_eq!(m.integrity_ok(b"key"), Some(true));
+    assert_eq!(m.integrity_ok(&IntegrityKey::sha1(b"key")), Some(true));
     assert_eq!(m.fingerprint_ok(), Some(true));
 }
 

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use tern_turn::{
-    Class, Message, MessageWriter, Method, attr, long_term_key_md5, long_term_key_sha256, userhash,
+    Class, IntegrityKey, Message, MessageWriter, Method, attr, long_term_key_md5,
+    long_term_key_sha256, userhash,
 };
 
 fn hex(s: &str) -> Vec<u8> {
@@ -77,8 +78,11 @@ fn rfc5769_2_1_sample_request_decodes_and_verifies() {
         Some(0x6e0001ff)
     );
     assert_eq!(m.fingerprint_ok(), Some(true));
-    assert_eq!(m.integrity_ok(SHORT_TERM_PASSWORD.as_bytes()), Some(true));
-    assert_eq!(m.integrity_ok(b"wrong"), Some(false));
+    assert_eq!(
+        m.integrity_ok(&IntegrityKey::sha1(SHORT_TERM_PASSWORD.as_bytes())),
+        Some(true)
+    );
+    assert_eq!(m.integrity_ok(&IntegrityKey::sha1(b"wrong")), Some(false));
 }
 
 #[test]
@@ -92,7 +96,8 @@ fn rfc5769_2_1_sample_request_encodes_byte_for_byte() {
     w.attr(attr::ICE_CONTROLLED, &hex("932ff9b1 51263b36"))
         .expect("fits");
     w.attr(attr::USERNAME, b"evtj:h6vY").expect("fits");
-    w.integrity(SHORT_TERM_PASSWORD.as_bytes()).expect("fits");
+    w.integrity(&IntegrityKey::sha1(SHORT_TERM_PASSWORD.as_bytes()))
+        .expect("fits");
     let n = w.fingerprint().expect("fits");
     assert_eq!(buf[..n], hex(SAMPLE_REQUEST)[..]);
 }
@@ -114,7 +119,10 @@ fn rfc5769_2_2_and_2_3_responses_decode_verify_and_encode() {
         assert_eq!(m.value(attr::SOFTWARE), Some(&b"test vector"[..]));
         assert_eq!(m.xor_address(attr::XOR_MAPPED_ADDRESS), Some(addr));
         assert_eq!(m.fingerprint_ok(), Some(true));
-        assert_eq!(m.integrity_ok(SHORT_TERM_PASSWORD.as_bytes()), Some(true));
+        assert_eq!(
+            m.integrity_ok(&IntegrityKey::sha1(SHORT_TERM_PASSWORD.as_bytes())),
+            Some(true)
+        );
 
         let mut buf = [0u8; 256];
         let mut w = MessageWriter::new(&mut buf, Method::BINDING, Class::Success, TID)
@@ -122,7 +130,8 @@ fn rfc5769_2_2_and_2_3_responses_decode_verify_and_encode() {
             .padding(0x20);
         w.attr(attr::SOFTWARE, b"test vector").expect("fits");
         w.xor_address(attr::XOR_MAPPED_ADDRESS, addr).expect("fits");
-        w.integrity(SHORT_TERM_PASSWORD.as_bytes()).expect("fits");
+        w.integrity(&IntegrityKey::sha1(SHORT_TERM_PASSWORD.as_bytes()))
+            .expect("fits");
         let n = w.fingerprint().expect("fits");
         assert_eq!(buf[..n], bytes[..], "{addr}");
     }
@@ -136,7 +145,7 @@ fn rfc5769_2_4_long_term_request_decodes_verifies_and_encodes() {
     assert_eq!(m.value(attr::NONCE), Some(NONCE.as_bytes()));
     assert_eq!(m.value(attr::REALM), Some(REALM.as_bytes()));
     let key = long_term_key_md5(USERNAME, REALM, PASSWORD);
-    assert_eq!(m.integrity_ok(&key), Some(true));
+    assert_eq!(m.integrity_ok(&IntegrityKey::sha1(&key)), Some(true));
     assert_eq!(m.fingerprint_ok(), None);
 
     let mut buf = [0u8; 256];
@@ -145,7 +154,7 @@ fn rfc5769_2_4_long_term_request_decodes_verifies_and_encodes() {
     w.attr(attr::USERNAME, USERNAME.as_bytes()).expect("fits");
     w.attr(attr::NONCE, NONCE.as_bytes()).expect("fits");
     w.attr(attr::REALM, REALM.as_bytes()).expect("fits");
-    w.integrity(&key).expect("fits");
+    w.integrity(&IntegrityKey::sha1(&key)).expect("fits");
     let n = w.finish();
     assert_eq!(buf[..n], bytes[..]);
 }
@@ -160,9 +169,11 @@ fn rfc8489_b1_sha256_integrity_and_userhash() {
     );
     assert_eq!(m.value(attr::PASSWORD_ALGORITHM), Some(&[0, 2, 0, 0][..]));
     let key = long_term_key_sha256(USERNAME, REALM, PASSWORD);
-    assert_eq!(m.integrity_sha256_ok(&key), Some(true));
+    assert_eq!(m.integrity_ok(&IntegrityKey::sha256(&key)), Some(true));
     assert_eq!(
-        m.integrity_sha256_ok(&long_term_key_sha256(USERNAME, REALM, "nope")),
+        m.integrity_ok(&IntegrityKey::sha256(&long_term_key_sha256(
+            USERNAME, REALM, "nope"
+        ))),
         Some(false)
     );
 
@@ -176,7 +187,7 @@ fn rfc8489_b1_sha256_integrity_and_userhash() {
     w.attr(attr::REALM, REALM.as_bytes()).expect("fits");
     w.attr(attr::PASSWORD_ALGORITHM, &[0, 2, 0, 0])
         .expect("fits");
-    w.integrity_sha256(&key).expect("fits");
+    w.integrity(&IntegrityKey::sha256(&key)).expect("fits");
     let n = w.finish();
     assert_eq!(buf[..n], bytes[..]);
 }
