@@ -54,6 +54,8 @@ pub const USE_CANDIDATE: u16 = 0x0025;
 pub const PASSWORD_ALGORITHMS: u16 = 0x8002;
 /// ADDITIONAL-ADDRESS-FAMILY (RFC 8656, comprehension-optional).
 pub const ADDITIONAL_ADDRESS_FAMILY: u16 = 0x8000;
+/// ADDRESS-ERROR-CODE (RFC 8656): why one family of a dual allocation failed.
+pub const ADDRESS_ERROR_CODE: u16 = 0x8001;
 /// SOFTWARE (RFC 8489).
 pub const SOFTWARE: u16 = 0x8022;
 /// FINGERPRINT (RFC 8489).

@@ -27,10 +27,15 @@ impl<'a> ChannelData<'a> {
         (extra <= 3).then_some(Self { channel, data })
     }
 
-    /// Writes a ChannelData message into `out`, padded to 4 bytes; returns its length.
-    pub fn write(channel: u16, data: &[u8], out: &mut [u8]) -> Option<usize> {
+    /// Writes a ChannelData message into `out`; returns its length. `pad` rounds it up to a
+    /// multiple of 4 bytes, as stream transports require (over UDP padding is optional).
+    pub fn write(channel: u16, data: &[u8], out: &mut [u8], pad: bool) -> Option<usize> {
         let len = u16::try_from(data.len()).ok()?;
-        let total = (4 + data.len() + 3) & !3;
+        let total = if pad {
+            (4 + data.len() + 3) & !3
+        } else {
+            4 + data.len()
+        };
         let out = out.get_mut(..total)?;
         out[0..2].copy_from_slice(&channel.to_be_bytes());
         out[2..4].copy_from_slice(&len.to_be_bytes());
@@ -47,7 +52,11 @@ mod tests {
     #[test]
     fn channel_data_round_trips_and_rejects_bad_framing() {
         let mut buf = [0u8; 16];
-        let n = ChannelData::write(0x4001, b"hello", &mut buf).expect("fits");
+        let n = ChannelData::write(0x4001, b"hello", &mut buf, true).expect("fits");
+        assert_eq!(
+            ChannelData::write(0x4001, b"hello", &mut [0u8; 16], false),
+            Some(9)
+        );
         assert_eq!(n, 12);
         assert_eq!(
             ChannelData::parse(&buf[..n]),

@@ -20,6 +20,9 @@ mod channel;
 mod integrity;
 mod message;
 pub mod peer_policy;
+pub mod server;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod writer;
 
 // The public interface is:
