@@ -25,6 +25,8 @@ pub struct Config {
     pub signaling: SignalingConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[turn]`: the STUN/TURN relay.
+    pub turn: crate::turn_config::TurnConfig,
 }
 
 /// `[http]`.
@@ -226,6 +228,9 @@ pub struct Overrides {
     /// log.format
     #[arg(long, env = "TERN_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// `[turn]` keys.
+    #[command(flatten)]
+    pub turn: crate::turn_config::TurnOverrides,
 }
 
 impl Config {
@@ -303,6 +308,7 @@ impl Config {
         );
         set(&mut self.log.level, &o.log_level);
         set(&mut self.log.format, &o.log_format);
+        o.turn.apply(&mut self.turn);
     }
 }
 

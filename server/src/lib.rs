@@ -9,6 +9,8 @@ pub mod metrics;
 pub mod protocol;
 pub mod registry;
 pub mod signaling;
+pub mod turn;
+pub mod turn_config;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -48,6 +50,8 @@ pub struct Inner {
     pub registry: Arc<Registry>,
     /// Prometheus rendering.
     pub metrics: Option<PrometheusHandle>,
+    /// The embedded TURN relay, unless disabled.
+    pub turn: Option<turn::TurnService>,
     next_participant: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each signaling session holds a clone; shutdown waits until only this one is left.
@@ -137,6 +141,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .map(|i| worker::spawn(i, &config.rtc, config.sfu.clone(), registry.clone()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let media_addrs = workers.iter().map(|w| w.media_addr).collect();
+    let turn = turn::TurnService::start_embedded(&config)?;
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
@@ -150,6 +155,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         workers,
         registry,
         metrics: metrics::install(),
+        turn,
         next_participant: AtomicU64::new(0),
         shutdown: shutdown_rx,
         sessions: Arc::new(()),
@@ -178,6 +184,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         // WebSocket sessions outlive the HTTP server (they are upgraded connections): let them
         // send `closing` and close before the process exits.
         serve_state.sessions_closed(Duration::from_secs(5)).await;
+        if let Some(t) = &serve_state.turn {
+            t.signal_stop();
+        }
         Ok(())
     });
     tracing::info!(%http_addr, "tern is listening");

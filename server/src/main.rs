@@ -1,4 +1,5 @@
-//! The `tern` binary: `tern` serves, `tern token` mints access tokens.
+//! The `tern` binary: `tern` serves, `tern token` mints access tokens, `tern turn` runs the
+//! STUN/TURN relay alone.
 
 use std::time::{Duration, SystemTime};
 
@@ -21,6 +22,20 @@ struct Cli {
 enum Cmd {
     /// Mint an access token (JWT, HS256) for a participant or an administrator.
     Token(TokenArgs),
+    /// Run the STUN/TURN relay alone (the `[turn]` keys; see docs/turn.md).
+    Turn(Box<TurnArgs>),
+}
+
+#[derive(clap::Args)]
+struct TurnArgs {
+    /// Path of a TOML config file (its `[turn]` and `[log]` sections are used).
+    #[arg(long, short = 'c', env = "TERN_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// log.level
+    #[arg(long, env = "TERN_LOG_LEVEL")]
+    log_level: Option<String>,
+    #[command(flatten)]
+    turn: tern_server::turn_config::TurnOverrides,
 }
 
 #[derive(clap::Args)]
@@ -59,6 +74,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Cmd::Token(args)) => token(args),
+        Some(Cmd::Turn(args)) => turn(*args),
         None => serve(&cli.serve),
     }
 }
@@ -125,6 +141,54 @@ fn serve(overrides: &Overrides) -> anyhow::Result<()> {
         });
         running.wait().await
     })
+}
+
+fn turn(args: TurnArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    args.turn.apply(&mut config.turn);
+    if let Some(level) = args.log_level {
+        config.log.level = level;
+    }
+    init_logs(&config);
+    let t = &config.turn;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    // Handlers before the sockets, as in `serve`.
+    let mut signals = {
+        let _inside = runtime.enter();
+        Signals::register()?
+    };
+    let secret = match &t.secret {
+        Some(s) => s.clone(),
+        None => {
+            let s = tern_server::auth::random_token(32);
+            println!(
+                "tern turn: no turn.secret configured; generated TURN REST shared secret: {s}"
+            );
+            s
+        }
+    };
+    let policy = tern_turn::peer_policy::PeerPolicy::allowing(t.allow_peers.iter().copied());
+    let relay = tern_turn::net::Relay::start(t.server_config(&secret, policy)?, t.net_config()?)
+        .with_context(|| format!("starting the TURN relay on {:?}", t.listen))?;
+    println!(
+        "tern turn: listening on UDP {:?}, TCP {:?}, TLS {:?}; relaying from {} ports {}-{}",
+        relay.udp_addrs,
+        relay.tcp_addrs,
+        relay.tls_addrs,
+        t.relay_v4().bind,
+        t.min_port,
+        t.max_port
+    );
+    runtime.block_on(signals.next());
+    tracing::info!("shutting down");
+    relay.stop();
+    Ok(())
 }
 
 /// SIGINT and SIGTERM.

@@ -139,6 +139,10 @@ async fn join(
         return Err(auth_error(AuthError::WrongRoom(room.to_string())));
     }
     let id = state.next_participant_id();
+    let ice_servers = state
+        .turn
+        .as_ref()
+        .map_or_else(Vec::new, |t| t.ice_servers(&id.to_string()));
     let worker = state.workers[state.registry.place(room)].clone();
     let (tx, notices) = mpsc::channel(NOTICE_QUEUE);
     let cmd = Command::Join {
@@ -169,7 +173,7 @@ async fn join(
                 participant,
                 participants: others,
                 tracks,
-                ice_servers: Vec::new(),
+                ice_servers,
                 req: None,
             };
             Ok((

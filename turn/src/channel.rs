@@ -2,8 +2,9 @@
 
 /// Lowest channel number a client may bind.
 pub const CHANNEL_MIN: u16 = 0x4000;
-/// Highest channel number a client may bind.
-pub const CHANNEL_MAX: u16 = 0x4FFF;
+/// Highest channel number a client may bind. RFC 8656 narrowed the range to 0x4FFF, but RFC 5766
+/// clients (coturn's among them) still pick numbers up to 0x7FFF, so the old range is accepted.
+pub const CHANNEL_MAX: u16 = 0x7FFF;
 
 /// A ChannelData message borrowing its datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,7 @@ mod tests {
             "channel below range"
         );
         assert_eq!(
-            ChannelData::parse(&[0x50, 0x00, 0, 0]),
+            ChannelData::parse(&[0x80, 0x00, 0, 0]),
             None,
             "channel above range"
         );

@@ -17,8 +17,11 @@
 
 pub mod attr;
 mod channel;
+mod framing;
 mod integrity;
 mod message;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod peer_policy;
 pub mod server;
 #[cfg(feature = "testkit")]
@@ -27,6 +30,7 @@ mod writer;
 
 // The public interface is:
 pub use channel::{CHANNEL_MAX, CHANNEL_MIN, ChannelData};
+pub use framing::stream_frame_len;
 pub use integrity::{IntegrityKey, long_term_key_md5, long_term_key_sha256, userhash};
 pub use message::{Class, MAGIC_COOKIE, Message, Method, ParseError};
 pub use writer::{MessageWriter, WriteError};

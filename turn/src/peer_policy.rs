@@ -90,6 +90,7 @@ pub fn denied_reason(ip: IpAddr) -> Option<&'static str> {
 #[derive(Debug, Clone, Default)]
 pub struct PeerPolicy {
     allowed: Vec<IpAddr>,
+    only_allowed: bool,
 }
 
 impl PeerPolicy {
@@ -97,6 +98,16 @@ impl PeerPolicy {
     pub fn allowing(allowed: impl IntoIterator<Item = IpAddr>) -> Self {
         Self {
             allowed: allowed.into_iter().map(canonical).collect(),
+            only_allowed: false,
+        }
+    }
+
+    /// A policy that allows these exact addresses and nothing else (the embedded relay, which
+    /// exists to reach the SFU).
+    pub fn only(allowed: impl IntoIterator<Item = IpAddr>) -> Self {
+        Self {
+            only_allowed: true,
+            ..Self::allowing(allowed)
         }
     }
 
@@ -105,7 +116,11 @@ impl PeerPolicy {
         if self.allowed.contains(&canonical(ip)) {
             return Ok(());
         }
-        denied_reason(ip).map_or(Ok(()), Err)
+        match denied_reason(ip) {
+            Some(reason) => Err(reason),
+            None if self.only_allowed => Err("not_allowed"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -137,3 +137,22 @@ fn the_allow_list_admits_exact_addresses_only() {
         Err("private")
     );
 }
+
+#[test]
+fn the_embedded_policy_admits_only_the_listed_addresses() {
+    let sfu: IpAddr = "127.0.0.1".parse().expect("ip");
+    let policy = PeerPolicy::only([sfu]);
+    assert_eq!(policy.check(sfu), Ok(()));
+    assert_eq!(
+        policy.check("8.8.8.8".parse().expect("ip")),
+        Err("not_allowed")
+    );
+    assert_eq!(
+        policy.check("127.0.0.2".parse().expect("ip")),
+        Err("loopback")
+    );
+    assert_eq!(
+        policy.check("2606:4700::1111".parse().expect("ip")),
+        Err("not_allowed")
+    );
+}

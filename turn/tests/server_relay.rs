@@ -102,7 +102,7 @@ fn channels_carry_data_both_ways() {
         400
     );
     assert_eq!(
-        h.from_client(c.id, &c.channel_bind(0x5000, other)).code(),
+        h.from_client(c.id, &c.channel_bind(0x8000, other)).code(),
         400
     );
 }

@@ -31,6 +31,9 @@ pub async fn server_with(change: impl FnOnce(&mut Config)) -> Running {
     c.http.listen = "127.0.0.1:0".parse().expect("addr");
     c.rtc.udp_port = 0;
     c.rtc.workers = 2;
+    c.turn.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    c.turn.tls_listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    c.turn.workers = 1;
     c.auth.keys.insert(KEY.into(), SECRET.into());
     change(&mut c);
     tern_server::start(c).await.expect("server starts")

@@ -1,0 +1,105 @@
+//! The embedded TURN relay: started with the server, allowed to reach only the SFU's own media
+//! addresses, and handing each participant short-lived TURN REST credentials at join.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tern_turn::net::Relay;
+use tern_turn::peer_policy::PeerPolicy;
+use tern_turn::server::auth::rest_credential;
+
+use crate::config::Config;
+use crate::protocol::IceServer;
+
+/// A running relay and what clients need to use it.
+#[derive(Debug)]
+pub struct TurnService {
+    relay: Relay,
+    secret: String,
+    host: String,
+    ttl: Duration,
+}
+
+impl TurnService {
+    /// Starts the relay `config.turn` describes, or returns `None` when it is disabled.
+    pub fn start_embedded(config: &Config) -> anyhow::Result<Option<Self>> {
+        let t = &config.turn;
+        if !t.enabled {
+            return Ok(None);
+        }
+        let mut sfu: Vec<IpAddr> = vec![config.rtc.advertised_ip()];
+        if !config.rtc.bind_ip.is_unspecified() {
+            sfu.push(config.rtc.bind_ip);
+        }
+        sfu.extend(&t.allow_peers);
+        let secret = t
+            .secret
+            .clone()
+            .unwrap_or_else(|| crate::auth::random_token(32));
+        let server = t.server_config(&secret, PeerPolicy::only(sfu))?;
+        let relay = Relay::start(server, t.net_config()?)
+            .map_err(|e| anyhow::anyhow!("starting the TURN relay on {:?}: {e}", t.listen))?;
+        tracing::info!(udp = ?relay.udp_addrs, tcp = ?relay.tcp_addrs, tls = ?relay.tls_addrs, "TURN relay is listening");
+        Ok(Some(Self {
+            relay,
+            secret,
+            host: t.public_host(),
+            ttl: Duration::from_secs(t.credential_ttl_secs),
+        }))
+    }
+
+    /// The relay.
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// ICE servers for one participant: `turn:` over UDP and TCP, `turns:` when TLS is on,
+    /// with a REST username `expiry:participant` and its HMAC password.
+    pub fn ice_servers(&self, participant: &str) -> Vec<IceServer> {
+        let expiry = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + self.ttl.as_secs();
+        let username = format!("{expiry}:{participant}");
+        let credential = rest_credential(&self.secret, &username);
+        let mut urls = Vec::new();
+        if let Some(a) = self.relay.udp_addrs.first() {
+            urls.push(format!(
+                "turn:{}:{}?transport=udp",
+                self.host_for_url(),
+                a.port()
+            ));
+        }
+        if let Some(a) = self.relay.tcp_addrs.first() {
+            urls.push(format!(
+                "turn:{}:{}?transport=tcp",
+                self.host_for_url(),
+                a.port()
+            ));
+        }
+        if let Some(a) = self.relay.tls_addrs.first() {
+            urls.push(format!(
+                "turns:{}:{}?transport=tcp",
+                self.host_for_url(),
+                a.port()
+            ));
+        }
+        vec![IceServer {
+            urls,
+            username: Some(username),
+            credential: Some(credential),
+        }]
+    }
+
+    fn host_for_url(&self) -> String {
+        match self.host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+            _ => self.host.clone(),
+        }
+    }
+
+    /// Tells the relay to stop; its threads end on their own.
+    pub fn signal_stop(&self) {
+        self.relay.signal_stop();
+    }
+}

@@ -1,0 +1,357 @@
+//! One worker thread: a mio poll over its listeners, stream connections and relay sockets,
+//! feeding one sans-IO [`Server`].
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, UdpSocket};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::Listeners;
+use super::relays::{CONN_BASE, RELAY_BASE, Relays};
+use super::stream::{Conn, ReadOutcome, tls_connection};
+use crate::server::{Action, ClientId, Server, Stats, Transport};
+use crate::stream_frame_len;
+
+const WAKER: Token = Token(0);
+/// Tokens 1.. are UDP listeners, then TCP/TLS listeners.
+const LISTENER_BASE: usize = 1;
+/// Buffers: the largest UDP payload plus a Data indication's header.
+const BUF: usize = 65_536 + 64;
+/// Stream connections per worker.
+const MAX_CONNS: usize = 20_000;
+
+pub(super) struct Worker {
+    index: usize,
+    poll: Poll,
+    waker: Arc<Waker>,
+    server: Server,
+    tcp: Vec<(TcpListener, SocketAddr, bool)>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    io: Io,
+    free_conns: Vec<usize>,
+    input: Vec<u8>,
+    out: Vec<u8>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Vec<Mutex<Stats>>>,
+}
+
+/// Everything an action can be sent through.
+struct Io {
+    udp: Vec<(UdpSocket, SocketAddr)>,
+    relays: Relays,
+    conns: Vec<Option<Conn>>,
+    conn_of: HashMap<ClientId, usize>,
+}
+
+/// Where an input came from, for replies.
+#[derive(Clone, Copy)]
+enum Origin {
+    Udp(usize),
+    Conn(usize),
+}
+
+impl Worker {
+    pub fn new(
+        index: usize,
+        server: Server,
+        listeners: Listeners,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        relay_buffer: usize,
+        stop: Arc<AtomicBool>,
+        stats: Arc<Vec<Mutex<Stats>>>,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut token = LISTENER_BASE;
+        let mut udp = Vec::new();
+        for s in listeners.udp {
+            let addr = s.local_addr()?;
+            let mut s = UdpSocket::from_std(s);
+            poll.registry()
+                .register(&mut s, Token(token), Interest::READABLE)?;
+            udp.push((s, addr));
+            token += 1;
+        }
+        let mut tcp = Vec::new();
+        for (s, is_tls) in listeners.tcp {
+            let addr = s.local_addr()?;
+            let mut s = TcpListener::from_std(s);
+            poll.registry()
+                .register(&mut s, Token(token), Interest::READABLE)?;
+            tcp.push((s, addr, is_tls));
+            token += 1;
+        }
+        let relays = Relays::new(poll.registry().try_clone()?, relay_buffer);
+        Ok(Self {
+            index,
+            poll,
+            waker,
+            server,
+            tcp,
+            tls,
+            io: Io {
+                udp,
+                relays,
+                conns: Vec::new(),
+                conn_of: HashMap::new(),
+            },
+            free_conns: Vec::new(),
+            input: vec![0; BUF],
+            out: vec![0; BUF],
+            stop,
+            stats,
+        })
+    }
+
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut next_stats = Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let wait = self.server.poll_timeout().saturating_duration_since(now);
+            let timeout = Some(wait.min(Duration::from_secs(1)));
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!(worker = self.index, "poll failed: {e}");
+                break;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    Token(t) if t >= CONN_BASE => self.on_conn(t - CONN_BASE),
+                    Token(t) if t >= RELAY_BASE => self.on_relay(Token(t)),
+                    Token(t) if t - LISTENER_BASE < self.io.udp.len() => {
+                        self.on_udp(t - LISTENER_BASE)
+                    }
+                    Token(t) => self.on_accept(t - LISTENER_BASE - self.io.udp.len()),
+                }
+            }
+            let now = Instant::now();
+            self.server.handle_timeout(now, &mut self.io.relays);
+            if now >= next_stats {
+                next_stats = now + Duration::from_secs(1);
+                self.publish_stats();
+            }
+        }
+        self.server.close_all(&mut self.io.relays);
+        self.publish_stats();
+    }
+
+    fn publish_stats(&self) {
+        if let Some(slot) = self.stats.get(self.index) {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = self.server.stats().clone();
+        }
+    }
+
+    fn on_udp(&mut self, i: usize) {
+        loop {
+            let Some((socket, local)) = self.io.udp.get(i) else {
+                return;
+            };
+            let local = *local;
+            let (n, remote) = match socket.recv_from(&mut self.input) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return, // WouldBlock, or an ICMP error queued on the socket
+            };
+            let client = ClientId {
+                transport: Transport::Udp,
+                remote,
+                local,
+            };
+            let now = Instant::now();
+            let action = self.server.handle_client(
+                now,
+                &mut self.io.relays,
+                client,
+                &self.input[..n],
+                &mut self.out,
+            );
+            self.io.deliver(action, Origin::Udp(i), client, &self.out);
+        }
+    }
+
+    fn on_relay(&mut self, token: Token) {
+        loop {
+            let Some((socket, relay)) = self.io.relays.by_token(token) else {
+                return;
+            };
+            let relay = *relay;
+            let (n, peer) = match socket.recv_from(&mut self.input) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            let now = Instant::now();
+            let action = self
+                .server
+                .handle_peer(now, relay, peer, &self.input[..n], &mut self.out);
+            if let Action::ToClient { client, .. } = action {
+                self.io.deliver(action, Origin::Udp(0), client, &self.out);
+            }
+        }
+    }
+
+    fn on_accept(&mut self, i: usize) {
+        loop {
+            let Some((listener, local, is_tls)) = self.tcp.get(i) else {
+                return;
+            };
+            let (local, is_tls) = (*local, *is_tls);
+            let (mut stream, remote) = match listener.accept() {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            let live = self.io.conns.len() - self.free_conns.len();
+            let tls = match (is_tls, &self.tls) {
+                (true, Some(config)) => tls_connection(config),
+                _ => None,
+            };
+            if live >= MAX_CONNS || (is_tls && tls.is_none()) {
+                continue; // dropping the stream closes it
+            }
+            let _ = stream.set_nodelay(true);
+            let idx = self.free_conns.pop().unwrap_or(self.io.conns.len());
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .poll
+                .registry()
+                .register(&mut stream, Token(CONN_BASE + idx), interest)
+                .is_err()
+            {
+                if idx < self.io.conns.len() {
+                    self.free_conns.push(idx);
+                }
+                continue;
+            }
+            let transport = if is_tls {
+                Transport::Tls
+            } else {
+                Transport::Tcp
+            };
+            let id = ClientId {
+                transport,
+                remote,
+                local,
+            };
+            if idx == self.io.conns.len() {
+                self.io.conns.push(None);
+            }
+            self.io.conns[idx] = Some(Conn::new(id, stream, tls));
+            self.io.conn_of.insert(id, idx);
+        }
+    }
+
+    fn on_conn(&mut self, idx: usize) {
+        let Some(Some(conn)) = self.io.conns.get_mut(idx) else {
+            return;
+        };
+        let outcome = conn.read(&mut self.input);
+        let mut closed = matches!(outcome, ReadOutcome::Closed);
+        conn.flush();
+        // Frame and handle what arrived; a frame that cannot be one closes the connection.
+        let mut start = 0;
+        loop {
+            let Some(Some(conn)) = self.io.conns.get_mut(idx) else {
+                return;
+            };
+            if conn.handshaking() {
+                break;
+            }
+            let frame = match stream_frame_len(&conn.inbuf[start..]) {
+                None => break,
+                Some(Err(())) => {
+                    closed = true;
+                    break;
+                }
+                Some(Ok(n)) if conn.inbuf.len() - start < n => break,
+                Some(Ok(n)) => start..start + n,
+            };
+            start = frame.end;
+            let client = conn.id;
+            let now = Instant::now();
+            let input = std::mem::take(&mut conn.inbuf);
+            let action = self.server.handle_client(
+                now,
+                &mut self.io.relays,
+                client,
+                &input[frame],
+                &mut self.out,
+            );
+            self.io
+                .deliver(action, Origin::Conn(idx), client, &self.out);
+            if let Some(Some(conn)) = self.io.conns.get_mut(idx) {
+                conn.inbuf = input;
+            }
+        }
+        if let Some(Some(conn)) = self.io.conns.get_mut(idx) {
+            conn.inbuf.drain(..start);
+        }
+        if closed {
+            self.close_conn(idx);
+        }
+    }
+
+    fn close_conn(&mut self, idx: usize) {
+        let Some(mut conn) = self.io.conns.get_mut(idx).and_then(Option::take) else {
+            return;
+        };
+        conn.flush();
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.io.conn_of.remove(&conn.id);
+        self.server.client_closed(&mut self.io.relays, conn.id);
+        self.free_conns.push(idx);
+    }
+}
+
+impl Io {
+    /// Carries out one action. `origin` and `sender` say where a reply goes.
+    fn deliver(&mut self, action: Action<'_>, origin: Origin, sender: ClientId, out: &[u8]) {
+        let Io {
+            udp,
+            relays,
+            conns,
+            conn_of,
+        } = self;
+        match action {
+            Action::Drop(_) => {}
+            Action::ToPeer { relay, peer, data } => relays.send(relay, peer, data),
+            Action::Reply(n) => match origin {
+                Origin::Udp(i) => {
+                    if let Some((s, _)) = udp.get(i) {
+                        let _ = s.send_to(&out[..n], sender.remote);
+                    }
+                }
+                Origin::Conn(idx) => {
+                    if let Some(Some(c)) = conns.get_mut(idx) {
+                        c.send(&out[..n]);
+                    }
+                }
+            },
+            Action::ToClient { client, len } => match client.transport {
+                Transport::Udp => {
+                    // A worker has one or two UDP listeners (IPv4, IPv6): a scan beats a hash.
+                    if let Some((s, _)) = udp.iter().find(|(_, local)| *local == client.local) {
+                        let _ = s.send_to(&out[..len], client.remote);
+                    }
+                }
+                Transport::Tcp | Transport::Tls => {
+                    if let Some(Some(c)) = conn_of.get(&client).and_then(|i| conns.get_mut(*i)) {
+                        c.send(&out[..len]);
+                    }
+                }
+            },
+        }
+    }
+}
