@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-ensure_packages chromium:chromium firefox-esr:firefox-esr ip:iproute2 unshare:util-linux
+ensure_packages chromium:chromium firefox-esr:firefox-esr ip:iproute2 unshare:util-linux \
+  turnutils_uclient:coturn openssl:openssl
 export CHROMIUM=${CHROMIUM:-$(command -v chromium)}
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -103,6 +103,8 @@ async fn sigterm_tells_participants_and_exits_cleanly() {
             &format!("127.0.0.1:{port}"),
             "--rtc-udp-port",
             "0",
+            "--turn-listen",
+            "127.0.0.1:0",
             "--api-key",
             common::KEY,
             "--api-secret",

@@ -72,10 +72,12 @@ impl Relay {
             .collect();
         let (mut udp_addrs, mut tcp_addrs, mut tls_addrs) = (Vec::new(), Vec::new(), Vec::new());
         for addr in &net.listen {
-            udp_addrs.push(bind_all(*addr, &mut per_worker, |a| {
+            let udp = bind_all(*addr, &mut per_worker, |a| {
                 udp_listener(a, net.socket_buffer).map(Bound::Udp)
-            })?);
-            tcp_addrs.push(bind_all(*addr, &mut per_worker, |a| {
+            })?;
+            udp_addrs.push(udp);
+            // TCP on the port UDP got, so `:0` still gives one port for both.
+            tcp_addrs.push(bind_all(udp, &mut per_worker, |a| {
                 tcp_listener(a).map(|s| Bound::Tcp(s, false))
             })?);
         }

@@ -199,7 +199,9 @@ impl Server {
         *self.stats.auth_failures.entry(reason).or_default() += 1;
     }
 
-    /// 401 or 438 with REALM and a fresh NONCE, rate-limited per source address.
+    /// 401 or 438 with REALM and a fresh NONCE. Over UDP these are rate-limited per source
+    /// address, since a forged source would turn them into reflected traffic; a stream client's
+    /// address was proven by its handshake, and it would not retransmit a dropped answer.
     fn challenge<'a>(
         &mut self,
         now: Instant,
@@ -209,7 +211,7 @@ impl Server {
         code: u16,
         out: &mut [u8],
     ) -> Action<'a> {
-        if !self.limiter.allow(client.remote.ip(), now) {
+        if !client.transport.is_stream() && !self.limiter.allow(client.remote.ip(), now) {
             return Action::Drop(DropReason::RateLimited);
         }
         let mut random = [0u8; 4];

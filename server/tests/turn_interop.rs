@@ -1,0 +1,124 @@
+//! coturn's own client relays through `tern turn` over UDP, TCP and TLS, with channels and with
+//! Send indications, with static and REST credentials: no loss, equal bytes each way.
+
+#[path = "common/turn.rs"]
+mod turn_tools;
+
+use turn_tools::{echo_peer, self_signed, tern_turn, uclient};
+
+/// Runs turnutils_uclient against `port` with `mode` flags and checks coturn's pass criterion.
+fn relays_cleanly(port: u16, peer: u16, mode: &[&str], credentials: &[&str]) {
+    let mut args: Vec<String> = mode
+        .iter()
+        .chain(credentials)
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(
+        [
+            "-p",
+            &port.to_string(),
+            "-e",
+            "127.0.0.1",
+            "-r",
+            &peer.to_string(),
+            "-m",
+            "4",
+            "-n",
+            "200",
+            "-l",
+            "120",
+            "-z",
+            "5",
+            "-c",
+            "127.0.0.1",
+        ]
+        .map(String::from),
+    );
+    let report = uclient(&args);
+    assert!(report.sent_bytes >= 4 * 200 * 120, "{mode:?}: {report:?}");
+    assert_eq!(
+        report.sent_bytes, report.received_bytes,
+        "{mode:?}: {report:?}"
+    );
+    assert_eq!(report.lost_packets, 0, "{mode:?}: {report:?}");
+}
+
+#[test]
+fn turnutils_uclient_relays_over_udp_tcp_and_tls_in_every_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = self_signed(dir.path());
+    let (_tern, addr, tls) = tern_turn(&[
+        "--turn-users",
+        "test:secret",
+        "--turn-secret",
+        "rest-secret",
+        "--turn-allow-peers",
+        "127.0.0.1",
+        "--turn-tls-cert",
+        cert.to_str().expect("path"),
+        "--turn-tls-key",
+        key.to_str().expect("path"),
+    ]);
+    let tls = tls.expect("TLS listener").port();
+    let (_peer, peer) = echo_peer();
+    let user = ["-u", "test", "-w", "secret"];
+    let rest = ["-u", "bob", "-W", "rest-secret"];
+    let runs = [
+        (&[][..], addr.port(), &user),
+        (&["-s"][..], addr.port(), &user),
+        (&["-t"][..], addr.port(), &user),
+        (&["-t", "-s"][..], addr.port(), &user),
+        (&["-t", "-S"][..], tls, &user),
+        (&["-t", "-S", "-s"][..], tls, &user),
+        (&[][..], addr.port(), &rest),
+        (&["-t"][..], addr.port(), &rest),
+    ];
+    // The clients mostly wait on their own timers: run them side by side.
+    std::thread::scope(|s| {
+        for (mode, port, credentials) in runs {
+            s.spawn(move || relays_cleanly(port, peer, mode, &credentials[..]));
+        }
+    });
+}
+
+#[test]
+fn the_default_policy_keeps_loopback_peers_out() {
+    let (_tern, addr, _) = tern_turn(&["--turn-users", "test:secret"]);
+    let (_peer, peer) = echo_peer();
+    let out = std::process::Command::new("turnutils_uclient")
+        .args([
+            "-u",
+            "test",
+            "-w",
+            "secret",
+            "-p",
+            &addr.port().to_string(),
+            "-e",
+            "127.0.0.1",
+        ])
+        .args([
+            "-r",
+            &peer.to_string(),
+            "-m",
+            "1",
+            "-n",
+            "10",
+            "-l",
+            "120",
+            "-z",
+            "5",
+        ])
+        .args(["-c", "127.0.0.1"])
+        .output()
+        .expect("turnutils_uclient");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("403"),
+        "expected 403 Forbidden for a loopback peer:\n{text}"
+    );
+    assert!(
+        !text.contains("tot_recv_bytes ~ 1200"),
+        "data went through:\n{text}"
+    );
+}
