@@ -106,12 +106,11 @@ impl Server {
     ) -> Action<'a> {
         let config = self.config.clone();
         let mut reply = Reply::to(msg, config.software.as_deref());
-        if let Some(unknown) = msg.unknown_required() {
-            return self.error(&reply, out, 420, |w| {
-                w.attr(attr::UNKNOWN_ATTRIBUTES, &unknown.to_be_bytes())
-            });
-        }
+        let unknown = msg.unknown_required();
         if msg.method() == Method::BINDING {
+            if let Some(unknown) = unknown {
+                return self.unknown_attribute(&reply, out, unknown);
+            }
             return self.written(reply.success(out, |w| {
                 w.xor_address(attr::XOR_MAPPED_ADDRESS, client.remote)
             }));
@@ -131,6 +130,10 @@ impl Server {
             Err(Refusal::Drop(r)) => return Action::Drop(r),
         };
         reply.key = Some(&authed.key);
+        // Unknown attributes are checked once the request is authenticated (RFC 5389 7.3.1).
+        if let Some(unknown) = unknown {
+            return self.unknown_attribute(&reply, out, unknown);
+        }
         let cx = Ctx {
             now,
             client,
@@ -192,6 +195,17 @@ impl Server {
             username: username.into(),
             quota_user: key.quota_user.clone(),
             key: integrity.clone(),
+        })
+    }
+
+    fn unknown_attribute<'a>(
+        &mut self,
+        reply: &Reply<'_>,
+        out: &mut [u8],
+        kind: u16,
+    ) -> Action<'a> {
+        self.error(reply, out, 420, |w| {
+            w.attr(attr::UNKNOWN_ATTRIBUTES, &kind.to_be_bytes())
         })
     }
 
