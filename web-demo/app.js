@@ -50,9 +50,12 @@ async function join(room, name) {
   $('grid').hidden = false;
   $('controls').hidden = false;
   setStatus(`joining ${room}...`);
-  history.replaceState(null, '', `/?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`);
+  // ?relay=1 forces media through the TURN relay (what a strict firewall leaves you).
+  const relay = new URLSearchParams(location.search).get('relay') === '1';
+  history.replaceState(null, '', `/?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}${relay ? '&relay=1' : ''}`);
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rtc`;
-  const client = new TernClient({ url, token: await token(room, name), room });
+  const rtcConfig = relay ? { iceTransportPolicy: 'relay' } : {};
+  const client = new TernClient({ url, token: await token(room, name), room, rtcConfig });
   state.client = client;
   client.addEventListener('participant-joined', (e) => tile(e.detail.id, e.detail.name));
   client.addEventListener('participant-left', (e) => removeTile(e.detail.participant));
@@ -129,6 +132,17 @@ function fail(err) {
 window.ternDemo = {
   get client() { return state.client; },
   marks() { return state.client ? state.client.marks : null; },
+  /** The local candidate type of each connection's selected pair ('host', 'relay', ...). */
+  async candidateTypes() {
+    if (!state.client) return {};
+    const pick = (stats) => {
+      let pair = null;
+      stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+      const local = pair && stats.get(pair.localCandidateId);
+      return local ? local.candidateType : null;
+    };
+    return { publisher: pick(await state.client.sendStats()), subscriber: pick(await state.client.receiveStats()) };
+  },
   async inbound() {
     const out = { video: [], audio: [] };
     if (!state.client) return out;
