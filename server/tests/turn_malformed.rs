@@ -60,8 +60,10 @@ impl Probe {
     }
 }
 
-/// Each case builds its datagram(s) on a fresh probe and returns the last answer.
-fn cases() -> Vec<(&'static str, fn(&mut Probe) -> Answer)> {
+/// A named case: it builds its datagram(s) on a fresh probe and returns the last answer.
+type Case = (&'static str, fn(&mut Probe) -> Answer);
+
+fn cases() -> Vec<Case> {
     vec![
         ("truncated header (19 bytes)", |p| {
             let req = p.client.allocate_request(Sign::None);
