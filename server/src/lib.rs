@@ -160,6 +160,18 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         shutdown: shutdown_rx,
         sessions: Arc::new(()),
     }));
+    if state.turn.is_some() {
+        let s = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !s.is_shutting_down() {
+                tick.tick().await;
+                if let Some(t) = &s.turn {
+                    metrics::record_turn(&t.relay().stats());
+                }
+            }
+        });
+    }
     let app = http::app(state.clone());
     let serve_state = state.clone();
     let task = tokio::spawn(async move {

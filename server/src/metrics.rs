@@ -59,3 +59,31 @@ pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64) {
 pub fn count_error(kind: &'static str, code: &str) {
     metrics::counter!("tern_errors_total", "kind" => kind, "code" => code.to_string()).increment(1);
 }
+
+/// Copies the TURN relay's counters and gauges (summed over its workers) into the facade.
+pub fn record_turn(s: &tern_turn::server::Stats) {
+    metrics::gauge!("tern_turn_allocations").set(s.allocations as f64);
+    metrics::gauge!("tern_turn_permissions").set(s.permissions as f64);
+    metrics::gauge!("tern_turn_channels").set(s.channels as f64);
+    for (direction, packets, bytes) in [
+        ("to_peer", s.to_peer_packets, s.to_peer_bytes),
+        ("to_client", s.to_client_packets, s.to_client_bytes),
+    ] {
+        metrics::counter!("tern_turn_relayed_packets_total", "direction" => direction)
+            .absolute(packets);
+        metrics::counter!("tern_turn_relayed_bytes_total", "direction" => direction)
+            .absolute(bytes);
+    }
+    for (reason, n) in &s.refused_peers {
+        metrics::counter!("tern_turn_refused_peers_total", "reason" => *reason).absolute(*n);
+    }
+    for (reason, n) in &s.auth_failures {
+        metrics::counter!("tern_turn_auth_failures_total", "reason" => *reason).absolute(*n);
+    }
+    for (reason, n) in &s.dropped {
+        metrics::counter!("tern_turn_dropped_total", "reason" => reason.as_str()).absolute(*n);
+    }
+    for (code, n) in &s.errors {
+        metrics::counter!("tern_turn_errors_total", "code" => code.to_string()).absolute(*n);
+    }
+}
