@@ -69,8 +69,17 @@ async fn a_relay_only_browser_meets_through_the_embedded_turn() {
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let metrics = common::metrics_text(server.http_addr).await;
-    assert!(common::metric_sum(&metrics, "tern_turn_allocations") >= 2.0, "{metrics}");
-    assert!(common::metric_sum(&metrics, "tern_turn_relayed_packets_total") > 200.0, "{metrics}");
-    assert!(common::metric_sum(&metrics, "tern_turn_channels") >= 1.0, "{metrics}");
+    assert!(
+        common::metric_sum(&metrics, "tern_turn_allocations") >= 2.0,
+        "{metrics}"
+    );
+    assert!(
+        common::metric_sum(&metrics, "tern_turn_relayed_packets_total") > 200.0,
+        "{metrics}"
+    );
+    assert!(
+        common::metric_sum(&metrics, "tern_turn_channels") >= 1.0,
+        "{metrics}"
+    );
     server.shutdown();
 }
