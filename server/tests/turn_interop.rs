@@ -4,36 +4,11 @@
 #[path = "common/turn.rs"]
 mod turn_tools;
 
-use turn_tools::{echo_peer, self_signed, tern_turn, uclient};
+use turn_tools::{echo_peer, self_signed, tern_turn, uclient, uclient_args};
 
 /// Runs turnutils_uclient against `port` with `mode` flags and checks coturn's pass criterion.
 fn relays_cleanly(port: u16, peer: u16, mode: &[&str], credentials: &[&str]) {
-    let mut args: Vec<String> = mode
-        .iter()
-        .chain(credentials)
-        .map(|s| s.to_string())
-        .collect();
-    args.extend(
-        [
-            "-p",
-            &port.to_string(),
-            "-e",
-            "127.0.0.1",
-            "-r",
-            &peer.to_string(),
-            "-m",
-            "4",
-            "-n",
-            "200",
-            "-l",
-            "120",
-            "-z",
-            "5",
-            "-c",
-            "127.0.0.1",
-        ]
-        .map(String::from),
-    );
+    let args = uclient_args(credentials, mode, port, peer, 4, 200, 5);
     let report = uclient(&args);
     assert!(report.sent_bytes >= 4 * 200 * 120, "{mode:?}: {report:?}");
     assert_eq!(
@@ -47,18 +22,21 @@ fn relays_cleanly(port: u16, peer: u16, mode: &[&str], credentials: &[&str]) {
 fn turnutils_uclient_relays_over_udp_tcp_and_tls_in_every_mode() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (cert, key) = self_signed(dir.path());
-    let (_tern, addr, tls) = tern_turn(&[
-        "--turn-users",
-        "test:secret",
-        "--turn-secret",
-        "rest-secret",
-        "--turn-allow-peers",
-        "127.0.0.1",
-        "--turn-tls-cert",
-        cert.to_str().expect("path"),
-        "--turn-tls-key",
-        key.to_str().expect("path"),
-    ]);
+    let (_tern, addr, tls) = tern_turn(
+        env!("CARGO_BIN_EXE_tern"),
+        &[
+            "--turn-users",
+            "test:secret",
+            "--turn-secret",
+            "rest-secret",
+            "--turn-allow-peers",
+            "127.0.0.1",
+            "--turn-tls-cert",
+            cert.to_str().expect("path"),
+            "--turn-tls-key",
+            key.to_str().expect("path"),
+        ],
+    );
     let tls = tls.expect("TLS listener").port();
     let (_peer, peer) = echo_peer();
     let user = ["-u", "test", "-w", "secret"];
@@ -83,32 +61,19 @@ fn turnutils_uclient_relays_over_udp_tcp_and_tls_in_every_mode() {
 
 #[test]
 fn the_default_policy_keeps_loopback_peers_out() {
-    let (_tern, addr, _) = tern_turn(&["--turn-users", "test:secret"]);
+    let (_tern, addr, _) = tern_turn(env!("CARGO_BIN_EXE_tern"), &["--turn-users", "test:secret"]);
     let (_peer, peer) = echo_peer();
+    let args = uclient_args(
+        &["-u", "test", "-w", "secret"],
+        &[],
+        addr.port(),
+        peer,
+        1,
+        10,
+        5,
+    );
     let out = std::process::Command::new("turnutils_uclient")
-        .args([
-            "-u",
-            "test",
-            "-w",
-            "secret",
-            "-p",
-            &addr.port().to_string(),
-            "-e",
-            "127.0.0.1",
-        ])
-        .args([
-            "-r",
-            &peer.to_string(),
-            "-m",
-            "1",
-            "-n",
-            "10",
-            "-l",
-            "120",
-            "-z",
-            "5",
-        ])
-        .args(["-c", "127.0.0.1"])
+        .args(args)
         .output()
         .expect("turnutils_uclient");
     let text =

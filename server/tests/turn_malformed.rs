@@ -60,6 +60,17 @@ impl Probe {
     }
 }
 
+/// An Allocate carrying the unknown comprehension-required attribute 0x7777.
+fn allocate_with_unknown_attribute(p: &mut Probe, sign: Sign) -> Answer {
+    let req = p
+        .client
+        .message(Method::ALLOCATE, Class::Request, sign, |w| {
+            w.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])?;
+            w.attr(0x7777, b"what")
+        });
+    p.ask(&req)
+}
+
 /// A named case: it builds its datagram(s) on a fresh probe and returns the last answer.
 type Case = (&'static str, fn(&mut Probe) -> Answer);
 
@@ -89,28 +100,14 @@ fn cases() -> Vec<Case> {
         }),
         (
             "unknown comprehension-required attribute, unauthenticated",
-            |p| {
-                let req = p
-                    .client
-                    .message(Method::ALLOCATE, Class::Request, Sign::None, |w| {
-                        w.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])?;
-                        w.attr(0x7777, b"what")
-                    });
-                p.ask(&req)
-            },
+            |p| allocate_with_unknown_attribute(p, Sign::None),
         ),
         (
             "unknown comprehension-required attribute, authenticated",
             |p| {
                 let req = p.client.allocate_request(Sign::None);
                 p.ask(&req);
-                let req = p
-                    .client
-                    .message(Method::ALLOCATE, Class::Request, Sign::Sha1, |w| {
-                        w.attr(attr::REQUESTED_TRANSPORT, &[17, 0, 0, 0])?;
-                        w.attr(0x7777, b"what")
-                    });
-                p.ask(&req)
+                allocate_with_unknown_attribute(p, Sign::Sha1)
             },
         ),
         ("forged nonce", |p| {
@@ -172,16 +169,19 @@ fn coturn(dir: &std::path::Path) -> (Proc, SocketAddr) {
 fn malformed_input_gets_the_answers_coturn_gives() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_coturn, coturn_addr) = coturn(dir.path());
-    let (_tern, tern_addr, _) = tern_turn(&[
-        "--turn-users",
-        "test:secret",
-        "--turn-allow-peers",
-        "127.0.0.1",
-        "--turn-min-port",
-        "43000",
-        "--turn-max-port",
-        "43999",
-    ]);
+    let (_tern, tern_addr, _) = tern_turn(
+        env!("CARGO_BIN_EXE_tern"),
+        &[
+            "--turn-users",
+            "test:secret",
+            "--turn-allow-peers",
+            "127.0.0.1",
+            "--turn-min-port",
+            "43000",
+            "--turn-max-port",
+            "43999",
+        ],
+    );
     let expected: [Answer; 9] = [
         None,
         Some((Class::Error, 401)),

@@ -6,6 +6,9 @@
 //!
 //! `cargo run --release -p tern-benches --bin turn_relay`
 
+#[path = "../../../server/tests/common/turn.rs"]
+mod turn_tools;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -50,26 +53,17 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// (messages sent, messages received, lost) from one uclient run.
 fn uclient(port: u16, peer: u16, clients: u32, messages: u32, gap_ms: u32) -> (u64, u64, u64) {
+    let args = turn_tools::uclient_args(
+        &["-u", "bench", "-w", "secret"],
+        &[],
+        port,
+        peer,
+        clients,
+        messages,
+        gap_ms,
+    );
     let out = Command::new("turnutils_uclient")
-        .args([
-            "-u",
-            "bench",
-            "-w",
-            "secret",
-            "-p",
-            &port.to_string(),
-            "-e",
-            "127.0.0.1",
-        ])
-        .args([
-            "-r",
-            &peer.to_string(),
-            "-m",
-            &clients.to_string(),
-            "-n",
-            &messages.to_string(),
-        ])
-        .args(["-l", "120", "-z", &gap_ms.to_string(), "-c", "127.0.0.1"])
+        .args(args)
         .output()
         .expect("turnutils_uclient");
     let text =

@@ -26,9 +26,10 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
-/// `tern turn` on ephemeral ports; returns it with its UDP/TCP address and TLS address.
-pub fn tern_turn(extra: &[&str]) -> (Proc, SocketAddr, Option<SocketAddr>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+/// `tern turn` (the binary at `tern`) on ephemeral ports; returns it with its UDP/TCP address
+/// and its TLS address.
+pub fn tern_turn(tern: &str, extra: &[&str]) -> (Proc, SocketAddr, Option<SocketAddr>) {
+    let mut child = Command::new(tern)
         .args([
             "turn",
             "--turn-listen",
@@ -77,6 +78,39 @@ pub struct UclientReport {
     pub sent_bytes: u64,
     pub received_bytes: u64,
     pub lost_packets: u64,
+}
+
+/// turnutils_uclient's arguments for `clients` clients sending `messages` 120-byte messages
+/// `gap_ms` apart through the relay on `port` to the echo peer on `peer` (all on loopback);
+/// `credentials` and `mode` flags go first.
+pub fn uclient_args(
+    credentials: &[&str],
+    mode: &[&str],
+    port: u16,
+    peer: u16,
+    clients: u32,
+    messages: u32,
+    gap_ms: u32,
+) -> Vec<String> {
+    let mut args: Vec<String> = mode
+        .iter()
+        .chain(credentials)
+        .map(|s| s.to_string())
+        .collect();
+    for (flag, value) in [
+        ("-p", port.to_string()),
+        ("-e", "127.0.0.1".into()),
+        ("-r", peer.to_string()),
+        ("-m", clients.to_string()),
+        ("-n", messages.to_string()),
+        ("-l", "120".into()),
+        ("-z", gap_ms.to_string()),
+        ("-c", "127.0.0.1".into()),
+    ] {
+        args.push(flag.into());
+        args.push(value);
+    }
+    args
 }
 
 /// Runs turnutils_uclient with `args` and parses its totals.
