@@ -159,6 +159,38 @@ fn permissions_last_five_minutes_and_channels_ten() {
     h.advance(Duration::from_secs(1));
     assert_eq!(h.server.stats().channels, 0);
     assert_eq!(h.server.stats().permissions, 1);
+    // For 5 minutes after expiry the number and the peer stay reserved for each other.
+    let other: SocketAddr = "203.0.113.5:9001".parse().expect("addr");
+    let reply = c.transact(&mut h, |c| c.channel_bind(0x4001, other));
+    assert_eq!(reply.code(), 400, "number still cooling down");
+    assert_eq!(
+        h.from_client(c.id, &c.channel_bind(0x4002, peer())).code(),
+        400,
+        "peer still cooling down"
+    );
+    assert_eq!(
+        h.from_client(c.id, &c.channel_bind(0x4001, peer())).code(),
+        0,
+        "the same pair may rebind"
+    );
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.server.stats().channels, 1);
+}
+
+#[test]
+fn an_expired_channel_is_free_after_its_cooldown() {
+    let (mut h, mut c, _) = ready(Transport::Udp);
+    assert_eq!(h.from_client(c.id, &c.refresh(3600)).code(), 0);
+    assert_eq!(
+        h.from_client(c.id, &c.channel_bind(0x4001, peer())).code(),
+        0
+    );
+    h.advance(Duration::from_secs(600 + 301));
+    let other: SocketAddr = "203.0.113.5:9001".parse().expect("addr");
+    assert_eq!(
+        c.transact(&mut h, |c| c.channel_bind(0x4001, other)).code(),
+        0
+    );
 }
 
 #[test]

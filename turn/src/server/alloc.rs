@@ -100,17 +100,23 @@ impl Allocation {
         self.channel_of_peer.insert(peer, channel);
     }
 
-    /// Forgets expired permissions and channels.
+    /// Forgets expired permissions, and channels once they have also cooled down: an expired
+    /// channel's number and peer are not bound to anything else for 5 minutes (RFC 8656 12).
     pub fn sweep(&mut self, now: Instant) {
         self.permissions.retain(|_, t| *t > now);
         let by_peer = &mut self.channel_of_peer;
         self.channels.retain(|_, c| {
-            let live = c.expires > now;
-            if !live {
+            let keep = c.expires + CHANNEL_COOLDOWN > now;
+            if !keep {
                 by_peer.remove(&c.peer);
             }
-            live
+            keep
         });
+    }
+
+    /// Channels that carry data now.
+    pub fn live_channels(&self, now: Instant) -> usize {
+        self.channels.values().filter(|c| c.expires > now).count()
     }
 }
 
@@ -198,3 +204,5 @@ impl Allocations {
 pub(crate) const PERMISSION_LIFETIME: Duration = Duration::from_secs(300);
 /// Lifetime of a channel binding (RFC 8656 section 12).
 pub(crate) const CHANNEL_LIFETIME: Duration = Duration::from_secs(600);
+/// How long an expired channel's number and peer stay reserved.
+const CHANNEL_COOLDOWN: Duration = Duration::from_secs(300);

@@ -376,7 +376,7 @@ impl Server {
         for a in self.allocations.iter_mut() {
             a.sweep(now);
             permissions += a.permissions.len() as u64;
-            channels += a.channels.len() as u64;
+            channels += a.live_channels(now) as u64;
         }
         self.stats.permissions = permissions;
         self.stats.channels = channels;
