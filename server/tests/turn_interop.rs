@@ -87,3 +87,40 @@ fn the_default_policy_keeps_loopback_peers_out() {
         "data went through:\n{text}"
     );
 }
+
+#[test]
+fn a_large_burst_over_tcp_is_answered_in_full() {
+    use std::io::{Read, Write};
+    use tern_turn::testkit::{Sign, TestClient};
+    use tern_turn::{Class, Method, stream_frame_len};
+    let (_tern, addr, _) = tern_turn(env!("CARGO_BIN_EXE_tern"), &["--turn-users", "test:secret"]);
+    let mut c = TestClient::udp("127.0.0.1:1", "test", "secret");
+    // 8,000 Binding requests in one write: far more than one read of the server's buffer.
+    const N: usize = 8000;
+    let burst: Vec<u8> = (0..N)
+        .flat_map(|_| c.message(Method::BINDING, Class::Request, Sign::None, |_| Ok(())))
+        .collect();
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let writer = {
+        let mut s = stream.try_clone().expect("clone");
+        std::thread::spawn(move || s.write_all(&burst))
+    };
+    let (mut got, mut answers, mut buf) = (Vec::new(), 0, [0u8; 65536]);
+    while answers < N {
+        let n = stream.read(&mut buf).expect("answers keep coming");
+        assert!(n > 0, "closed after {answers} answers");
+        got.extend_from_slice(&buf[..n]);
+        while let Some(Ok(len)) = stream_frame_len(&got) {
+            if got.len() < len {
+                break;
+            }
+            got.drain(..len);
+            answers += 1;
+        }
+    }
+    writer.join().expect("writer").expect("burst written");
+    assert_eq!(answers, N);
+}

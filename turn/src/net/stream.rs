@@ -25,9 +25,12 @@ pub(super) struct Conn {
 }
 
 /// What reading did.
+#[derive(PartialEq, Eq)]
 pub(super) enum ReadOutcome {
-    /// More bytes may be framed.
+    /// The socket is drained; what arrived is in `inbuf`.
     Data,
+    /// `inbuf` is full while the socket still has bytes: frame, then read again.
+    Full,
     /// The peer closed or the stream failed.
     Closed,
 }
@@ -48,7 +51,7 @@ impl Conn {
     pub fn read(&mut self, scratch: &mut [u8]) -> ReadOutcome {
         loop {
             if self.inbuf.len() > 2 * MAX_FRAME {
-                return ReadOutcome::Data; // frame what is there first
+                return ReadOutcome::Full;
             }
             let n = match &mut self.tls {
                 None => match self.stream.read(scratch) {

@@ -254,17 +254,31 @@ impl Worker {
     }
 
     fn on_conn(&mut self, idx: usize) {
-        let Some(Some(conn)) = self.io.conns.get_mut(idx) else {
-            return;
-        };
-        let outcome = conn.read(&mut self.input);
-        let mut closed = matches!(outcome, ReadOutcome::Closed);
-        conn.flush();
-        // Frame and handle what arrived; a frame that cannot be one closes the connection.
-        let mut start = 0;
         loop {
             let Some(Some(conn)) = self.io.conns.get_mut(idx) else {
                 return;
+            };
+            let outcome = conn.read(&mut self.input);
+            conn.flush();
+            let closed = outcome == ReadOutcome::Closed || !self.handle_frames(idx);
+            if closed {
+                self.close_conn(idx);
+                return;
+            }
+            if outcome != ReadOutcome::Full {
+                return;
+            }
+        }
+    }
+
+    /// Frames and handles what a connection has received; false if a frame could not be one
+    /// (the connection is then closed).
+    fn handle_frames(&mut self, idx: usize) -> bool {
+        let mut ok = true;
+        let mut start = 0;
+        loop {
+            let Some(Some(conn)) = self.io.conns.get_mut(idx) else {
+                return ok;
             };
             if conn.handshaking() {
                 break;
@@ -272,7 +286,7 @@ impl Worker {
             let frame = match stream_frame_len(&conn.inbuf[start..]) {
                 None => break,
                 Some(Err(())) => {
-                    closed = true;
+                    ok = false;
                     break;
                 }
                 Some(Ok(n)) if conn.inbuf.len() - start < n => break,
@@ -298,9 +312,7 @@ impl Worker {
         if let Some(Some(conn)) = self.io.conns.get_mut(idx) {
             conn.inbuf.drain(..start);
         }
-        if closed {
-            self.close_conn(idx);
-        }
+        ok
     }
 
     fn close_conn(&mut self, idx: usize) {
