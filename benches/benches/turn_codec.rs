@@ -1,13 +1,15 @@
 //! The STUN/TURN codec's hot operations (issue 3's micro-bench table).
 
 use std::hint::black_box;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use criterion::Criterion;
+use tern_turn::server::auth::{Credentials, Nonces};
 use tern_turn::{Class, IntegrityKey, Message, MessageWriter, Method, attr, long_term_key_md5};
 
-/// A Binding request as ICE sends it, and an Allocate with long-term credentials.
-fn samples() -> (Vec<u8>, Vec<u8>, [u8; 16]) {
+/// A Binding request as ICE sends it, and an Allocate with long-term credentials and `nonce`.
+fn samples(nonce: &[u8]) -> (Vec<u8>, Vec<u8>, [u8; 16]) {
     let mut buf = [0u8; 256];
     let mut w =
         MessageWriter::new(&mut buf, Method::BINDING, Class::Request, [3; 12]).expect("fits");
@@ -24,8 +26,7 @@ fn samples() -> (Vec<u8>, Vec<u8>, [u8; 16]) {
         .expect("fits");
     w.attr(attr::USERNAME, b"user").expect("fits");
     w.attr(attr::REALM, b"tern").expect("fits");
-    w.attr(attr::NONCE, b"0123456789abcdef0123456789abcdef")
-        .expect("fits");
+    w.attr(attr::NONCE, nonce).expect("fits");
     w.integrity(&IntegrityKey::sha1(&key)).expect("fits");
     let n = w.fingerprint().expect("fits");
     (binding, buf[..n].to_vec(), key)
@@ -34,7 +35,10 @@ fn samples() -> (Vec<u8>, Vec<u8>, [u8; 16]) {
 /// Runs the codec benches.
 fn main() {
     let mut c = Criterion::default().configure_from_args();
-    let (binding, allocate, key) = samples();
+    let ip: IpAddr = "198.18.0.10".parse().expect("ip");
+    let unix = 1_800_000_000;
+    let nonces = Nonces::new(Duration::from_secs(600));
+    let (binding, allocate, key) = samples(&nonces.issue(unix, 7, ip));
     c.bench_function("stun_parse_binding_request", |b| {
         b.iter(|| Message::parse(black_box(&binding)).is_ok())
     });
@@ -52,6 +56,20 @@ fn main() {
                 std::str::from_utf8(m.value(attr::REALM).unwrap_or_default()).unwrap_or_default();
             let key = IntegrityKey::sha1(&long_term_key_md5(user, realm, "secret"));
             m.integrity_ok(&key)
+        })
+    });
+    let users = [("user".to_owned(), "secret".to_owned())].into();
+    let mut credentials = Credentials::new("tern", users, None);
+    assert!(
+        credentials
+            .validate(&nonces, &m, unix, ip)
+            .is_ok_and(|v| v.username == "user")
+    );
+    // What the relay does for every authenticated request: parse, nonce, cached key, HMAC.
+    c.bench_function("stun_credential_validation_cached_key", |b| {
+        b.iter(|| {
+            let m = Message::parse(black_box(&allocate)).expect("parses");
+            credentials.validate(&nonces, &m, unix, ip).is_ok()
         })
     });
     let mut out = [0u8; 128];

@@ -2,10 +2,9 @@
 //! with the header length patched as if the attribute were last. Nothing is copied.
 
 use aws_lc_rs::digest;
-use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
-use sha1::Sha1;
-use sha2::Sha256;
+
+use crate::hmac::{KeyedHmac, SHA1, SHA256};
 
 use crate::message::RawAttr;
 
@@ -32,47 +31,47 @@ pub(crate) fn fingerprint_matches(raw: &[u8], a: RawAttr<'_>) -> bool {
 }
 
 /// A MESSAGE-INTEGRITY key with its HMAC inner and outer states precomputed: make it once per
-/// user and reuse it; each check then clones two small hash states.
+/// user and reuse it; each check then costs the compressions of the message plus one.
 #[derive(Clone)]
-pub enum IntegrityKey {
-    /// MESSAGE-INTEGRITY (HMAC-SHA1).
-    Sha1(Hmac<Sha1>),
-    /// MESSAGE-INTEGRITY-SHA256.
-    Sha256(Hmac<Sha256>),
+pub struct IntegrityKey(Keyed);
+
+#[derive(Clone)]
+enum Keyed {
+    Sha1(KeyedHmac<5>),
+    Sha256(KeyedHmac<8>),
 }
 
 impl IntegrityKey {
     /// A key for MESSAGE-INTEGRITY (HMAC-SHA1).
     pub fn sha1(key: &[u8]) -> Self {
-        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-        Self::Sha1(<Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length"))
+        Self(Keyed::Sha1(KeyedHmac::new(SHA1, key)))
     }
 
     /// A key for MESSAGE-INTEGRITY-SHA256.
     pub fn sha256(key: &[u8]) -> Self {
-        Self::Sha256(<Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length"))
+        Self(Keyed::Sha256(KeyedHmac::new(SHA256, key)))
     }
 
     /// The attribute this key signs and checks.
     pub fn attribute(&self) -> u16 {
-        match self {
-            Self::Sha1(_) => crate::attr::MESSAGE_INTEGRITY,
-            Self::Sha256(_) => crate::attr::MESSAGE_INTEGRITY_SHA256,
+        match self.0 {
+            Keyed::Sha1(_) => crate::attr::MESSAGE_INTEGRITY,
+            Keyed::Sha256(_) => crate::attr::MESSAGE_INTEGRITY_SHA256,
         }
     }
 
     /// The tag length in bytes.
     pub(crate) fn tag_len(&self) -> usize {
-        match self {
-            Self::Sha1(_) => 20,
-            Self::Sha256(_) => 32,
+        match &self.0 {
+            Keyed::Sha1(k) => k.tag_len(),
+            Keyed::Sha256(k) => k.tag_len(),
         }
     }
 }
 
 impl std::fmt::Debug for IntegrityKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if matches!(self, Self::Sha1(_)) {
+        f.write_str(if matches!(self.0, Keyed::Sha1(_)) {
             "IntegrityKey::Sha1"
         } else {
             "IntegrityKey::Sha256"
@@ -80,32 +79,24 @@ impl std::fmt::Debug for IntegrityKey {
     }
 }
 
-/// Feeds the message up to `offset`, with the length patched, into a clone of the keyed state.
-fn keyed<M: Mac + Clone>(state: &M, raw: &[u8], offset: usize, tag_len: usize) -> M {
-    let mut mac = state.clone();
-    mac.update(&raw[0..2]);
-    mac.update(&patched_length(offset, tag_len));
-    mac.update(&raw[4..offset]);
-    mac
-}
-
-/// Writes the HMAC tag for a message whose integrity attribute starts at `offset` into `out`.
+/// Writes the HMAC tag for a message whose integrity attribute starts at `offset` into `out`:
+/// the message up to the attribute, with the header length patched as if it were last.
 pub(crate) fn hmac_tag(raw: &[u8], offset: usize, key: &IntegrityKey, out: &mut [u8]) {
-    match key {
-        IntegrityKey::Sha1(k) => {
-            out.copy_from_slice(&keyed(k, raw, offset, 20).finalize().into_bytes())
-        }
-        IntegrityKey::Sha256(k) => {
-            out.copy_from_slice(&keyed(k, raw, offset, 32).finalize().into_bytes())
-        }
+    let length = patched_length(offset, key.tag_len());
+    let parts: [&[u8]; 3] = [&raw[0..2], &length, &raw[4..offset]];
+    match &key.0 {
+        Keyed::Sha1(k) => k.tag(&parts, out),
+        Keyed::Sha256(k) => k.tag(&parts, out),
     }
 }
 
 /// Constant-time check of a MESSAGE-INTEGRITY(-SHA256) attribute.
 pub(crate) fn hmac_matches(raw: &[u8], a: RawAttr<'_>, key: &IntegrityKey) -> bool {
-    match key {
-        IntegrityKey::Sha1(k) => keyed(k, raw, a.offset, 20).verify_slice(a.value).is_ok(),
-        IntegrityKey::Sha256(k) => keyed(k, raw, a.offset, 32).verify_slice(a.value).is_ok(),
+    let length = patched_length(a.offset, key.tag_len());
+    let parts: [&[u8]; 3] = [&raw[0..2], &length, &raw[4..a.offset]];
+    match &key.0 {
+        Keyed::Sha1(k) => k.verify(&parts, a.value),
+        Keyed::Sha256(k) => k.verify(&parts, a.value),
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod attr;
 mod channel;
 mod framing;
+mod hmac;
 mod integrity;
 mod message;
 #[cfg(feature = "net")]

@@ -7,10 +7,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
-
-use crate::{IntegrityKey, long_term_key_md5};
+use crate::hmac::{KeyedHmac, SHA1};
+use crate::{IntegrityKey, Message, attr, long_term_key_md5};
 
 /// Cached keys kept before the cache is emptied (REST usernames are unique per grant).
 const KEY_CACHE_MAX: usize = 65_536;
@@ -54,13 +52,39 @@ impl AuthFailure {
     }
 }
 
+/// Why a request's credentials were not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// No MESSAGE-INTEGRITY(-SHA256): the client has to be challenged (401).
+    Unsigned,
+    /// Signed, but USERNAME, REALM or NONCE is missing or the username is not UTF-8 (400).
+    Incomplete,
+    /// The nonce is stale, forged or another address's (438).
+    StaleNonce,
+    /// Unknown or expired user, or a wrong HMAC (401).
+    Failed(AuthFailure),
+}
+
+/// A request whose long-term credentials checked out.
+#[derive(Debug)]
+pub struct Validated<'c, 'm> {
+    /// The USERNAME it carried.
+    pub username: &'m str,
+    /// That user's cached keys.
+    pub user: &'c UserKey,
+    /// The key that signed it (and signs the answer: SHA-256 if it used -SHA256).
+    pub integrity: &'c IntegrityKey,
+}
+
 /// The credential store: static users, an optional REST secret, and the key cache.
 #[derive(Debug)]
 pub struct Credentials {
     realm: String,
     users: HashMap<String, String>,
-    rest_secret: Option<Hmac<Sha1>>,
-    cache: HashMap<Box<str>, UserKey>,
+    rest_secret: Option<KeyedHmac<5>>,
+    /// Username to its index in `keys`: one hash per lookup on a hit.
+    cache: HashMap<Box<str>, usize>,
+    keys: Vec<UserKey>,
 }
 
 impl Credentials {
@@ -69,10 +93,9 @@ impl Credentials {
         Self {
             realm: realm.to_owned(),
             users,
-            rest_secret: rest_secret.map(|s| {
-                <Hmac<Sha1> as Mac>::new_from_slice(s.as_bytes()).expect("HMAC takes any key")
-            }),
+            rest_secret: rest_secret.map(|s| KeyedHmac::new(SHA1, s.as_bytes())),
             cache: HashMap::new(),
+            keys: Vec::new(),
         }
     }
 
@@ -81,16 +104,59 @@ impl Credentials {
         &self.realm
     }
 
+    /// Checks a request's long-term credentials (RFC 8489 section 9.2.4) in the order the RFC
+    /// gives: integrity present, USERNAME/REALM/NONCE present, nonce valid for `ip` at
+    /// `unix_now`, user known and not expired, then the HMAC with the user's cached key.
+    pub fn validate<'c, 'm>(
+        &'c mut self,
+        nonces: &Nonces,
+        msg: &Message<'m>,
+        unix_now: u64,
+        ip: IpAddr,
+    ) -> Result<Validated<'c, 'm>, Rejection> {
+        let sha256 = msg.get(attr::MESSAGE_INTEGRITY_SHA256).is_some();
+        if !sha256 && msg.get(attr::MESSAGE_INTEGRITY).is_none() {
+            return Err(Rejection::Unsigned);
+        }
+        let (Some(username), Some(_realm), Some(nonce)) = (
+            msg.value(attr::USERNAME),
+            msg.value(attr::REALM),
+            msg.value(attr::NONCE),
+        ) else {
+            return Err(Rejection::Incomplete);
+        };
+        if !nonces.valid(nonce, unix_now, ip) {
+            return Err(Rejection::StaleNonce);
+        }
+        let username = std::str::from_utf8(username).map_err(|_| Rejection::Incomplete)?;
+        let user = self.key(username, unix_now).map_err(Rejection::Failed)?;
+        let integrity = if sha256 { &user.sha256 } else { &user.sha1 };
+        if msg.integrity_ok(integrity) != Some(true) {
+            return Err(Rejection::Failed(AuthFailure::BadIntegrity));
+        }
+        Ok(Validated {
+            username,
+            user,
+            integrity,
+        })
+    }
+
     /// The keys for `username` at Unix time `unix_now`, from the cache when possible.
     pub fn key(&mut self, username: &str, unix_now: u64) -> Result<&UserKey, AuthFailure> {
-        if !self.cache.contains_key(username) {
-            let key = self.derive(username)?;
-            if self.cache.len() >= KEY_CACHE_MAX {
-                self.cache.clear();
+        let idx = match self.cache.get(username) {
+            Some(&idx) => idx,
+            None => {
+                let key = self.derive(username)?;
+                if self.keys.len() >= KEY_CACHE_MAX {
+                    self.cache.clear();
+                    self.keys.clear();
+                }
+                self.keys.push(key);
+                self.cache.insert(username.into(), self.keys.len() - 1);
+                self.keys.len() - 1
             }
-            self.cache.insert(username.into(), key);
-        }
-        let key = self.cache.get(username).ok_or(AuthFailure::UnknownUser)?;
+        };
+        let key = self.keys.get(idx).ok_or(AuthFailure::UnknownUser)?;
         match key.expires_unix {
             Some(t) if t < unix_now => Err(AuthFailure::Expired),
             _ => Ok(key),
@@ -121,16 +187,15 @@ impl Credentials {
 }
 
 /// The TURN REST password for `username`: base64(HMAC-SHA1(secret, username)).
-fn rest_password(secret: &Hmac<Sha1>, username: &str) -> String {
-    let mut mac = secret.clone();
-    mac.update(username.as_bytes());
-    base64_standard(&mac.finalize().into_bytes())
+fn rest_password(secret: &KeyedHmac<5>, username: &str) -> String {
+    let mut tag = [0u8; 20];
+    secret.tag(&[username.as_bytes()], &mut tag);
+    base64_standard(&tag)
 }
 
 /// The TURN REST password for `username` under `secret` (what an application server hands out).
 pub fn rest_credential(secret: &str, username: &str) -> String {
-    let mac = <Hmac<Sha1> as Mac>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    rest_password(&mac, username)
+    rest_password(&KeyedHmac::new(SHA1, secret.as_bytes()), username)
 }
 
 fn base64_standard(bytes: &[u8]) -> String {
@@ -220,7 +285,12 @@ fn hex_into(bytes: &[u8], out: &mut [u8]) {
 }
 
 fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
-    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
     let mut out = [0u8; N];
     for (i, b) in out.iter_mut().enumerate() {
         *b = (digit(*s.get(2 * i)?)? << 4) | digit(*s.get(2 * i + 1)?)?;

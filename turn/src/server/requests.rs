@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 
 use super::alloc::{Allocation, Bucket, CHANNEL_LIFETIME, PERMISSION_LIFETIME};
+use super::auth::Rejection;
 use super::respond::{Reply, none};
 use super::{Action, ClientId, DropReason, Host, Server};
 use crate::{CHANNEL_MAX, CHANNEL_MIN, Class, IntegrityKey, Message, Method, attr};
@@ -160,42 +161,28 @@ impl Server {
         client: ClientId,
         msg: &Message<'_>,
     ) -> Result<Authed, Refusal> {
-        let sha256 = msg.get(attr::MESSAGE_INTEGRITY_SHA256).is_some();
-        if !sha256 && msg.get(attr::MESSAGE_INTEGRITY).is_none() {
-            return Err(401.into());
-        }
-        let (Some(username), Some(_realm), Some(nonce)) = (
-            msg.value(attr::USERNAME),
-            msg.value(attr::REALM),
-            msg.value(attr::NONCE),
-        ) else {
-            return Err(400.into());
-        };
         let unix = self.unix(now);
-        if !self.shared.nonces.valid(nonce, unix, client.remote.ip()) {
-            self.auth_failure("stale_nonce");
-            return Err(438.into());
-        }
-        let Ok(username) = std::str::from_utf8(username) else {
-            return Err(400.into());
-        };
-        let key = match self.credentials.key(username, unix) {
-            Ok(k) => k,
-            Err(f) => {
-                self.auth_failure(f.as_str());
-                return Err(401.into());
+        let ip = client.remote.ip();
+        match self
+            .credentials
+            .validate(&self.shared.nonces, msg, unix, ip)
+        {
+            Ok(v) => Ok(Authed {
+                username: v.username.into(),
+                quota_user: v.user.quota_user.clone(),
+                key: v.integrity.clone(),
+            }),
+            Err(Rejection::Unsigned) => Err(401.into()),
+            Err(Rejection::Incomplete) => Err(400.into()),
+            Err(Rejection::StaleNonce) => {
+                self.auth_failure("stale_nonce");
+                Err(438.into())
             }
-        };
-        let integrity = if sha256 { &key.sha256 } else { &key.sha1 };
-        if msg.integrity_ok(integrity) != Some(true) {
-            self.auth_failure("bad_integrity");
-            return Err(401.into());
+            Err(Rejection::Failed(f)) => {
+                self.auth_failure(f.as_str());
+                Err(401.into())
+            }
         }
-        Ok(Authed {
-            username: username.into(),
-            quota_user: key.quota_user.clone(),
-            key: integrity.clone(),
-        })
     }
 
     fn unknown_attribute<'a>(
