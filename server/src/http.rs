@@ -8,6 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -76,7 +77,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    match &state.metrics {
+    metrics_response(state.metrics.as_ref())
+}
+
+/// The Prometheus text of `handle`, or 503 when no recorder could be installed.
+pub fn metrics_response(handle: Option<&PrometheusHandle>) -> Response {
+    match handle {
         Some(h) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
             h.render(),

@@ -11,6 +11,7 @@ pub mod registry;
 pub mod signaling;
 pub mod turn;
 pub mod turn_config;
+pub mod turn_metrics;
 pub mod worker;
 
 use std::net::SocketAddr;

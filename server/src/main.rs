@@ -176,6 +176,13 @@ fn turn(args: TurnArgs) -> anyhow::Result<()> {
     let policy = tern_turn::peer_policy::PeerPolicy::allowing(t.allow_peers.iter().copied());
     let relay = tern_turn::net::Relay::start(t.server_config(&secret, policy)?, t.net_config()?)
         .with_context(|| format!("starting the TURN relay on {:?}", t.listen))?;
+    let relay = std::sync::Arc::new(relay);
+    if let Some(addr) = t.metrics_listen {
+        let bound = runtime
+            .block_on(tern_server::turn_metrics::serve(addr, relay.clone()))
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        println!("tern turn: metrics on http://{bound}/metrics");
+    }
     println!(
         "tern turn: listening on UDP {:?}, TCP {:?}, TLS {:?}; relaying from {} ports {}-{}",
         relay.udp_addrs,
@@ -187,7 +194,11 @@ fn turn(args: TurnArgs) -> anyhow::Result<()> {
     );
     runtime.block_on(signals.next());
     tracing::info!("shutting down");
-    relay.stop();
+    drop(runtime); // ends the metrics tasks and their handles on the relay
+    match std::sync::Arc::try_unwrap(relay) {
+        Ok(relay) => relay.stop(),
+        Err(relay) => relay.signal_stop(),
+    }
     Ok(())
 }
 

@@ -71,8 +71,13 @@ pub struct TurnConfig {
     pub socket_buffer: usize,
     /// Buffer of each relay socket, in bytes; 0 keeps the OS default. Default 0.
     pub relay_socket_buffer: usize,
+    /// Batch UDP I/O with recvmmsg/sendmmsg (Linux). Default true; false takes the portable
+    /// path of one system call per datagram.
+    pub batch_io: bool,
     /// Peer addresses allowed even in denied ranges (for tests on loopback).
     pub allow_peers: Vec<IpAddr>,
+    /// `tern turn` only: where to serve `/metrics` and `/healthz` over HTTP. Default none.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for TurnConfig {
@@ -106,7 +111,9 @@ impl Default for TurnConfig {
             workers: 0,
             socket_buffer: 4 << 20,
             relay_socket_buffer: 0,
+            batch_io: true,
             allow_peers: Vec::new(),
+            metrics_listen: None,
         }
     }
 }
@@ -187,6 +194,7 @@ impl TurnConfig {
             workers: self.workers,
             socket_buffer: self.socket_buffer,
             relay_socket_buffer: self.relay_socket_buffer,
+            batch: self.batch_io,
         })
     }
 }
@@ -280,9 +288,15 @@ pub struct TurnOverrides {
     /// turn.relay_socket_buffer
     #[arg(long, env = "TERN_TURN_RELAY_SOCKET_BUFFER")]
     pub turn_relay_socket_buffer: Option<usize>,
+    /// turn.batch_io
+    #[arg(long, env = "TERN_TURN_BATCH_IO")]
+    pub turn_batch_io: Option<bool>,
     /// turn.allow_peers (repeat or comma-separate)
     #[arg(long, env = "TERN_TURN_ALLOW_PEERS", value_delimiter = ',')]
     pub turn_allow_peers: Option<Vec<IpAddr>>,
+    /// turn.metrics_listen
+    #[arg(long, env = "TERN_TURN_METRICS_LISTEN")]
+    pub turn_metrics_listen: Option<SocketAddr>,
 }
 
 impl TurnOverrides {
@@ -334,6 +348,8 @@ impl TurnOverrides {
         set(&mut c.workers, &self.turn_workers);
         set(&mut c.socket_buffer, &self.turn_socket_buffer);
         set(&mut c.relay_socket_buffer, &self.turn_relay_socket_buffer);
+        set(&mut c.batch_io, &self.turn_batch_io);
         set(&mut c.allow_peers, &self.turn_allow_peers);
+        set_some(&mut c.metrics_listen, &self.turn_metrics_listen);
     }
 }

@@ -4,7 +4,9 @@
 #[path = "common/turn.rs"]
 mod turn_tools;
 
-use turn_tools::{echo_peer, self_signed, tern_turn, uclient, uclient_args};
+use turn_tools::{
+    echo_peer, self_signed, tern_turn, tern_turn_with_metrics, uclient, uclient_args,
+};
 
 /// Runs turnutils_uclient against `port` with `mode` flags and checks coturn's pass criterion.
 fn relays_cleanly(port: u16, peer: u16, mode: &[&str], credentials: &[&str]) {
@@ -16,6 +18,75 @@ fn relays_cleanly(port: u16, peer: u16, mode: &[&str], credentials: &[&str]) {
         "{mode:?}: {report:?}"
     );
     assert_eq!(report.lost_packets, 0, "{mode:?}: {report:?}");
+}
+
+/// `GET /metrics` over a plain TCP connection.
+fn metrics_text(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics listener");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The portable I/O path (one system call per datagram, `--turn-batch-io false`) relays as
+/// cleanly as the batched one, and `tern turn` alone serves its counters at `/metrics`.
+#[test]
+fn the_portable_io_path_relays_cleanly_and_standalone_metrics_count_it() {
+    let (_tern, addr, _, metrics) = tern_turn_with_metrics(
+        env!("CARGO_BIN_EXE_tern"),
+        &[
+            "--turn-users",
+            "test:secret",
+            "--turn-allow-peers",
+            "127.0.0.1",
+            "--turn-batch-io",
+            "false",
+            "--turn-metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let metrics = metrics.expect("tern turn prints its metrics address");
+    let (_peer, peer) = echo_peer();
+    let user = ["-u", "test", "-w", "secret"];
+    std::thread::scope(|s| {
+        for mode in [&[][..], &["-s"][..]] {
+            s.spawn(move || relays_cleanly(addr.port(), peer, mode, &user));
+        }
+    });
+    // Two runs of 4 clients x 200 messages, each relayed to the peer and back.
+    let want = 2.0 * 4.0 * 200.0 * 2.0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        let text = metrics_text(metrics);
+        if metric(&text, "tern_turn_relayed_packets_total") >= want
+            || std::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        metric(&text, "tern_turn_relayed_packets_total") >= want,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "tern_turn_relayed_bytes_total") >= want * 120.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "tern_turn_dropped_total{reason=\"send_failed\"}"),
+        0.0
+    );
 }
 
 #[test]

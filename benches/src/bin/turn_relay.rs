@@ -1,7 +1,7 @@
-//! Relay bench: tern's TURN relay (in this process) and coturn (a child process) side by side on
-//! loopback, driven by coturn's turnutils_uclient through an echo peer. Reports CPU microseconds
-//! per relayed datagram and loss at rising rates, then RSS per allocation at about 2,000
-//! allocations. Needs `turnserver`, `turnutils_uclient` and `turnutils_peer` (apt-get install
+//! Relay bench: tern's TURN relay (in this process, once with batched UDP I/O and once on the
+//! portable path) and coturn (a child process) side by side on loopback, driven by coturn's
+//! turnutils_uclient through an echo peer. Reports CPU microseconds per relayed datagram and loss
+//! at rising rates, then RSS per allocation at about 2,000 allocations. Needs `turnserver`, `turnutils_uclient` and `turnutils_peer` (apt-get install
 //! coturn).
 //!
 //! `cargo run --release -p tern-benches --bin turn_relay`
@@ -33,13 +33,18 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// CPU seconds (user + system) a process has used.
+/// CPU seconds a process's threads have run, from the scheduler's nanosecond counters
+/// (`/proc/<pid>/task/*/schedstat`), which are finer than the 10 ms ticks of `stat`.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0 // utime, stime (fields 14 and 15), USER_HZ = 100
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -186,22 +191,35 @@ fn main() {
         peer_policy: PeerPolicy::allowing([local]),
         ..ServerConfig::default()
     };
-    let tern_listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let relay = Relay::start(
-        config,
-        NetConfig {
-            listen: vec![tern_listen],
-            tls_listen: Vec::new(),
-            tls: None,
-            workers: 2,
-            socket_buffer: 4 << 20,
-            relay_socket_buffer: 0,
-        },
-    )
-    .expect("relay starts");
+    // Two tern relays in this process, one batching UDP I/O and one on the portable path;
+    // only the one under load is busy when its CPU is read.
+    let start_tern = |batch: bool, min_port: u16| {
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let config = ServerConfig {
+            min_port,
+            max_port: min_port + 4999,
+            ..config.clone()
+        };
+        Relay::start(
+            config,
+            NetConfig {
+                listen: vec![listen],
+                tls_listen: Vec::new(),
+                tls: None,
+                workers: 2,
+                socket_buffer: 4 << 20,
+                relay_socket_buffer: 0,
+                batch,
+            },
+        )
+        .expect("relay starts")
+    };
+    let batched = start_tern(true, 40000);
+    let portable = start_tern(false, 45000);
     std::thread::sleep(Duration::from_millis(500));
     let servers = [
-        ("tern", relay.udp_addrs[0].port(), me),
+        ("tern", batched.udp_addrs[0].port(), me),
+        ("tern portable", portable.udp_addrs[0].port(), me),
         ("coturn", coturn_port, coturn.0.id()),
     ];
 
@@ -209,7 +227,7 @@ fn main() {
         "# CPU per relayed datagram and loss (uclient: 120-byte messages through an echo peer)"
     );
     println!(
-        "| clients x msgs, gap | offered msg/s | tern us/dgram | coturn us/dgram | ratio | tern lost | coturn lost |"
+        "| clients x msgs, gap | offered msg/s | tern us/dgram (batched) | tern us/dgram (portable) | coturn us/dgram | batched / coturn | lost (batched, portable, coturn) |"
     );
     println!("|---|---|---|---|---|---|---|");
     for (clients, messages, gap) in [
@@ -226,16 +244,18 @@ fn main() {
             let cpu = cpu_seconds(pid) - before;
             // Each echoed message crosses the relay twice.
             let datagrams = (sent + received).max(1) as f64;
-            row.push((cpu * 1e6 / datagrams, lost, sent));
+            row.push((cpu * 1e6 / datagrams, lost));
         }
         println!(
-            "| {clients} x {messages}, {gap} ms | {} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            "| {clients} x {messages}, {gap} ms | {} | {:.2} | {:.2} | {:.2} | {:.2} | {}, {}, {} |",
             clients * 1000 / gap,
             row[0].0,
             row[1].0,
-            row[0].0 / row[1].0.max(1e-9),
+            row[2].0,
+            row[0].0 / row[2].0.max(1e-9),
             row[0].1,
-            row[1].1
+            row[1].1,
+            row[2].1
         );
     }
 
@@ -244,7 +264,7 @@ fn main() {
     );
     println!("| server | RSS before (KiB) | RSS after (KiB) | bytes per allocation |");
     println!("|---|---|---|---|");
-    for (name, port, pid) in servers {
+    for (name, port, pid) in [servers[0], servers[2]] {
         let before = rss_kib(pid);
         let clients = allocate_many(port, ALLOCATIONS);
         std::thread::sleep(Duration::from_millis(500));
@@ -255,5 +275,6 @@ fn main() {
         );
         drop(clients);
     }
-    relay.stop();
+    batched.stop();
+    portable.stop();
 }

@@ -29,6 +29,15 @@ pub fn free_udp_port() -> u16 {
 /// `tern turn` (the binary at `tern`) on ephemeral ports; returns it with its UDP/TCP address
 /// and its TLS address.
 pub fn tern_turn(tern: &str, extra: &[&str]) -> (Proc, SocketAddr, Option<SocketAddr>) {
+    let (proc, udp, tls, _) = tern_turn_with_metrics(tern, extra);
+    (proc, udp, tls)
+}
+
+/// Like [`tern_turn`]; also the `/metrics` address when `extra` asks for one.
+pub fn tern_turn_with_metrics(
+    tern: &str,
+    extra: &[&str],
+) -> (Proc, SocketAddr, Option<SocketAddr>, Option<SocketAddr>) {
     let mut child = Command::new(tern)
         .args([
             "turn",
@@ -44,10 +53,20 @@ pub fn tern_turn(tern: &str, extra: &[&str]) -> (Proc, SocketAddr, Option<Socket
         .expect("tern turn starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let line = lines
-        .find(|l| l.as_ref().is_ok_and(|l| l.contains("listening on UDP")))
-        .and_then(Result::ok)
-        .expect("tern turn prints its addresses");
+    let mut metrics = None;
+    let line = loop {
+        let line = lines
+            .next()
+            .and_then(Result::ok)
+            .expect("tern turn prints its addresses");
+        if let Some(at) = line.find("metrics on http://") {
+            let rest = &line[at + "metrics on http://".len()..];
+            metrics = rest.split('/').next().and_then(|a| a.parse().ok());
+        }
+        if line.contains("listening on UDP") {
+            break line;
+        }
+    };
     std::thread::spawn(move || lines.for_each(drop));
     let addrs = |after: &str| -> Vec<SocketAddr> {
         let rest = &line[line.find(after).expect("label") + after.len()..];
@@ -56,7 +75,7 @@ pub fn tern_turn(tern: &str, extra: &[&str]) -> (Proc, SocketAddr, Option<Socket
     };
     let udp = addrs("UDP [")[0];
     let tls = addrs("TLS [").first().copied();
-    (Proc(child), udp, tls)
+    (Proc(child), udp, tls, metrics)
 }
 
 /// coturn's echo peer on a free port.

@@ -2,6 +2,7 @@
 //! TCP/TLS listeners, the relay sockets of its allocations and one sans-IO [`Server`]. No task
 //! or thread per allocation: a relay socket is a slab entry and a poll registration.
 
+mod datagrams;
 mod relays;
 mod stream;
 mod worker;
@@ -33,6 +34,9 @@ pub struct NetConfig {
     pub socket_buffer: usize,
     /// Receive and send buffer of each relay socket, in bytes (0 keeps the OS default).
     pub relay_socket_buffer: usize,
+    /// Batch UDP I/O with `recvmmsg`/`sendmmsg` (Linux); false, or another OS, takes the
+    /// portable path of one `recv_from`/`send_to` per datagram.
+    pub batch: bool,
 }
 
 /// A running relay. Dropping it stops the workers.
@@ -102,15 +106,7 @@ impl Relay {
         let (mut wakers, mut threads) = (Vec::new(), Vec::new());
         for (i, listeners) in per_worker.into_iter().enumerate() {
             let server = Server::new(config.clone(), shared.clone(), Instant::now(), unix);
-            let w = worker::Worker::new(
-                i,
-                server,
-                listeners,
-                net.tls.clone(),
-                net.relay_socket_buffer,
-                stop.clone(),
-                stats.clone(),
-            )?;
+            let w = worker::Worker::new(i, server, listeners, &net, stop.clone(), stats.clone())?;
             wakers.push(w.waker());
             threads.push(
                 std::thread::Builder::new()

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::Listeners;
+use super::datagrams::{Inbox, Outbox};
 use super::relays::{CONN_BASE, RELAY_BASE, Relays};
 use super::stream::{Conn, ReadOutcome, tls_connection};
-use crate::server::{Action, ClientId, Server, Stats, Transport};
+use super::{Listeners, NetConfig};
+use crate::server::{Action, ClientId, DropReason, Server, Stats, Transport};
 use crate::stream_frame_len;
 
 const WAKER: Token = Token(0);
@@ -34,6 +35,8 @@ pub(super) struct Worker {
     tls: Option<Arc<rustls::ServerConfig>>,
     io: Io,
     free_conns: Vec<usize>,
+    /// Whether UDP I/O is batched.
+    batch: bool,
     input: Vec<u8>,
     out: Vec<u8>,
     stop: Arc<AtomicBool>,
@@ -42,10 +45,19 @@ pub(super) struct Worker {
 
 /// Everything an action can be sent through.
 struct Io {
-    udp: Vec<(UdpSocket, SocketAddr)>,
+    udp: Vec<UdpListener>,
     relays: Relays,
     conns: Vec<Option<Conn>>,
     conn_of: HashMap<ClientId, usize>,
+    /// Sends that failed on stream connections already closed.
+    closed_conn_drops: u64,
+}
+
+/// A listening UDP socket and what waits to leave through it.
+struct UdpListener {
+    socket: UdpSocket,
+    local: SocketAddr,
+    outbox: Outbox,
 }
 
 /// Where an input came from, for replies.
@@ -60,21 +72,25 @@ impl Worker {
         index: usize,
         server: Server,
         listeners: Listeners,
-        tls: Option<Arc<rustls::ServerConfig>>,
-        relay_buffer: usize,
+        net: &NetConfig,
         stop: Arc<AtomicBool>,
         stats: Arc<Vec<Mutex<Stats>>>,
     ) -> io::Result<Self> {
+        let batch = net.batch;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut token = LISTENER_BASE;
         let mut udp = Vec::new();
         for s in listeners.udp {
-            let addr = s.local_addr()?;
-            let mut s = UdpSocket::from_std(s);
+            let local = s.local_addr()?;
+            let mut socket = UdpSocket::from_std(s);
             poll.registry()
-                .register(&mut s, Token(token), Interest::READABLE)?;
-            udp.push((s, addr));
+                .register(&mut socket, Token(token), Interest::READABLE)?;
+            udp.push(UdpListener {
+                socket,
+                local,
+                outbox: Outbox::new(batch),
+            });
             token += 1;
         }
         let mut tcp = Vec::new();
@@ -86,21 +102,23 @@ impl Worker {
             tcp.push((s, addr, is_tls));
             token += 1;
         }
-        let relays = Relays::new(poll.registry().try_clone()?, relay_buffer);
+        let relays = Relays::new(poll.registry().try_clone()?, net.relay_socket_buffer);
         Ok(Self {
             index,
             poll,
             waker,
             server,
             tcp,
-            tls,
+            tls: net.tls.clone(),
             io: Io {
                 udp,
                 relays,
                 conns: Vec::new(),
                 conn_of: HashMap::new(),
+                closed_conn_drops: 0,
             },
             free_conns: Vec::new(),
+            batch,
             input: vec![0; BUF],
             out: vec![0; BUF],
             stop,
@@ -114,6 +132,9 @@ impl Worker {
 
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
+        // Receive slots for every UDP socket of the worker, one batch at a time. Made here
+        // because the batch headers hold raw pointers and cannot move between threads.
+        let mut inbox = Inbox::new(self.batch);
         let mut next_stats = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
@@ -129,12 +150,15 @@ impl Worker {
                 match event.token() {
                     WAKER => {}
                     Token(t) if t >= CONN_BASE => self.on_conn(t - CONN_BASE),
-                    Token(t) if t >= RELAY_BASE => self.on_relay(Token(t)),
+                    Token(t) if t >= RELAY_BASE => self.on_relay(&mut inbox, Token(t)),
                     Token(t) if t - LISTENER_BASE < self.io.udp.len() => {
-                        self.on_udp(t - LISTENER_BASE)
+                        self.on_udp(&mut inbox, t - LISTENER_BASE)
                     }
                     Token(t) => self.on_accept(t - LISTENER_BASE - self.io.udp.len()),
                 }
+            }
+            for l in &mut self.io.udp {
+                l.outbox.flush(&l.socket);
             }
             let now = Instant::now();
             self.server.handle_timeout(now, &mut self.io.relays);
@@ -149,55 +173,74 @@ impl Worker {
 
     fn publish_stats(&self) {
         if let Some(slot) = self.stats.get(self.index) {
-            *slot.lock().unwrap_or_else(|e| e.into_inner()) = self.server.stats().clone();
+            let mut stats = self.server.stats().clone();
+            let failed = self.io.send_drops();
+            if failed > 0 {
+                *stats.dropped.entry(DropReason::SendFailed).or_default() += failed;
+            }
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = stats;
         }
     }
 
-    fn on_udp(&mut self, i: usize) {
+    /// Drains a listening UDP socket, a batch at a time.
+    fn on_udp(&mut self, inbox: &mut Inbox, i: usize) {
         loop {
-            let Some((socket, local)) = self.io.udp.get(i) else {
+            let Some(listener) = self.io.udp.get(i) else {
                 return;
             };
-            let local = *local;
-            let (n, remote) = match socket.recv_from(&mut self.input) {
-                Ok(r) => r,
+            let local = listener.local;
+            let n = match inbox.recv(&listener.socket) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return, // WouldBlock, or an ICMP error queued on the socket
-            };
-            let client = ClientId {
-                transport: Transport::Udp,
-                remote,
-                local,
+                Err(_) => return, // WouldBlock: drained
             };
             let now = Instant::now();
-            let action = self.server.handle_client(
-                now,
-                &mut self.io.relays,
-                client,
-                &self.input[..n],
-                &mut self.out,
-            );
-            self.io.deliver(action, Origin::Udp(i), client, &self.out);
+            for k in 0..n {
+                let (data, remote) = inbox.datagram(k);
+                let client = ClientId {
+                    transport: Transport::Udp,
+                    remote,
+                    local,
+                };
+                let action = self.server.handle_client(
+                    now,
+                    &mut self.io.relays,
+                    client,
+                    data,
+                    &mut self.out,
+                );
+                self.io.deliver(action, Origin::Udp(i), client, &self.out);
+            }
+            if n < inbox.capacity() {
+                return; // a short batch emptied the queue
+            }
         }
     }
 
-    fn on_relay(&mut self, token: Token) {
+    /// Drains a relay socket, a batch at a time.
+    fn on_relay(&mut self, inbox: &mut Inbox, token: Token) {
         loop {
             let Some((socket, relay)) = self.io.relays.by_token(token) else {
                 return;
             };
             let relay = *relay;
-            let (n, peer) = match socket.recv_from(&mut self.input) {
-                Ok(r) => r,
+            let n = match inbox.recv(socket) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
             let now = Instant::now();
-            let action = self
-                .server
-                .handle_peer(now, relay, peer, &self.input[..n], &mut self.out);
-            if let Action::ToClient { client, .. } = action {
-                self.io.deliver(action, Origin::Udp(0), client, &self.out);
+            for k in 0..n {
+                let (data, peer) = inbox.datagram(k);
+                let action = self
+                    .server
+                    .handle_peer(now, relay, peer, data, &mut self.out);
+                if let Action::ToClient { client, .. } = action {
+                    self.io.deliver(action, Origin::Udp(0), client, &self.out);
+                }
+            }
+            if n < inbox.capacity() {
+                return;
             }
         }
     }
@@ -322,12 +365,20 @@ impl Worker {
         conn.flush();
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.io.conn_of.remove(&conn.id);
+        self.io.closed_conn_drops += conn.send_drops;
         self.server.client_closed(&mut self.io.relays, conn.id);
         self.free_conns.push(idx);
     }
 }
 
 impl Io {
+    /// Datagrams and stream writes the sockets refused, so far.
+    fn send_drops(&self) -> u64 {
+        let live_conns: u64 = self.conns.iter().flatten().map(|c| c.send_drops).sum();
+        let outboxes: u64 = self.udp.iter().map(|l| l.outbox.drops).sum();
+        self.relays.send_drops + outboxes + live_conns + self.closed_conn_drops
+    }
+
     /// Carries out one action. `origin` and `sender` say where a reply goes.
     fn deliver(&mut self, action: Action<'_>, origin: Origin, sender: ClientId, out: &[u8]) {
         let Io {
@@ -335,14 +386,15 @@ impl Io {
             relays,
             conns,
             conn_of,
+            ..
         } = self;
         match action {
             Action::Drop(_) => {}
             Action::ToPeer { relay, peer, data } => relays.send(relay, peer, data),
             Action::Reply(n) => match origin {
                 Origin::Udp(i) => {
-                    if let Some((s, _)) = udp.get(i) {
-                        let _ = s.send_to(&out[..n], sender.remote);
+                    if let Some(l) = udp.get_mut(i) {
+                        l.outbox.send(&l.socket, &out[..n], sender.remote);
                     }
                 }
                 Origin::Conn(idx) => {
@@ -354,8 +406,8 @@ impl Io {
             Action::ToClient { client, len } => match client.transport {
                 Transport::Udp => {
                     // A worker has one or two UDP listeners (IPv4, IPv6): a scan beats a hash.
-                    if let Some((s, _)) = udp.iter().find(|(_, local)| *local == client.local) {
-                        let _ = s.send_to(&out[..len], client.remote);
+                    if let Some(l) = udp.iter_mut().find(|l| l.local == client.local) {
+                        l.outbox.send(&l.socket, &out[..len], client.remote);
                     }
                 }
                 Transport::Tcp | Transport::Tls => {

@@ -199,6 +199,9 @@ pub enum DropReason {
     RateLimited,
     /// The answer did not fit the output buffer.
     TooLarge,
+    /// The shell could not send it: a socket refused the datagram (full buffer, unroutable)
+    /// or a stream connection's output queue was full.
+    SendFailed,
 }
 
 impl DropReason {
@@ -214,6 +217,7 @@ impl DropReason {
             Self::Bandwidth => "bandwidth",
             Self::RateLimited => "rate_limited",
             Self::TooLarge => "too_large",
+            Self::SendFailed => "send_failed",
         }
     }
 }
