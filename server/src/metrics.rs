@@ -48,6 +48,7 @@ pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64) {
             s.keyframe_requests_coalesced,
         ),
         ("tern_rtc_errors_total", s.rtc_errors),
+        ("tern_subscriptions_refused_total", s.subscriptions_refused),
         ("tern_udp_send_errors_total", send_errors),
     ];
     for (name, value) in counters {

@@ -47,12 +47,21 @@ pub enum ClientMessage {
         #[serde(default)]
         req: Option<u64>,
     },
-    /// A trickled ICE candidate.
+    /// A trickled ICE candidate: the fields of `RTCIceCandidateInit`, plus `target`.
     Candidate {
         /// Which connection.
         target: PcRole,
         /// The `candidate:...` attribute; empty for end-of-candidates.
         candidate: String,
+        /// The m-line it was gathered for.
+        #[serde(default, rename = "sdpMid")]
+        sdp_mid: Option<String>,
+        /// The index of that m-line.
+        #[serde(default, rename = "sdpMLineIndex")]
+        sdp_m_line_index: Option<u32>,
+        /// The ICE ufrag of the generation it belongs to.
+        #[serde(default, rename = "usernameFragment")]
+        username_fragment: Option<String>,
         /// Echoed in an error.
         #[serde(default)]
         req: Option<u64>,
@@ -186,7 +195,7 @@ pub enum ServerMessage {
         /// Muted or not.
         muted: bool,
     },
-    /// Something went wrong with a request.
+    /// Something went wrong with a request, or with a track.
     Error {
         /// Stable machine-readable code.
         code: String,
@@ -195,6 +204,9 @@ pub enum ServerMessage {
         /// The failed request's `req`.
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<u64>,
+        /// The track the error is about, when it is about one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        track: Option<TrackId>,
     },
     /// The server is ending the session; the socket closes next.
     Closing {
@@ -224,6 +236,7 @@ impl ServerMessage {
             code: code.into(),
             message: message.into(),
             req,
+            track: None,
         }
     }
 }
@@ -265,6 +278,23 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_candidate_takes_the_fields_of_rtc_ice_candidate_init() {
+        let text = r#"{"type":"candidate","target":"subscriber","candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"abcd"}"#;
+        let ClientMessage::Candidate {
+            sdp_mid,
+            sdp_m_line_index,
+            username_fragment,
+            ..
+        } = serde_json::from_str(text).expect("candidate")
+        else {
+            panic!("not a candidate")
+        };
+        assert_eq!(sdp_mid.as_deref(), Some("0"));
+        assert_eq!(sdp_m_line_index, Some(0));
+        assert_eq!(username_fragment.as_deref(), Some("abcd"));
     }
 
     #[test]

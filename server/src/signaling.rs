@@ -5,7 +5,9 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use tern_sfu::{Command, LeaveReason, Notice, ParticipantId, Permissions, Reply, SfuError};
+use tern_sfu::{
+    Command, LeaveReason, Notice, ParticipantId, Permissions, RemoteCandidate, Reply, SfuError,
+};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -298,11 +300,21 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
         },
         ClientMessage::Answer { sdp, .. } => Command::SubscriberAnswer { participant, sdp },
         ClientMessage::Candidate {
-            target, candidate, ..
+            target,
+            candidate,
+            sdp_mid,
+            sdp_m_line_index,
+            username_fragment,
+            ..
         } => Command::Candidate {
             participant,
             target,
-            candidate,
+            candidate: RemoteCandidate {
+                candidate,
+                sdp_mid,
+                sdp_m_line_index,
+                username_fragment,
+            },
         },
         ClientMessage::Subscribe { tracks, .. } => Command::Subscribe {
             participant,
@@ -384,6 +396,20 @@ fn to_message(n: Notice) -> ServerMessage {
             ServerMessage::LocalTrackPublished { mid, track }
         }
         Notice::Removed(reason) => ServerMessage::Closing { reason },
+        Notice::SubscriptionFailed {
+            track,
+            code,
+            message,
+        } => {
+            tracing::warn!(%track, code, "subscription failed: {message}");
+            crate::metrics::count_error("signaling", code);
+            ServerMessage::Error {
+                code: code.into(),
+                message,
+                req: None,
+                track: Some(track),
+            }
+        }
     }
 }
 

@@ -180,7 +180,7 @@ impl Sfu {
             for t in &existing_tracks {
                 self.add_subscription(id, *t);
             }
-            self.negotiate(id);
+            self.schedule_negotiation(id);
         }
         let others = others
             .iter()

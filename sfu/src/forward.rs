@@ -3,12 +3,13 @@
 
 use std::time::Instant;
 
-use str0m::format::Codec;
+use str0m::Rtc;
+use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use crate::ids::{ParticipantId, TrackId};
-use crate::keyframe::{VideoCodec, is_keyframe};
+use crate::keyframe::is_keyframe;
 use crate::sfu::{PcKey, Sfu};
 use crate::signal::{PcRole, TrackKind};
 
@@ -54,18 +55,16 @@ impl Sfu {
                     self.stats.forward_errors += 1;
                     return;
                 };
-                track.codec = Some((pt, params));
-                track.video_codec = match params.spec().codec {
-                    Codec::Vp8 => Some(VideoCodec::Vp8),
-                    Codec::H264 => Some(VideoCodec::H264),
-                    _ => None,
-                };
+                track.set_codec(Some(params));
                 params
             }
         };
         track.ssrc = Some(ssrc);
         let is_video = track.info.kind == TrackKind::Video;
         let keyframe = track.video_codec.map(|c| is_keyframe(c, &packet.payload));
+        if keyframe == Some(true) {
+            track.keyframes.keyframe_arrived();
+        }
         let exts = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
@@ -83,7 +82,10 @@ impl Sfu {
             let Some(sub) = s.subscriptions.get_mut(&track_id) else {
                 continue;
             };
-            let Some(out_ssrc) = sub.ssrc else { continue };
+            // Nothing reaches the subscriber before its DTLS is up: a keyframe would be lost.
+            let (Some(out_ssrc), true) = (sub.ssrc, s.subscriber.media_ready) else {
+                continue;
+            };
             if sub.waiting_for_keyframe {
                 if keyframe == Some(false) {
                     wants_keyframe = true;
@@ -93,10 +95,11 @@ impl Sfu {
             }
             let out_pt = match sub.pt_map {
                 Some((from, to)) if from == *pt => to,
-                _ => match s.subscriber.rtc.codec_config().match_params(params) {
+                // The publisher changed codec: the subscriber must have negotiated the new one.
+                _ => match negotiated_pt(&s.subscriber.rtc, sub.mid, params) {
                     Some(out) => {
-                        sub.pt_map = Some((*pt, *out.pt()));
-                        *out.pt()
+                        sub.pt_map = Some((*pt, out));
+                        out
                     }
                     None => {
                         self.stats.forward_errors += 1;
@@ -187,4 +190,11 @@ impl Sfu {
             role: PcRole::Publisher,
         });
     }
+}
+
+/// The subscriber's payload type for `params`, if its m-line `mid` negotiated it.
+fn negotiated_pt(rtc: &Rtc, mid: Option<Mid>, params: PayloadParams) -> Option<u8> {
+    let out = rtc.codec_config().match_params(params)?.pt();
+    let media = rtc.media(mid?)?;
+    media.remote_pts().contains(&out).then_some(*out)
 }

@@ -22,6 +22,7 @@ mod negotiate;
 mod participant;
 mod rewrite;
 mod room;
+mod sdp;
 mod sfu;
 mod signal;
 mod stats;
@@ -39,8 +40,8 @@ pub use keyframe::{VideoCodec, is_keyframe};
 pub use rewrite::{FIRST_SEQ, RtpRewriter};
 pub use sfu::{Output, Sfu};
 pub use signal::{
-    Command, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole, Permissions, Reply,
-    RoomInfo, TrackHint, TrackInfo, TrackKind, TrackSource,
+    Command, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole, Permissions,
+    RemoteCandidate, Reply, RoomInfo, TrackHint, TrackInfo, TrackKind, TrackSource,
 };
 pub use stats::SfuStats;
 pub use throttle::KeyframeThrottle;

@@ -15,8 +15,11 @@ use crate::ids::{ParticipantId, TrackId};
 use crate::participant::Subscription;
 use crate::rewrite::RtpRewriter;
 use crate::room::Track;
+use crate::sdp::{self, KeepPts};
 use crate::sfu::{PcKey, Sfu};
-use crate::signal::{Notice, PcRole, TrackHint, TrackInfo, TrackKind, TrackSource};
+use crate::signal::{
+    Notice, PcRole, RemoteCandidate, TrackHint, TrackInfo, TrackKind, TrackSource,
+};
 
 impl Sfu {
     pub(crate) fn publisher_offer(
@@ -43,11 +46,12 @@ impl Sfu {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        p.publisher.remember_remote(sdp);
         self.drain(PcKey {
             participant: id,
             role: PcRole::Publisher,
         });
-        Ok(answer.to_sdp_string())
+        Ok(sdp::complete(&answer.to_sdp_string(), &KeepPts::new()))
     }
 
     /// A new m-line on a publisher connection.
@@ -119,11 +123,20 @@ impl Sfu {
         p.published.insert(mid, track_id);
         let room_name = p.room.clone();
         tracing::info!(participant = %id, track = %track_id, ?kind, "published");
-        let track = Track::new(
+        let mut track = Track::new(
             info.clone(),
             room_name.clone(),
             self.config.keyframe_interval(),
         );
+        // Until its first packet says otherwise, the track is sent in the publisher's first
+        // negotiated codec: the one the publisher's RTP sender uses (RFC 8829 section 5.3.1).
+        let first_pt = p
+            .publisher
+            .rtc
+            .media(mid)
+            .and_then(|m| m.remote_pts().first().copied());
+        let codec = first_pt.and_then(|pt| p.publisher.rtc.codec_config().find(|c| c.pt() == pt));
+        track.set_codec(codec.copied());
         self.tracks.insert(track_id, track);
         self.notify(
             id,
@@ -150,7 +163,7 @@ impl Sfu {
                 .is_some_and(|o| o.auto_subscribe && o.permissions.subscribe);
             if auto {
                 self.add_subscription(other, track_id);
-                self.negotiate(other);
+                self.schedule_negotiation(other);
             }
         }
     }
@@ -161,22 +174,22 @@ impl Sfu {
             return;
         };
         tracing::info!(track = %track_id, "unpublished");
+        // The notice goes first, the offer that stops the m-line after it.
+        if let Some(room) = self.rooms.get_mut(&track.room) {
+            room.tracks.retain(|t| *t != track_id);
+            let everyone: Vec<ParticipantId> = room
+                .participants
+                .iter()
+                .copied()
+                .filter(|p| *p != track.info.participant)
+                .collect();
+            for p in everyone {
+                self.notify(p, Notice::TrackUnpublished(track_id));
+            }
+        }
         for sub in &track.subscribers {
             self.remove_subscription(*sub, track_id);
-            self.negotiate(*sub);
-        }
-        let Some(room) = self.rooms.get_mut(&track.room) else {
-            return;
-        };
-        room.tracks.retain(|t| *t != track_id);
-        let everyone: Vec<ParticipantId> = room
-            .participants
-            .iter()
-            .copied()
-            .filter(|p| *p != track.info.participant)
-            .collect();
-        for p in everyone {
-            self.notify(p, Notice::TrackUnpublished(track_id));
+            self.schedule_negotiation(*sub);
         }
     }
 
@@ -200,50 +213,121 @@ impl Sfu {
         if let Err(e) = p.subscriber.rtc.sdp_api().accept_answer(pending, answer) {
             // The offer is spent: offer again everything that was not answered.
             p.negotiation.dirty = true;
+            self.schedule_negotiation(id);
             return Err(SfuError::BadSdp(e.to_string()));
         }
+        p.subscriber.remember_remote(sdp);
         let mut ready = Vec::new();
+        let mut refused = Vec::new();
         for (track, sub) in p.subscriptions.iter_mut() {
-            if let (Some(mid), None) = (sub.mid, sub.ssrc) {
-                sub.ssrc = p
-                    .subscriber
-                    .rtc
-                    .direct_api()
-                    .stream_tx_by_mid(mid, None)
-                    .map(|s| s.ssrc());
-                if sub.ssrc.is_some() && sub.waiting_for_keyframe {
-                    ready.push(*track);
-                }
+            let (Some(mid), None) = (sub.mid, sub.ssrc) else {
+                continue;
+            };
+            // The answer must accept the m-line with the one codec it was offered.
+            let media = p.subscriber.rtc.media(mid);
+            let accepted = media.is_some_and(|m| {
+                !m.disabled()
+                    && sub
+                        .pt_map
+                        .is_none_or(|(_, out)| m.remote_pts().contains(&out.into()))
+            });
+            if !accepted {
+                refused.push(*track);
+                continue;
+            }
+            sub.ssrc = p
+                .subscriber
+                .rtc
+                .direct_api()
+                .stream_tx_by_mid(mid, None)
+                .map(|s| s.ssrc());
+            if sub.ssrc.is_some() && sub.waiting_for_keyframe {
+                ready.push(*track);
             }
         }
+        // Media flows once DTLS is up; until then the keyframe would be lost (see on_connected).
+        let connected = p.subscriber.media_ready;
         self.drain(PcKey {
             participant: id,
             role: PcRole::Subscriber,
         });
-        for track in ready {
+        for track in refused {
+            self.refuse_subscription(id, track);
+        }
+        if connected {
+            for track in ready {
+                self.request_keyframe(now, track);
+            }
+        }
+        self.schedule_negotiation(id);
+        Ok(())
+    }
+
+    /// The subscriber cannot receive `track` in the codec it is published in: say so, count it,
+    /// and stop its m-line.
+    fn refuse_subscription(&mut self, id: ParticipantId, track: TrackId) {
+        let codec = self.tracks.get(&track).and_then(|t| t.codec).map_or_else(
+            || "its codec".to_string(),
+            |(_, c)| c.spec().codec.to_string(),
+        );
+        tracing::warn!(participant = %id, track = %track, %codec, "subscriber cannot receive the track's codec");
+        self.stats.subscriptions_refused += 1;
+        self.remove_subscription(id, track);
+        if let Some(t) = self.tracks.get_mut(&track) {
+            t.subscribers.retain(|s| *s != id);
+        }
+        self.notify(
+            id,
+            Notice::SubscriptionFailed {
+                track,
+                code: "codec_unsupported",
+                message: format!(
+                    "track {track} is sent in {codec}, which the answer did not accept"
+                ),
+            },
+        );
+        self.schedule_negotiation(id);
+    }
+
+    /// The subscriber connection's DTLS is up: ask for the keyframes its video waits for.
+    pub(crate) fn on_subscriber_connected(&mut self, now: Instant, id: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        p.subscriber.media_ready = true;
+        let waiting: Vec<TrackId> = p
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| s.ssrc.is_some() && s.waiting_for_keyframe)
+            .map(|(t, _)| *t)
+            .collect();
+        for track in waiting {
             self.request_keyframe(now, track);
         }
-        self.negotiate(id);
-        Ok(())
     }
 
     pub(crate) fn remote_candidate(
         &mut self,
         id: ParticipantId,
         role: PcRole,
-        line: &str,
+        c: &RemoteCandidate,
     ) -> Result<(), SfuError> {
         let p = self
             .participants
             .get_mut(&id)
             .ok_or(SfuError::ParticipantNotFound)?;
-        let line = line.trim().trim_start_matches("a=");
+        let pc = p.pc_mut(role);
+        pc.check_candidate_target(c)?;
+        let line = c.candidate.trim().trim_start_matches("a=");
         if line.is_empty() {
             return Ok(()); // end of candidates
         }
-        let candidate =
+        let mut candidate =
             Candidate::from_sdp_string(line).map_err(|e| SfuError::BadCandidate(e.to_string()))?;
-        p.pc_mut(role).rtc.add_remote_candidate(candidate);
+        if let Some(ufrag) = &c.username_fragment {
+            candidate.set_ufrag(ufrag);
+        }
+        pc.rtc.add_remote_candidate(candidate);
         self.drain(PcKey {
             participant: id,
             role,
@@ -275,7 +359,7 @@ impl Sfu {
         for t in tracks {
             self.add_subscription(id, *t);
         }
-        self.negotiate(id);
+        self.schedule_negotiation(id);
         Ok(())
     }
 
@@ -294,7 +378,7 @@ impl Sfu {
                 track.subscribers.retain(|s| *s != id);
             }
         }
-        self.negotiate(id);
+        self.schedule_negotiation(id);
         Ok(())
     }
 
@@ -353,6 +437,7 @@ impl Sfu {
         );
         p.negotiation.dirty = true;
         track.subscribers.push(subscriber);
+        self.schedule_negotiation(subscriber);
     }
 
     /// Drop a subscription; its m-line is stopped in the next offer.
@@ -379,10 +464,23 @@ impl Sfu {
             return;
         }
         p.negotiation.dirty = false;
+        let mut keep = KeepPts::new();
+        let mut unsendable = Vec::new();
         let mut api = p.subscriber.rtc.sdp_api();
         for (track_id, sub) in p.subscriptions.iter_mut().filter(|(_, s)| s.mid.is_none()) {
             let Some(track) = self.tracks.get(track_id) else {
                 continue;
+            };
+            // Offer only the codec the track is sent in, and its RTX.
+            let out = match track.codec {
+                Some((pt, params)) => match self.codecs.match_params(params) {
+                    Some(out) => Some((*pt, *out)),
+                    None => {
+                        unsendable.push(*track_id);
+                        continue;
+                    }
+                },
+                None => None,
             };
             let kind = match track.info.kind {
                 TrackKind::Audio => MediaKind::Audio,
@@ -396,6 +494,11 @@ impl Sfu {
                 Some(track_id.to_string()),
                 None,
             );
+            if let Some((pt, out)) = out {
+                sub.pt_map = Some((pt, *out.pt()));
+                let pts = [Some(out.pt()), out.resend()].into_iter().flatten();
+                keep.insert(mid.to_string(), pts.map(|pt| *pt).collect());
+            }
             sub.mid = Some(mid);
             p.sub_mids.insert(mid, *track_id);
         }
@@ -404,12 +507,16 @@ impl Sfu {
         }
         if let Some((offer, pending)) = api.apply() {
             p.negotiation.pending = Some(pending);
-            self.notify(id, Notice::SubscriberOffer(offer.to_sdp_string()));
+            let sdp = sdp::complete(&offer.to_sdp_string(), &keep);
+            self.notify(id, Notice::SubscriberOffer(sdp));
         }
         self.drain(PcKey {
             participant: id,
             role: PcRole::Subscriber,
         });
+        for track in unsendable {
+            self.refuse_subscription(id, track);
+        }
     }
 }
 

@@ -10,9 +10,10 @@ use str0m::change::SdpPendingOffer;
 use str0m::media::Mid;
 use str0m::rtp::Ssrc;
 
+use crate::error::SfuError;
 use crate::ids::{ParticipantId, TrackId};
 use crate::rewrite::RtpRewriter;
-use crate::signal::{ParticipantInfo, PcRole, Permissions, TrackSource};
+use crate::signal::{ParticipantInfo, PcRole, Permissions, RemoteCandidate, TrackSource};
 
 /// One str0m `Rtc` (one peer connection) and what routes datagrams to it.
 pub(crate) struct Pc {
@@ -29,6 +30,12 @@ pub(crate) struct Pc {
     pub disconnected_since: Option<Instant>,
     /// ICE connected at least once.
     pub ever_connected: bool,
+    /// DTLS is up and SRTP keys exist: RTP written now reaches the peer.
+    pub media_ready: bool,
+    /// The `a=ice-ufrag` of the last remote description.
+    pub remote_ufrag: Option<String>,
+    /// The `a=mid`s of the last remote description, in m-line order.
+    pub remote_mids: Vec<String>,
 }
 
 impl Pc {
@@ -41,7 +48,48 @@ impl Pc {
             timer_armed: false,
             disconnected_since: None,
             ever_connected: false,
+            media_ready: false,
+            remote_ufrag: None,
+            remote_mids: Vec::new(),
         }
+    }
+
+    /// Keeps what trickled candidates are checked against from a remote description.
+    pub fn remember_remote(&mut self, sdp: &str) {
+        (self.remote_ufrag, self.remote_mids) = crate::sdp::remote_transport(sdp);
+    }
+
+    /// A trickled candidate must name this connection's current ICE generation and one of its
+    /// m-lines, when it names them at all (RFC 8838 section 4.1, RFC 8839 section 5.1).
+    pub fn check_candidate_target(&self, c: &RemoteCandidate) -> Result<(), SfuError> {
+        if let (Some(theirs), Some(ours)) = (&c.username_fragment, &self.remote_ufrag)
+            && theirs != ours
+        {
+            return Err(SfuError::BadCandidate(format!(
+                "usernameFragment {theirs:?} is not the current ICE ufrag of this connection"
+            )));
+        }
+        // Before the first remote description there is nothing to check the m-line against.
+        if self.remote_mids.is_empty() {
+            return Ok(());
+        }
+        if let Some(mid) = &c.sdp_mid
+            && !self.remote_mids.contains(mid)
+        {
+            return Err(SfuError::BadCandidate(format!(
+                "sdpMid {mid:?} names no m-line of this connection"
+            )));
+        }
+        if let Some(index) = c.sdp_m_line_index {
+            let at = self.remote_mids.get(index as usize);
+            let fits = at.is_some_and(|m| c.sdp_mid.as_ref().is_none_or(|mid| mid == m));
+            if !fits {
+                return Err(SfuError::BadCandidate(format!(
+                    "sdpMLineIndex {index} names no m-line of this connection, or another mid"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use str0m::format::PayloadParams;
+use str0m::format::{Codec, PayloadParams};
 use str0m::media::Pt;
 use str0m::rtp::Ssrc;
 
@@ -48,5 +48,15 @@ impl Track {
             subscribers: Vec::new(),
             keyframes: KeyframeThrottle::new(keyframe_interval),
         }
+    }
+
+    /// Records the codec the track is sent in (or is expected to be, before its first packet).
+    pub fn set_codec(&mut self, params: Option<PayloadParams>) {
+        self.codec = params.map(|p| (p.pt(), p));
+        self.video_codec = params.and_then(|p| match p.spec().codec {
+            Codec::Vp8 => Some(VideoCodec::Vp8),
+            Codec::H264 => Some(VideoCodec::H264),
+            _ => None,
+        });
     }
 }

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::config::DtlsCert;
+use str0m::RtcConfig;
+use str0m::format::CodecConfig;
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Event, IceConnectionState, Input, Rtc};
 
@@ -44,7 +45,10 @@ pub(crate) struct PcKey {
 /// The SFU core of one worker. Sans-IO: every method takes the current time.
 pub struct Sfu {
     pub(crate) config: SfuConfig,
-    pub(crate) dtls_cert: DtlsCert,
+    /// Every connection is built from this: ICE-lite, RTP mode, our codecs, the worker's cert.
+    rtc_template: RtcConfig,
+    /// The codecs of every connection, for matching a publisher's codec to a subscriber's.
+    pub(crate) codecs: CodecConfig,
     pub(crate) rooms: HashMap<Arc<str>, Room>,
     pub(crate) participants: HashMap<ParticipantId, Participant>,
     pub(crate) tracks: HashMap<TrackId, Track>,
@@ -59,6 +63,9 @@ pub struct Sfu {
     pub(crate) events: VecDeque<(PcKey, Event)>,
     /// Participants to remove once the current input is handled.
     pub(crate) doomed: Vec<(ParticipantId, LeaveReason)>,
+    /// Participants whose subscriber connection may need a new offer once the current input is
+    /// handled, after every notice it caused.
+    to_negotiate: Vec<ParticipantId>,
     /// Reused buffer for a track's subscriber list while forwarding.
     pub(crate) scratch: Vec<ParticipantId>,
     pub(crate) next_track: u64,
@@ -77,9 +84,19 @@ impl Sfu {
             .dtls_provider
             .generate_certificate()
             .ok_or_else(|| crate::SfuError::Internal("no DTLS certificate".into()))?;
+        let mut rtc_template = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true)
+            .set_dtls_cert(dtls_cert);
+        let codecs = rtc_template.codec_config().clone();
         Ok(Self {
             config,
-            dtls_cert,
+            rtc_template,
+            codecs,
             rooms: HashMap::new(),
             participants: HashMap::new(),
             tracks: HashMap::new(),
@@ -90,6 +107,7 @@ impl Sfu {
             outputs: VecDeque::new(),
             events: VecDeque::new(),
             doomed: Vec::new(),
+            to_negotiate: Vec::new(),
             scratch: Vec::new(),
             next_track: track_id_base,
             stats: SfuStats::default(),
@@ -232,16 +250,26 @@ impl Sfu {
         }
     }
 
-    /// Handle queued events, then remove doomed participants.
+    /// Handle queued events, remove doomed participants, then send the offers all that needs.
     pub(crate) fn finish_input(&mut self, now: Instant) {
         loop {
             while let Some((key, event)) = self.events.pop_front() {
                 self.on_event(now, key, event);
             }
-            let Some((participant, reason)) = self.doomed.pop() else {
+            if let Some((participant, reason)) = self.doomed.pop() {
+                self.remove_participant(now, participant, reason);
+            } else if let Some(participant) = self.to_negotiate.pop() {
+                self.negotiate(participant);
+            } else {
                 break;
-            };
-            self.remove_participant(now, participant, reason);
+            }
+        }
+    }
+
+    /// Offer the participant's subscriber connection anew once the current input is handled.
+    pub(crate) fn schedule_negotiation(&mut self, id: ParticipantId) {
+        if !self.to_negotiate.contains(&id) {
+            self.to_negotiate.push(id);
         }
     }
 
@@ -260,6 +288,9 @@ impl Sfu {
                 self.on_publisher_media_changed(now, key.participant, m.mid, m.direction);
             }
             Event::IceConnectionStateChange(state) => self.on_ice_state(now, key, state),
+            Event::Connected if key.role == PcRole::Subscriber => {
+                self.on_subscriber_connected(now, key.participant);
+            }
             Event::Closed => self
                 .doomed
                 .push((key.participant, LeaveReason::ConnectionLost)),
@@ -311,15 +342,7 @@ impl Sfu {
             .config
             .public_addr
             .ok_or_else(|| crate::SfuError::Internal("worker has no public address".into()))?;
-        let mut rtc = Rtc::builder()
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .enable_h264(true)
-            .set_dtls_cert(self.dtls_cert.clone())
-            .build(now);
+        let mut rtc = self.rtc_template.clone().build(now);
         let candidate = str0m::Candidate::host(addr, "udp")
             .map_err(|e| crate::SfuError::Internal(format!("host candidate: {e}")))?;
         rtc.add_local_candidate(candidate);

@@ -110,6 +110,29 @@ pub struct ParticipantDetail {
     pub connected: bool,
 }
 
+/// A trickled ICE candidate, as `RTCIceCandidateInit` carries it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteCandidate {
+    /// The `candidate:...` attribute; empty for end of candidates.
+    pub candidate: String,
+    /// The m-line it was gathered for; any m-line of the bundle names the one transport.
+    pub sdp_mid: Option<String>,
+    /// The index of that m-line.
+    pub sdp_m_line_index: Option<u32>,
+    /// The ICE ufrag of the generation it belongs to; a stale one is refused.
+    pub username_fragment: Option<String>,
+}
+
+impl From<&str> for RemoteCandidate {
+    /// A bare `candidate:...` line that names no m-line or generation.
+    fn from(candidate: &str) -> Self {
+        Self {
+            candidate: candidate.to_string(),
+            ..Self::default()
+        }
+    }
+}
+
 /// A request from the control path to a worker's core.
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -150,8 +173,8 @@ pub enum Command {
         participant: ParticipantId,
         /// For which connection.
         target: PcRole,
-        /// The `candidate:...` line.
-        candidate: String,
+        /// The candidate and what it names.
+        candidate: RemoteCandidate,
     },
     /// Subscribe to tracks.
     Subscribe {
@@ -279,4 +302,13 @@ pub enum Notice {
     SubscriberOffer(String),
     /// The participant itself was removed; the signaling session should close.
     Removed(LeaveReason),
+    /// A subscription could not be set up and was dropped.
+    SubscriptionFailed {
+        /// The track.
+        track: TrackId,
+        /// A stable code (`codec_unsupported`).
+        code: &'static str,
+        /// What happened, for people.
+        message: String,
+    },
 }

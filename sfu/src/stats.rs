@@ -27,4 +27,6 @@ pub struct SfuStats {
     pub keyframe_requests_coalesced: u64,
     /// Errors returned by str0m for one connection (the connection is then closed).
     pub rtc_errors: u64,
+    /// Subscriptions dropped because the subscriber cannot receive the track's codec.
+    pub subscriptions_refused: u64,
 }

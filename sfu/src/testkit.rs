@@ -47,6 +47,8 @@ pub struct Client {
     pub received: HashMap<Mid, Vec<RtpPacket>>,
     /// Keyframe requests received on the publisher connection.
     pub keyframe_requests: usize,
+    /// The server's answers to the publisher connection's offers, as sent.
+    pub answers: Vec<String>,
     /// The client's network is cut: nothing it sends reaches the server.
     pub cut: bool,
     /// Drop this many of the next media-sized RTP datagrams the server sends to this client.
@@ -132,6 +134,7 @@ impl Net {
             track_mids: HashMap::new(),
             received: HashMap::new(),
             keyframe_requests: 0,
+            answers: Vec::new(),
             cut: false,
             drop_inbound_rtp: 0,
             drop_outbound_rtp: 0,
@@ -192,10 +195,11 @@ impl Net {
                 tracks: hints,
             })
             .expect("offer accepted");
-        let Reply::Answer(answer) = reply else {
+        let Reply::Answer(answer_sdp) = reply else {
             panic!("expected an answer, got {reply:?}")
         };
-        let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
+        let answer = SdpAnswer::from_sdp_string(&answer_sdp).expect("answer parses");
+        self.clients[i].answers.push(answer_sdp);
         self.clients[i]
             .publisher
             .sdp_api()
@@ -203,6 +207,26 @@ impl Net {
             .expect("answer accepted");
         self.pump();
         mids
+    }
+
+    /// Client `i`'s publisher connection, not yet negotiated, lists `codec` first among its video
+    /// codecs (VP8 or H.264), so that is what it will send in.
+    pub fn prefer_video_codec(&mut self, i: usize, codec: Codec) {
+        let c = &mut self.clients[i];
+        let other = if codec == Codec::H264 {
+            Codec::Vp8
+        } else {
+            Codec::H264
+        };
+        c.publisher = client_rtc_with(self.now, c.pub_addr, &[codec, other]);
+        c.publisher.direct_api().set_ice_controlling(true);
+    }
+
+    /// Client `i`'s subscriber connection, not yet offered anything, can receive only `codec`
+    /// among the video codecs.
+    pub fn receive_only_video_codec(&mut self, i: usize, codec: Codec) {
+        let c = &mut self.clients[i];
+        c.subscriber = client_rtc_with(self.now, c.sub_addr, &[codec]);
     }
 
     /// Client `i` stops sending on `mid` and renegotiates.
@@ -479,13 +503,22 @@ fn take_drop(budget: &mut usize, datagram: &[u8]) -> bool {
 }
 
 fn client_rtc(now: Instant, addr: SocketAddr) -> Rtc {
-    let mut rtc = Rtc::builder()
+    client_rtc_with(now, addr, &[Codec::Vp8, Codec::H264])
+}
+
+/// A client connection with Opus and these video codecs (VP8, H.264), in this order.
+fn client_rtc_with(now: Instant, addr: SocketAddr, video: &[Codec]) -> Rtc {
+    let mut builder = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .enable_h264(true)
-        .build(now);
+        .enable_opus(true, false);
+    for codec in video {
+        builder = match codec {
+            Codec::H264 => builder.enable_h264(true),
+            _ => builder.enable_vp8(true),
+        };
+    }
+    let mut rtc = builder.build(now);
     rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
     rtc
 }

@@ -1,3 +1,6 @@
+use std::time::Duration;
+
+use str0m::media::MediaKind;
 use tern_sfu::{Command, LeaveReason, Notice, Reply};
 
 use tern_sfu::testkit::Net;
@@ -86,4 +89,36 @@ fn closing_a_room_removes_everyone() {
         );
     }
     assert_eq!(net.closed_rooms, vec!["demo".to_string()]);
+}
+
+/// When Alice leaves, Bob hears that her tracks ended and that she left before the offer that
+/// stops her m-lines, as on publish (notice, then offer): his UI goes first.
+#[test]
+fn the_others_hear_of_a_leave_before_the_offer_that_stops_its_tracks() {
+    let mut net = Net::new();
+    let alice = net.join("demo", "alice");
+    let bob = net.join("demo", "bob");
+    net.publish(alice, &[MediaKind::Audio, MediaKind::Video]);
+    net.run_for(Duration::from_millis(500));
+    let alice_id = net.clients[alice].id;
+    let seen = net.clients[bob].notices.len();
+    net.command(Command::Leave {
+        participant: alice_id,
+    })
+    .expect("alice leaves");
+    let after: Vec<&Notice> = net.clients[bob].notices[seen..].iter().collect();
+    let position = |f: &dyn Fn(&Notice) -> bool| after.iter().position(|n| f(n));
+    let offer = position(&|n| matches!(n, Notice::SubscriberOffer(_))).expect("an offer");
+    let left = position(&|n| matches!(n, Notice::ParticipantLeft { .. })).expect("left");
+    let unpublished: Vec<usize> = after
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| matches!(n, Notice::TrackUnpublished(_)))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(unpublished.len(), 2, "{after:?}");
+    assert!(
+        unpublished.iter().all(|u| *u < left) && left < offer,
+        "order: {after:?}"
+    );
 }

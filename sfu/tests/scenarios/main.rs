@@ -2,6 +2,7 @@
 //! One behaviour per file.
 
 mod bad_input;
+mod candidates;
 mod disconnect;
 mod forward;
 mod h264;
@@ -10,3 +11,4 @@ mod keyframes;
 mod late_joiner;
 mod nack;
 mod renegotiation;
+mod sdp;
