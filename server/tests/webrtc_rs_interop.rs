@@ -316,6 +316,7 @@ async fn a_late_webrtc_rs_joiner_receives_audio_and_video_from_a_webrtc_rs_and_a
         alice.diagnostics()
     );
     assert!(carol.problems().is_empty(), "{:?}", carol.problems());
+    assert!(alice.problems().is_empty(), "{:?}", alice.problems());
     for (publisher, track, kind) in &tracks {
         assert_received(
             "carol",
