@@ -324,7 +324,7 @@ impl Sfu {
         }
         let mut candidate =
             Candidate::from_sdp_string(line).map_err(|e| SfuError::BadCandidate(e.to_string()))?;
-        if let Some(ufrag) = &c.username_fragment {
+        if let Some(ufrag) = c.username_fragment.as_deref().filter(|u| !u.is_empty()) {
             candidate.set_ufrag(ufrag);
         }
         pc.rtc.add_remote_candidate(candidate);

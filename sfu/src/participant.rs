@@ -61,8 +61,10 @@ impl Pc {
 
     /// A trickled candidate must name this connection's current ICE generation and one of its
     /// m-lines, when it names them at all (RFC 8838 section 4.1, RFC 8839 section 5.1).
+    /// An empty `sdpMid` or `usernameFragment` names nothing and is taken as absent.
     pub fn check_candidate_target(&self, c: &RemoteCandidate) -> Result<(), SfuError> {
-        if let (Some(theirs), Some(ours)) = (&c.username_fragment, &self.remote_ufrag)
+        let (ufrag, sdp_mid) = (named(&c.username_fragment), named(&c.sdp_mid));
+        if let (Some(theirs), Some(ours)) = (ufrag, self.remote_ufrag.as_deref())
             && theirs != ours
         {
             return Err(SfuError::BadCandidate(format!(
@@ -73,8 +75,8 @@ impl Pc {
         if self.remote_mids.is_empty() {
             return Ok(());
         }
-        if let Some(mid) = &c.sdp_mid
-            && !self.remote_mids.contains(mid)
+        if let Some(mid) = sdp_mid
+            && !self.remote_mids.iter().any(|m| m == mid)
         {
             return Err(SfuError::BadCandidate(format!(
                 "sdpMid {mid:?} names no m-line of this connection"
@@ -82,7 +84,7 @@ impl Pc {
         }
         if let Some(index) = c.sdp_m_line_index {
             let at = self.remote_mids.get(index as usize);
-            let fits = at.is_some_and(|m| c.sdp_mid.as_ref().is_none_or(|mid| mid == m));
+            let fits = at.is_some_and(|m| sdp_mid.is_none_or(|mid| mid == m));
             if !fits {
                 return Err(SfuError::BadCandidate(format!(
                     "sdpMLineIndex {index} names no m-line of this connection, or another mid"
@@ -137,6 +139,11 @@ pub(crate) struct Participant {
     pub negotiation: SubscriberNegotiation,
     /// What the publisher said each of its mids carries.
     pub hints: HashMap<String, TrackSource>,
+}
+
+/// The text of an optional field, unless absent or empty.
+fn named(field: &Option<String>) -> Option<&str> {
+    field.as_deref().filter(|s| !s.is_empty())
 }
 
 impl Participant {

@@ -93,7 +93,8 @@ enum Out {
     /// A trickled local candidate (`""` for end of candidates).
     Candidate {
         target: &'static str,
-        candidate: String,
+        /// The candidate's `RTCIceCandidateInit` as JSON.
+        candidate: Value,
     },
 }
 
@@ -186,17 +187,16 @@ impl WebrtcRsClient {
             let out = out.clone();
             let shared = shared.clone();
             pc.on_ice_candidate(Box::new(move |c| {
-                // NOTE: only `target` and `candidate` are sent. A browser's candidate also has
-                // sdpMid, sdpMLineIndex and usernameFragment, but tern rejects messages with
-                // those fields as bad_message for now; the lead may add them to the protocol,
-                // and then this client should send `c.to_json()` whole.
+                // The candidate goes as webrtc-rs serialises it (RTCIceCandidateInit: candidate,
+                // sdpMid, sdpMLineIndex, usernameFragment), plus `target`.
                 let candidate = match c {
-                    Some(c) => c.to_json().map(|j| j.candidate).unwrap_or_default(),
-                    None => String::new(),
-                };
+                    Some(c) => c.to_json().ok().and_then(|j| serde_json::to_value(j).ok()),
+                    None => None,
+                }
+                .unwrap_or_else(|| json!({"candidate": ""}));
                 lock(&shared)
                     .candidates_sent
-                    .push((target.to_string(), candidate.clone()));
+                    .push((target.to_string(), candidate.to_string()));
                 let _ = out.send(Out::Candidate { target, candidate });
                 Box::pin(async {})
             }));
@@ -471,7 +471,7 @@ async fn signaling(
     // onicecandidate only fires after setLocalDescription and the app sends the SDP first.
     let mut publisher_offer_sent = false;
     let mut subscriber_answer_sent = false;
-    let mut held: Vec<(&'static str, String)> = Vec::new();
+    let mut held: Vec<(&'static str, Value)> = Vec::new();
     loop {
         tokio::select! {
             m = ws.stream.next() => {
@@ -541,8 +541,10 @@ async fn signaling(
                 _ => subscriber_answer_sent,
             };
             if ready {
-                ws.send(json!({"type": "candidate", "target": target, "candidate": candidate}))
-                    .await;
+                let mut msg = candidate.clone();
+                msg["type"] = json!("candidate");
+                msg["target"] = json!(target);
+                ws.send(msg).await;
             } else {
                 keep.push((target, candidate));
             }

@@ -32,6 +32,14 @@ fn a_candidate_naming_its_m_line_and_generation_is_checked_against_them() {
         })
     };
     assert!(send(good.clone()).is_ok());
+    // webrtc-rs sends `"sdpMid": ""`, which names no m-line: taken as absent.
+    let unnamed = RemoteCandidate {
+        sdp_mid: Some(String::new()),
+        sdp_m_line_index: Some(0),
+        username_fragment: Some(String::new()),
+        ..good.clone()
+    };
+    assert!(send(unnamed).is_ok());
     let end_of_candidates = RemoteCandidate {
         candidate: String::new(),
         ..good.clone()
