@@ -3,6 +3,9 @@
 //! flows both ways and to a late joiner.
 
 mod common;
+// Only this test links webrtc-rs: the client stays out of `common`, which the benches share.
+#[path = "common/webrtc_client.rs"]
+mod webrtc_client;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,9 +17,9 @@ use str0m::media::MediaKind;
 use tokio::task::JoinHandle;
 
 use common::rtc_client::RtcClient;
-use common::webrtc_client::{KEYFRAME_EVERY, Received, WebrtcRsClient};
 use tern_sfu::testkit::{opus_payload, vp8_payload};
 use tern_sfu::{VideoCodec, is_keyframe};
+use webrtc_client::{KEYFRAME_EVERY, Received, WebrtcRsClient};
 
 /// Every wait in these tests is bounded by this.
 const LIMIT: Duration = Duration::from_secs(20);

@@ -4,7 +4,6 @@
 pub mod browser;
 pub mod firefox;
 pub mod rtc_client;
-pub mod webrtc_client;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};

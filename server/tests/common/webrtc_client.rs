@@ -40,7 +40,7 @@ use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 
 use tern_sfu::testkit::{msid_mids, opus_payload, vp8_payload};
 
-use super::{Ws, token};
+use crate::common::{Ws, token};
 
 /// Payloads kept per received track, for checking them after the run.
 const KEEP_PAYLOADS: usize = 5000;
@@ -114,7 +114,6 @@ pub struct WebrtcRsClient {
     pub identity: String,
     /// Our participant id (`PA_...`).
     pub participant: String,
-    pub joined: Value,
     pub publisher: Arc<RTCPeerConnection>,
     pub subscriber: Arc<RTCPeerConnection>,
     pub sent: Arc<SendStats>,
@@ -247,7 +246,6 @@ impl WebrtcRsClient {
         WebrtcRsClient {
             identity: identity.to_string(),
             participant,
-            joined,
             publisher,
             subscriber,
             sent: Arc::new(SendStats::default()),
@@ -376,15 +374,6 @@ impl WebrtcRsClient {
             .unwrap_or_default()
     }
 
-    /// Packets received per key (tern track id, or `unmapped mid X`).
-    pub fn packet_counts(&self) -> HashMap<String, usize> {
-        lock(&self.shared)
-            .received
-            .iter()
-            .map(|(k, r)| (k.clone(), r.packets))
-            .collect()
-    }
-
     /// Waits until `done` holds for this client, polling; false after `limit`.
     pub async fn wait_until(&self, limit: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
         let end = Instant::now() + limit;
@@ -434,11 +423,6 @@ impl WebrtcRsClient {
             s.offers.len(),
             s.candidates_sent,
         )
-    }
-
-    /// The subscriber offers tern sent, in order.
-    pub fn offers(&self) -> Vec<String> {
-        lock(&self.shared).offers.clone()
     }
 
     /// Client-side failures and tern `error`s seen so far.
