@@ -133,15 +133,13 @@ window.ternDemo = {
   get client() { return state.client; },
   marks() { return state.client ? state.client.marks : null; },
   /** The local candidate type of each connection's selected pair ('host', 'relay', ...). */
-  async candidateTypes() {
-    if (!state.client) return {};
-    const pick = (stats) => {
-      let pair = null;
-      stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
-      const local = pair && stats.get(pair.localCandidateId);
-      return local ? local.candidateType : null;
-    };
-    return { publisher: pick(await state.client.sendStats()), subscriber: pick(await state.client.receiveStats()) };
+  // The local candidate of each connection's selected pair: its type (host, relay...).
+  candidateTypes() {
+    return selectedLocal('candidateType');
+  },
+  // The same candidates' transport (udp or tcp).
+  candidateProtocols() {
+    return selectedLocal('protocol');
   },
   async inbound() {
     const out = { video: [], audio: [] };
@@ -154,6 +152,17 @@ window.ternDemo = {
     return out;
   },
 };
+
+async function selectedLocal(field) {
+  if (!state.client) return {};
+  const pick = (stats) => {
+    let pair = null;
+    stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+    const local = pair && stats.get(pair.localCandidateId);
+    return local ? local[field] : null;
+  };
+  return { publisher: pick(await state.client.sendStats()), subscriber: pick(await state.client.receiveStats()) };
+}
 
 const params = new URLSearchParams(location.search);
 if (params.get('room') && params.get('name')) {

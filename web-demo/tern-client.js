@@ -123,10 +123,16 @@ export class TernClient extends EventTarget {
     return this.ownTracks.get(local.mid)?.id;
   }
 
+  // Sends each local candidate as the browser describes it (candidate, sdpMid, sdpMLineIndex,
+  // usernameFragment), and an empty candidate when gathering is done.
+  trickle(pc, target) {
+    pc.onicecandidate = (e) => this.send({ type: 'candidate', target, ...(e.candidate ? e.candidate.toJSON() : { candidate: '' }) });
+  }
+
   publisherPc() {
     if (this.pub) return this.pub;
     const pc = new RTCPeerConnection({ ...this.rtcConfig, iceServers: this.iceServers || [], bundlePolicy: 'max-bundle' });
-    pc.onicecandidate = (e) => e.candidate && this.send({ type: 'candidate', target: 'publisher', candidate: e.candidate.candidate });
+    this.trickle(pc, 'publisher');
     this.pub = pc;
     return pc;
   }
@@ -134,7 +140,7 @@ export class TernClient extends EventTarget {
   subscriberPc() {
     if (this.sub) return this.sub;
     const pc = new RTCPeerConnection({ ...this.rtcConfig, iceServers: this.iceServers || [], bundlePolicy: 'max-bundle' });
-    pc.onicecandidate = (e) => e.candidate && this.send({ type: 'candidate', target: 'subscriber', candidate: e.candidate.candidate });
+    this.trickle(pc, 'subscriber');
     pc.ontrack = (e) => {
       const trackId = this.midToTrack.get(e.transceiver.mid);
       const info = this.tracks.get(trackId) || { id: trackId, participant: e.streams[0]?.id, kind: e.track.kind };

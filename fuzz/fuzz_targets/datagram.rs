@@ -1,5 +1,6 @@
-//! Any datagram on the media socket: classification, the STUN username reader, keyframe
-//! detection, and the whole core's input path with a participant present.
+//! Any datagram on the media socket, or frame on an ICE-TCP connection: classification, the STUN
+//! username reader, keyframe detection, and the whole core's input path with a participant
+//! present.
 #![no_main]
 
 mod shared_core;
@@ -19,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         let from = SocketAddr::from(([127, 0, 0, 2], 1000 + port % 4));
         for chunk in data.chunks(600) {
             sfu.handle_datagram(now, from, chunk);
+            sfu.handle_stream_frame(now, from, chunk);
         }
         sfu.handle_timeout(now);
     });

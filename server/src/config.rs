@@ -63,6 +63,17 @@ pub struct RtcConfig {
     pub udp_recv_buffer: usize,
     /// Send buffer of each media socket, in bytes. Default 4 MiB.
     pub udp_send_buffer: usize,
+    /// Each worker also accepts ICE over TCP (RFC 6544) and offers a passive TCP host candidate,
+    /// for clients whose networks block UDP. Default true.
+    pub tcp_enabled: bool,
+    /// TCP port of the first worker's ICE-TCP listener; worker N listens on `tcp_port + N`.
+    /// Default: the same as `udp_port` (0 picks free ports).
+    pub tcp_port: Option<u16>,
+    /// ICE-TCP connections one worker accepts at once; more are refused. Default 1024.
+    pub tcp_max_connections: usize,
+    /// An ICE-TCP connection that sends nothing this long is closed. Default 30 (clients send
+    /// ICE consent checks every few seconds).
+    pub tcp_idle_timeout_secs: u64,
 }
 
 impl Default for RtcConfig {
@@ -74,6 +85,10 @@ impl Default for RtcConfig {
             workers: 0,
             udp_recv_buffer: 4 << 20,
             udp_send_buffer: 4 << 20,
+            tcp_enabled: true,
+            tcp_port: None,
+            tcp_max_connections: 1024,
+            tcp_idle_timeout_secs: 30,
         }
     }
 }
@@ -86,6 +101,13 @@ impl RtcConfig {
             None if self.bind_ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             None => self.bind_ip,
         }
+    }
+
+    /// The ICE-TCP port of worker `index`, when ICE-TCP is on (0: a free port).
+    pub fn tcp_port_of(&self, index: usize) -> Option<u16> {
+        let first = self.tcp_port.unwrap_or(self.udp_port);
+        self.tcp_enabled
+            .then(|| if first == 0 { 0 } else { first + index as u16 })
     }
 
     /// How many workers to start.
@@ -187,6 +209,18 @@ pub struct Overrides {
     /// rtc.udp_send_buffer
     #[arg(long, env = "TERN_RTC_UDP_SEND_BUFFER")]
     pub rtc_udp_send_buffer: Option<usize>,
+    /// rtc.tcp_enabled
+    #[arg(long, env = "TERN_RTC_TCP_ENABLED")]
+    pub rtc_tcp_enabled: Option<bool>,
+    /// rtc.tcp_port
+    #[arg(long, env = "TERN_RTC_TCP_PORT")]
+    pub rtc_tcp_port: Option<u16>,
+    /// rtc.tcp_max_connections
+    #[arg(long, env = "TERN_RTC_TCP_MAX_CONNECTIONS")]
+    pub rtc_tcp_max_connections: Option<usize>,
+    /// rtc.tcp_idle_timeout_secs
+    #[arg(long, env = "TERN_RTC_TCP_IDLE_TIMEOUT_SECS")]
+    pub rtc_tcp_idle_timeout_secs: Option<u64>,
     /// sfu.keyframe_interval_ms
     #[arg(long, env = "TERN_SFU_KEYFRAME_INTERVAL_MS")]
     pub sfu_keyframe_interval_ms: Option<u64>,
@@ -271,6 +305,18 @@ impl Config {
         set(&mut self.rtc.workers, &o.rtc_workers);
         set(&mut self.rtc.udp_recv_buffer, &o.rtc_udp_recv_buffer);
         set(&mut self.rtc.udp_send_buffer, &o.rtc_udp_send_buffer);
+        set(&mut self.rtc.tcp_enabled, &o.rtc_tcp_enabled);
+        if o.rtc_tcp_port.is_some() {
+            self.rtc.tcp_port = o.rtc_tcp_port;
+        }
+        set(
+            &mut self.rtc.tcp_max_connections,
+            &o.rtc_tcp_max_connections,
+        );
+        set(
+            &mut self.rtc.tcp_idle_timeout_secs,
+            &o.rtc_tcp_idle_timeout_secs,
+        );
         set(
             &mut self.sfu.keyframe_interval_ms,
             &o.sfu_keyframe_interval_ms,

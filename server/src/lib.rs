@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod ice_tcp;
 pub mod metrics;
 pub mod protocol;
 pub mod registry;

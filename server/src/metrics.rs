@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tern_sfu::Sfu;
 
+use crate::ice_tcp::TcpStats;
+
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide recorder once; later calls return the same handle.
@@ -22,7 +24,7 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 /// Copies one worker's core counters and gauges into the metrics facade.
-pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64) {
+pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64, tcp: Option<TcpStats>) {
     let w = index.to_string();
     let s = sfu.stats();
     let (rooms, participants, tracks) = sfu.gauges();
@@ -53,6 +55,17 @@ pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64) {
     ];
     for (name, value) in counters {
         metrics::counter!(name, "worker" => w.clone()).absolute(value);
+    }
+    if let Some(t) = tcp {
+        metrics::gauge!("tern_ice_tcp_connections", "worker" => w.clone()).set(t.open as f64);
+        let counters = [
+            ("tern_ice_tcp_accepted_total", t.accepted),
+            ("tern_ice_tcp_refused_total", t.refused),
+            ("tern_ice_tcp_dropped_total", t.dropped),
+        ];
+        for (name, value) in counters {
+            metrics::counter!(name, "worker" => w.clone()).absolute(value);
+        }
     }
 }
 

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 use tern_sfu::{Command, Notice, Output, ParticipantId, Reply, Sfu, SfuConfig, SfuError};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::RtcConfig;
+use crate::ice_tcp::{IceTcp, TcpEvent};
 use crate::registry::Registry;
 
 /// Commands waiting for a worker; beyond this the control path waits (backpressure).
@@ -37,6 +38,8 @@ pub struct WorkerHandle {
     pub index: usize,
     /// The media address the worker advertises.
     pub media_addr: SocketAddr,
+    /// The ICE-TCP address the worker advertises, when ICE-TCP is on.
+    pub tcp_addr: Option<SocketAddr>,
     tx: mpsc::Sender<WorkerMsg>,
 }
 
@@ -87,6 +90,19 @@ pub fn spawn(
     let local = socket.local_addr()?;
     let media_addr = SocketAddr::new(rtc.advertised_ip(), local.port());
     sfu_config.public_addr = Some(media_addr);
+    let tcp = match rtc.tcp_port_of(index) {
+        Some(port) => Some(bind_tcp(SocketAddr::new(rtc.bind_ip, port))?),
+        None => None,
+    };
+    let tcp_addr = match &tcp {
+        Some(l) => Some(SocketAddr::new(rtc.advertised_ip(), l.local_addr()?.port())),
+        None => None,
+    };
+    sfu_config.public_tcp_addr = tcp_addr;
+    let tcp_limits = (
+        rtc.tcp_max_connections,
+        Duration::from_secs(rtc.tcp_idle_timeout_secs),
+    );
     let sfu = Sfu::new(Instant::now(), sfu_config, (index as u64) << 40)
         .context("starting the SFU core")?;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
@@ -97,16 +113,24 @@ pub fn spawn(
                 .enable_all()
                 .build();
             match runtime {
-                Ok(rt) => rt.block_on(run(index, socket, sfu, rx, registry)),
+                Ok(rt) => rt.block_on(run(
+                    index,
+                    socket,
+                    tcp.map(|l| (l, tcp_limits)),
+                    sfu,
+                    rx,
+                    registry,
+                )),
                 Err(e) => {
                     tracing::error!(worker = index, error = %e, "worker runtime failed to start")
                 }
             }
         })?;
-    tracing::info!(worker = index, %local, advertised = %media_addr, "worker started");
+    tracing::info!(worker = index, %local, advertised = %media_addr, tcp = ?tcp_addr, "worker started");
     Ok(WorkerHandle {
         index,
         media_addr,
+        tcp_addr,
         tx,
     })
 }
@@ -123,9 +147,45 @@ fn bind_udp(addr: SocketAddr, rtc: &RtcConfig) -> anyhow::Result<StdUdpSocket> {
     Ok(socket.into())
 }
 
+/// Binds a worker's ICE-TCP listener.
+fn bind_tcp(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("binding ICE-TCP listener {addr}"))?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Resolves with the next connection, or never when ICE-TCP is off.
+async fn accept(listener: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => {
+            let r = l.accept().await;
+            if r.is_err() {
+                // Out of file descriptors, most likely: do not spin on it.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves with the next frame or closing, or never when ICE-TCP is off.
+async fn tcp_event(events: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match events {
+        Some(e) => e.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Shell {
     index: usize,
     socket: UdpSocket,
+    tcp: Option<IceTcp>,
     sfu: Sfu,
     sessions: HashMap<ParticipantId, mpsc::Sender<Notice>>,
     registry: Arc<Registry>,
@@ -135,6 +195,7 @@ struct Shell {
 async fn run(
     index: usize,
     socket: StdUdpSocket,
+    tcp: Option<(std::net::TcpListener, (usize, Duration))>,
     sfu: Sfu,
     mut rx: mpsc::Receiver<WorkerMsg>,
     registry: Arc<Registry>,
@@ -143,9 +204,16 @@ async fn run(
         Ok(s) => s,
         Err(e) => return tracing::error!(worker = index, error = %e, "socket"),
     };
+    let (tcp, listener, mut tcp_events) =
+        match tcp.map(|(l, (max, idle))| IceTcp::new(l, max, idle)) {
+            None => (None, None, None),
+            Some(Ok((t, l, e))) => (Some(t), Some(l), Some(e)),
+            Some(Err(e)) => return tracing::error!(worker = index, error = %e, "ICE-TCP listener"),
+        };
     let mut shell = Shell {
         index,
         socket,
+        tcp,
         sfu,
         sessions: HashMap::new(),
         registry,
@@ -165,12 +233,35 @@ async fn run(
                     }
                 }
             }
+            conn = accept(&listener) => match (conn, shell.tcp.as_mut()) {
+                (Ok((stream, from)), Some(tcp)) => tcp.accepted(stream, from),
+                (Err(e), _) => tracing::debug!(worker = index, error = %e, "ICE-TCP accept failed"),
+                _ => {}
+            },
+            event = tcp_event(&mut tcp_events) => match event {
+                Some(TcpEvent::Frame(from, frame)) => {
+                    if !shell.sfu.handle_stream_frame(Instant::now(), from, &frame)
+                        && let Some(tcp) = shell.tcp.as_mut()
+                    {
+                        tcp.close(from); // a connection no participant owns
+                    }
+                }
+                Some(TcpEvent::Closed(from, id)) => {
+                    if let Some(tcp) = shell.tcp.as_mut() {
+                        tcp.closed(from, id);
+                    }
+                }
+                None => {}
+            },
             msg = rx.recv() => match msg {
                 Some(msg) => shell.handle_msg(msg),
                 None => break,
             },
             _ = tokio::time::sleep_until(wake.into()) => shell.sfu.handle_timeout(Instant::now()),
-            _ = stats.tick() => crate::metrics::record_worker(index, &shell.sfu, shell.send_errors),
+            _ = stats.tick() => {
+                let tcp = shell.tcp.as_ref().map(IceTcp::stats);
+                crate::metrics::record_worker(index, &shell.sfu, shell.send_errors, tcp);
+            }
         }
     }
     tracing::info!(worker = index, "worker stopped");
@@ -208,9 +299,19 @@ impl Shell {
         let mut too_slow = Vec::new();
         loop {
             match self.sfu.poll_output() {
+                Output::Transmit(t) if t.proto == str0m::net::Protocol::Tcp => {
+                    if let Some(tcp) = self.tcp.as_mut() {
+                        tcp.send(t.destination, &t.contents);
+                    }
+                }
                 Output::Transmit(t) => {
                     if self.socket.try_send_to(&t.contents, t.destination).is_err() {
                         self.send_errors += 1;
+                    }
+                }
+                Output::CloseStream(from) => {
+                    if let Some(tcp) = self.tcp.as_mut() {
+                        tcp.close(from);
                     }
                 }
                 Output::Notice(to, notice) => {

@@ -13,6 +13,10 @@ pub struct SfuConfig {
     /// The address this worker advertises as its ICE host candidate (filled in by the server).
     #[serde(skip)]
     pub public_addr: Option<SocketAddr>,
+    /// The address of this worker's ICE-TCP listener, advertised as a passive TCP host candidate
+    /// (filled in by the server; `None` when ICE-TCP is off).
+    #[serde(skip)]
+    pub public_tcp_addr: Option<SocketAddr>,
     /// At most one keyframe request per track per this many milliseconds. Default 1000.
     pub keyframe_interval_ms: u64,
     /// A participant whose media connection stays disconnected this long is removed. Default 15000.
@@ -27,6 +31,7 @@ impl Default for SfuConfig {
     fn default() -> Self {
         Self {
             public_addr: None,
+            public_tcp_addr: None,
             keyframe_interval_ms: 1000,
             disconnect_timeout_ms: 15_000,
             max_participants_per_room: 100,

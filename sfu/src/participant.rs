@@ -1,7 +1,6 @@
 //! A participant: its two peer connections and its subscriptions.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,6 +12,7 @@ use str0m::rtp::Ssrc;
 use crate::error::SfuError;
 use crate::ids::{ParticipantId, TrackId};
 use crate::rewrite::RtpRewriter;
+use crate::sfu::Remote;
 use crate::signal::{ParticipantInfo, PcRole, Permissions, RemoteCandidate, TrackSource};
 
 /// One str0m `Rtc` (one peer connection) and what routes datagrams to it.
@@ -21,7 +21,7 @@ pub(crate) struct Pc {
     /// The server's ICE ufrag for this connection (the STUN USERNAME's first half).
     pub ufrag: String,
     /// Remote addresses that reached this connection; each is a key in the route map.
-    pub remotes: Vec<SocketAddr>,
+    pub remotes: Vec<Remote>,
     /// When str0m next wants `handle_input(Timeout)`.
     pub next_timeout: Instant,
     /// A timer entry for `next_timeout` is in the core's heap.

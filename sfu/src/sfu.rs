@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use str0m::RtcConfig;
 use str0m::format::CodecConfig;
-use str0m::net::{Protocol, Receive, Transmit};
+use str0m::net::{Protocol, Receive, TcpType, Transmit};
 use str0m::{Event, IceConnectionState, Input, Rtc};
 
 use crate::config::SfuConfig;
@@ -31,8 +31,18 @@ pub enum Output {
     Notice(ParticipantId, Notice),
     /// A room became empty and was closed.
     RoomClosed(String),
+    /// Close the ICE-TCP connection from this remote address: its participant is gone.
+    CloseStream(SocketAddr),
     /// Nothing more to do until this time, or until the next input.
     Timeout(Instant),
+}
+
+/// Where a datagram came from: a remote address, over the worker's UDP socket or over one of its
+/// ICE-TCP connections (RFC 6544).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Remote {
+    pub tcp: bool,
+    pub addr: SocketAddr,
 }
 
 /// One of a participant's two connections.
@@ -52,9 +62,9 @@ pub struct Sfu {
     pub(crate) rooms: HashMap<Arc<str>, Room>,
     pub(crate) participants: HashMap<ParticipantId, Participant>,
     pub(crate) tracks: HashMap<TrackId, Track>,
-    /// Remote address to connection. The worker has one socket, so the remote address is the only
-    /// part of the 5-tuple that varies.
-    routes: HashMap<SocketAddr, PcKey>,
+    /// Remote address to connection. The worker has one UDP socket and one TCP listener, so the
+    /// transport and the remote address are the only parts of the 5-tuple that vary.
+    routes: HashMap<Remote, PcKey>,
     /// Server ICE ufrag to connection, for the first STUN packet of a new remote address.
     pub(crate) ufrags: HashMap<String, PcKey>,
     timers: BinaryHeap<Reverse<(Instant, PcKey)>>,
@@ -124,28 +134,57 @@ impl Sfu {
         (self.rooms.len(), self.participants.len(), self.tracks.len())
     }
 
-    /// A datagram arrived on the worker's socket from `from`.
+    /// A datagram arrived on the worker's UDP socket from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.handle_input(
+            now,
+            Remote {
+                tcp: false,
+                addr: from,
+            },
+            datagram,
+        );
+    }
+
+    /// A frame (RFC 4571) arrived on the ICE-TCP connection from `from`. Returns false when no
+    /// participant owns that connection: the shell closes it.
+    pub fn handle_stream_frame(&mut self, now: Instant, from: SocketAddr, frame: &[u8]) -> bool {
+        self.handle_input(
+            now,
+            Remote {
+                tcp: true,
+                addr: from,
+            },
+            frame,
+        )
+    }
+
+    fn handle_input(&mut self, now: Instant, from: Remote, datagram: &[u8]) -> bool {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;
         let kind = classify(datagram);
         if matches!(kind, DatagramKind::Unknown | DatagramKind::TurnChannel) {
             self.stats.dropped_malformed += 1;
-            return;
+            return self.routes.contains_key(&from);
         }
         let Some(key) = self.route(from, kind, datagram) else {
             self.stats.dropped_unrouted += 1;
-            return;
+            return false;
         };
-        let Some(local) = self.config.public_addr else {
-            return;
+        let (proto, local) = if from.tcp {
+            (Protocol::Tcp, self.config.public_tcp_addr)
+        } else {
+            (Protocol::Udp, self.config.public_addr)
         };
-        let Ok(receive) = Receive::new(Protocol::Udp, from, local, datagram) else {
+        let Some(local) = local else {
+            return false;
+        };
+        let Ok(receive) = Receive::new(proto, from.addr, local, datagram) else {
             self.stats.dropped_malformed += 1;
-            return;
+            return true;
         };
         let Some(p) = self.participants.get_mut(&key.participant) else {
-            return;
+            return false;
         };
         if let Err(e) = p
             .pc_mut(key.role)
@@ -157,6 +196,7 @@ impl Sfu {
         }
         self.drain(key);
         self.finish_input(now);
+        true
     }
 
     /// Time passed: run due timers.
@@ -195,7 +235,7 @@ impl Sfu {
         Output::Timeout(rtc_due.map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping)))
     }
 
-    fn route(&mut self, from: SocketAddr, kind: DatagramKind, datagram: &[u8]) -> Option<PcKey> {
+    fn route(&mut self, from: Remote, kind: DatagramKind, datagram: &[u8]) -> Option<PcKey> {
         if let Some(key) = self.routes.get(&from) {
             return Some(*key);
         }
@@ -209,10 +249,13 @@ impl Sfu {
         Some(key)
     }
 
-    /// Forget the routes of a removed connection.
-    pub(crate) fn unroute(&mut self, remotes: &[SocketAddr], ufrag: &str) {
+    /// Forget the routes of a removed connection, and have its TCP connections closed.
+    pub(crate) fn unroute(&mut self, remotes: &[Remote], ufrag: &str) {
         for r in remotes {
             self.routes.remove(r);
+            if r.tcp {
+                self.outputs.push_back(Output::CloseStream(r.addr));
+            }
         }
         self.ufrags.remove(ufrag);
     }
@@ -346,6 +389,16 @@ impl Sfu {
         let candidate = str0m::Candidate::host(addr, "udp")
             .map_err(|e| crate::SfuError::Internal(format!("host candidate: {e}")))?;
         rtc.add_local_candidate(candidate);
+        if let Some(tcp) = self.config.public_tcp_addr {
+            // RFC 6544: a passive candidate; clients connect to it (Firefox needs the tcptype).
+            let candidate = str0m::Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| crate::SfuError::Internal(format!("TCP host candidate: {e}")))?;
+            rtc.add_local_candidate(candidate);
+        }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         Ok((rtc, ufrag))
     }

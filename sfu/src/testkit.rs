@@ -16,12 +16,14 @@ use crate::{
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
 
 /// The core's advertised address.
 pub const SERVER: &str = "127.0.0.1:5000";
+/// The core's advertised ICE-TCP address.
+pub const SERVER_TCP: &str = "127.0.0.1:5001";
 /// Fake-clock step of [`Net::run_for`].
 pub const STEP: Duration = Duration::from_millis(2);
 
@@ -51,6 +53,8 @@ pub struct Client {
     pub answers: Vec<String>,
     /// The client's network is cut: nothing it sends reaches the server.
     pub cut: bool,
+    /// The client speaks ICE-TCP only.
+    pub tcp: bool,
     /// Drop this many of the next media-sized RTP datagrams the server sends to this client.
     pub drop_inbound_rtp: usize,
     /// Drop this many of the next media-sized RTP datagrams this client sends to the server.
@@ -67,6 +71,8 @@ pub struct Net {
     pub clients: Vec<Client>,
     /// Rooms the core reported closed.
     pub closed_rooms: Vec<String>,
+    /// ICE-TCP connections the core asked to close.
+    pub closed_streams: Vec<SocketAddr>,
     /// Record the RTP media clients send to the server instead of delivering it (for benches);
     /// everything else (STUN, DTLS, RTCP) is still delivered.
     pub capture: Option<Vec<(SocketAddr, Vec<u8>)>>,
@@ -84,11 +90,13 @@ impl Net {
     pub fn with_config(mut config: SfuConfig) -> Self {
         let now = Instant::now();
         config.public_addr = Some(SERVER.parse().expect("addr"));
+        config.public_tcp_addr = Some(SERVER_TCP.parse().expect("addr"));
         Self {
             now,
             sfu: Sfu::new(now, config, 0).expect("core"),
             clients: Vec::new(),
             closed_rooms: Vec::new(),
+            closed_streams: Vec::new(),
             capture: None,
             next_port: 10_000,
         }
@@ -107,6 +115,16 @@ impl Net {
         )
     }
 
+    /// A client whose network carries no UDP joins `room`: both its connections use ICE-TCP
+    /// (an active TCP candidate, RFC 6544) and every frame reaches the core as a stream frame.
+    pub fn join_over_tcp(&mut self, room: &str, identity: &str) -> usize {
+        let all = Permissions {
+            publish: true,
+            subscribe: true,
+        };
+        self.join_as(room, identity, all, true, true)
+    }
+
     /// A client joins with these permissions; returns its index.
     pub fn join_with(
         &mut self,
@@ -114,6 +132,17 @@ impl Net {
         identity: &str,
         permissions: Permissions,
         auto_subscribe: bool,
+    ) -> usize {
+        self.join_as(room, identity, permissions, auto_subscribe, false)
+    }
+
+    fn join_as(
+        &mut self,
+        room: &str,
+        identity: &str,
+        permissions: Permissions,
+        auto_subscribe: bool,
+        tcp: bool,
     ) -> usize {
         let id = ParticipantId(self.clients.len() as u64 + 1);
         let pub_addr: SocketAddr = format!("127.0.0.2:{}", self.next_port)
@@ -123,10 +152,12 @@ impl Net {
             .parse()
             .expect("addr");
         self.next_port += 1;
+        let video = [Codec::Vp8, Codec::H264];
         let mut client = Client {
             id,
-            publisher: client_rtc(self.now, pub_addr),
-            subscriber: client_rtc(self.now, sub_addr),
+            publisher: client_rtc_with(self.now, pub_addr, &video, tcp),
+            subscriber: client_rtc_with(self.now, sub_addr, &video, tcp),
+            tcp,
             pub_addr,
             sub_addr,
             notices: Vec::new(),
@@ -218,7 +249,7 @@ impl Net {
         } else {
             Codec::H264
         };
-        c.publisher = client_rtc_with(self.now, c.pub_addr, &[codec, other]);
+        c.publisher = client_rtc_with(self.now, c.pub_addr, &[codec, other], c.tcp);
         c.publisher.direct_api().set_ice_controlling(true);
     }
 
@@ -226,7 +257,7 @@ impl Net {
     /// among the video codecs.
     pub fn receive_only_video_codec(&mut self, i: usize, codec: Codec) {
         let c = &mut self.clients[i];
-        c.subscriber = client_rtc_with(self.now, c.sub_addr, &[codec]);
+        c.subscriber = client_rtc_with(self.now, c.sub_addr, &[codec], c.tcp);
     }
 
     /// Client `i` stops sending on `mid` and renegotiates.
@@ -333,7 +364,7 @@ impl Net {
     /// Moves every pending datagram and notice until everything is quiet.
     pub fn pump(&mut self) {
         let server: SocketAddr = SERVER.parse().expect("addr");
-        let mut to_server: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        let mut to_server: Vec<ToServer> = Vec::new();
         for _ in 0..1000 {
             let mut moved = false;
             for c in &mut self.clients {
@@ -341,10 +372,13 @@ impl Net {
                     drain_client(c, role, server, &mut to_server);
                 }
             }
-            for (from, data) in to_server.drain(..) {
+            for (from, tcp, data) in to_server.drain(..) {
                 moved = true;
                 match &mut self.capture {
                     Some(captured) if is_media_rtp(&data) => captured.push((from, data)),
+                    _ if tcp => {
+                        self.sfu.handle_stream_frame(self.now, from, &data);
+                    }
                     _ => self.sfu.handle_datagram(self.now, from, &data),
                 }
             }
@@ -352,6 +386,7 @@ impl Net {
                 match self.sfu.poll_output() {
                     Output::Timeout(_) => break,
                     Output::RoomClosed(r) => self.closed_rooms.push(r),
+                    Output::CloseStream(addr) => self.closed_streams.push(addr),
                     Output::Notice(to, n) => {
                         moved = true;
                         self.deliver_notice(to, n);
@@ -374,9 +409,7 @@ impl Net {
                         } else {
                             PcSide::Subscriber
                         };
-                        if let Ok(r) =
-                            Receive::new(Protocol::Udp, t.source, t.destination, &t.contents)
-                        {
+                        if let Ok(r) = Receive::new(t.proto, t.source, t.destination, &t.contents) {
                             let _ = c.rtc(role).handle_input(Input::Receive(now, r));
                         }
                         // str0m's RTP mode holds one received packet until the next poll: drain now.
@@ -447,12 +480,10 @@ impl Client {
 
 /// Polls one client connection until it wants a timeout: transmits go to `to_server` (unless the
 /// client is cut off), received RTP and keyframe requests are recorded.
-fn drain_client(
-    c: &mut Client,
-    side: PcSide,
-    server: SocketAddr,
-    to_server: &mut Vec<(SocketAddr, Vec<u8>)>,
-) {
+/// A datagram (or, with `true`, an ICE-TCP frame) from a client address to the core.
+type ToServer = (SocketAddr, bool, Vec<u8>);
+
+fn drain_client(c: &mut Client, side: PcSide, server: SocketAddr, to_server: &mut Vec<ToServer>) {
     let from = if side == PcSide::Publisher {
         c.pub_addr
     } else {
@@ -462,11 +493,10 @@ fn drain_client(
         match c.rtc(side).poll_output() {
             Ok(RtcOutput::Timeout(_)) | Err(_) => break,
             Ok(RtcOutput::Transmit(t)) => {
-                if !c.cut
-                    && t.destination == server
-                    && !take_drop(&mut c.drop_outbound_rtp, &t.contents)
-                {
-                    to_server.push((from, t.contents.to_vec()));
+                let tcp = t.proto == Protocol::Tcp;
+                let to_core = t.destination.ip() == server.ip();
+                if !c.cut && to_core && !take_drop(&mut c.drop_outbound_rtp, &t.contents) {
+                    to_server.push((from, tcp, t.contents.to_vec()));
                 }
             }
             Ok(RtcOutput::Event(Event::RtpPacket(p))) if side == PcSide::Subscriber => {
@@ -502,12 +532,9 @@ fn take_drop(budget: &mut usize, datagram: &[u8]) -> bool {
     false
 }
 
-fn client_rtc(now: Instant, addr: SocketAddr) -> Rtc {
-    client_rtc_with(now, addr, &[Codec::Vp8, Codec::H264])
-}
-
-/// A client connection with Opus and these video codecs (VP8, H.264), in this order.
-fn client_rtc_with(now: Instant, addr: SocketAddr, video: &[Codec]) -> Rtc {
+/// A client connection with Opus and these video codecs (VP8, H.264), in this order, and a UDP
+/// host candidate or an active TCP one.
+fn client_rtc_with(now: Instant, addr: SocketAddr, video: &[Codec], tcp: bool) -> Rtc {
     let mut builder = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()
@@ -519,7 +546,16 @@ fn client_rtc_with(now: Instant, addr: SocketAddr, video: &[Codec]) -> Rtc {
         };
     }
     let mut rtc = builder.build(now);
-    rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+    let candidate = if tcp {
+        let active = Candidate::builder()
+            .tcp()
+            .host(addr)
+            .tcptype(TcpType::Active);
+        active.build().expect("candidate")
+    } else {
+        Candidate::host(addr, "udp").expect("candidate")
+    };
+    rtc.add_local_candidate(candidate);
     rtc
 }
 

@@ -35,7 +35,18 @@ pub fn chromium_path() -> PathBuf {
 
 impl Browser {
     pub async fn launch() -> Browser {
+        Self::launch_with(&[], None).await
+    }
+
+    /// Launches with these flags added to the usual ones, and these profile preferences (the
+    /// JSON of `Default/Preferences`, as a user's settings or an enterprise policy leave them).
+    pub async fn launch_with(extra: &[&str], preferences: Option<&str>) -> Browser {
         let profile = tempfile::tempdir().expect("profile dir");
+        if let Some(prefs) = preferences {
+            let dir = profile.path().join("Default");
+            std::fs::create_dir_all(&dir).expect("profile Default dir");
+            std::fs::write(dir.join("Preferences"), prefs).expect("preferences");
+        }
         let child = Command::new(chromium_path())
             .args([
                 "--headless",
@@ -52,6 +63,7 @@ impl Browser {
                 "--allow-loopback-in-peer-connection",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdout(Stdio::null())

@@ -6,6 +6,7 @@ mod candidates;
 mod disconnect;
 mod forward;
 mod h264;
+mod ice_tcp;
 mod join_leave;
 mod keyframes;
 mod late_joiner;
