@@ -28,7 +28,9 @@ async fn closed_within(s: &mut TcpStream, d: Duration) -> bool {
 #[tokio::test]
 async fn a_connection_whose_first_frame_names_no_participant_is_closed() {
     let server = common::server().await;
-    let mut s = TcpStream::connect(tcp_addr(&server)).await.expect("connects");
+    let mut s = TcpStream::connect(tcp_addr(&server))
+        .await
+        .expect("connects");
     // A framed STUN-looking datagram with no USERNAME: no participant owns it.
     let mut frame = vec![0x00, 0x14, 0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
     frame.extend_from_slice(&[7; 12]);
@@ -51,7 +53,9 @@ async fn the_connection_limit_refuses_the_next_connection_and_keeps_the_others()
         kept.push(TcpStream::connect(addr).await.expect("connects"));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut third = TcpStream::connect(addr).await.expect("the kernel accepts it");
+    let mut third = TcpStream::connect(addr)
+        .await
+        .expect("the kernel accepts it");
     assert!(closed_within(&mut third, Duration::from_secs(3)).await);
     for s in &mut kept {
         assert!(!closed_within(s, Duration::from_millis(300)).await);
@@ -62,7 +66,9 @@ async fn the_connection_limit_refuses_the_next_connection_and_keeps_the_others()
 #[tokio::test]
 async fn a_silent_connection_is_closed_after_the_idle_timeout() {
     let server = common::server_with(|c| c.rtc.tcp_idle_timeout_secs = 1).await;
-    let mut s = TcpStream::connect(tcp_addr(&server)).await.expect("connects");
+    let mut s = TcpStream::connect(tcp_addr(&server))
+        .await
+        .expect("connects");
     // Half a frame header, then nothing.
     s.write_all(&[0x00]).await.expect("writes");
     assert!(!closed_within(&mut s, Duration::from_millis(500)).await);
