@@ -17,7 +17,8 @@ pub struct SfuConfig {
     /// (filled in by the server; `None` when ICE-TCP is off).
     #[serde(skip)]
     pub public_tcp_addr: Option<SocketAddr>,
-    /// At most one keyframe request per track per this many milliseconds. Default 1000.
+    /// A keyframe request goes to the publisher at once unless one is already on its way; one
+    /// that no keyframe answered in this many milliseconds is sent again. Default 1000.
     pub keyframe_interval_ms: u64,
     /// A participant whose media connection stays disconnected this long is removed. Default 15000.
     pub disconnect_timeout_ms: u64,
