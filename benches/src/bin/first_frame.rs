@@ -1,5 +1,6 @@
 //! Browser bench: time from WebSocket connect to the first decoded (presented) video frame in
-//! headless Chromium on loopback, joining a room where one participant already publishes.
+//! headless Chromium on loopback, joining a room where one participant has been publishing for
+//! five seconds. Viewers join one after another, each leaving before the next comes.
 //!
 //! cargo run --release -p tern-benches --bin first_frame -- [runs, default 10]
 
@@ -33,6 +34,8 @@ async fn main() {
         assert!(Instant::now() < deadline, "the publisher did not publish");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The publisher has been sending for a while when the viewers come, as in a meeting.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let mut times = Vec::new();
     for i in 0..runs {
         let viewer = browser
