@@ -114,15 +114,8 @@ impl Str0mPeer {
     }
 
     /// Waits until `done` holds; false after `limit`.
-    async fn wait_until(&self, limit: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if done(self) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        done(self)
+    async fn wait_until(&self, limit: Duration, done: impl FnMut(&Self) -> bool) -> bool {
+        common::poll_until(self, limit, done).await
     }
 
     /// Stops the task and hands back the client with everything it received.

@@ -243,3 +243,19 @@ pub async fn wait_healthy(http: SocketAddr, limit: Duration) -> bool {
     }
     false
 }
+
+/// Polls `done(subject)` every 50 ms until it holds; false once `limit` has passed.
+pub async fn poll_until<T: ?Sized>(
+    subject: &T,
+    limit: Duration,
+    mut done: impl FnMut(&T) -> bool,
+) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if done(subject) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done(subject)
+}

@@ -375,15 +375,8 @@ impl WebrtcRsClient {
     }
 
     /// Waits until `done` holds for this client, polling; false after `limit`.
-    pub async fn wait_until(&self, limit: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if done(self) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        done(self)
+    pub async fn wait_until(&self, limit: Duration, done: impl FnMut(&Self) -> bool) -> bool {
+        crate::common::poll_until(self, limit, done).await
     }
 
     /// A readable summary of everything this client saw, for assertion messages.
