@@ -384,6 +384,19 @@ mod tests {
     }
 
     #[test]
+    fn turn_allow_peers_take_addresses_ports_and_ranges() {
+        let c = Config::from_toml(
+            "[turn]\nallow_peers = [\"127.0.0.1\", \"10.0.0.5:5000-5100\", \"[::1]:7\"]\n",
+        )
+        .expect("parses");
+        assert_eq!(c.turn.allow_peers.len(), 3);
+        assert_eq!(c.turn.allow_peers[1].ports, Some((5000, 5100)));
+        let err = Config::from_toml("[turn]\nallow_peers = [\"10.0.0.5:9-8\"]\n")
+            .expect_err("a backwards range");
+        assert!(format!("{err:#}").contains("10.0.0.5:9-8"), "{err:#}");
+    }
+
+    #[test]
     fn overrides_win_over_the_file() {
         let mut c = Config::from_toml("[rtc]\nudp_port = 9000\nworkers = 3\n").expect("parses");
         c.apply(&Overrides {

@@ -142,8 +142,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     let workers = (0..workers_n)
         .map(|i| worker::spawn(i, &config.rtc, config.sfu.clone(), registry.clone()))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let media_addrs = workers.iter().map(|w| w.media_addr).collect();
-    let turn = turn::TurnService::start_embedded(&config)?;
+    let media_addrs: Vec<SocketAddr> = workers.iter().map(|w| w.media_addr).collect();
+    let turn = turn::TurnService::start_embedded(&config, &media_addrs)?;
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;

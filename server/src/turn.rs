@@ -1,11 +1,11 @@
 //! The embedded TURN relay: started with the server, allowed to reach only the SFU's own media
 //! addresses, and handing each participant short-lived TURN REST credentials at join.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tern_turn::net::Relay;
-use tern_turn::peer_policy::PeerPolicy;
+use tern_turn::peer_policy::{PeerPolicy, PeerRule};
 use tern_turn::server::auth::rest_credential;
 
 use crate::config::Config;
@@ -21,22 +21,28 @@ pub struct TurnService {
 }
 
 impl TurnService {
-    /// Starts the relay `config.turn` describes, or returns `None` when it is disabled.
-    pub fn start_embedded(config: &Config) -> anyhow::Result<Option<Self>> {
+    /// Starts the relay `config.turn` describes, or returns `None` when it is disabled. It may
+    /// reach exactly the SFU's media sockets, `sfu` (the workers' advertised addresses), on
+    /// their advertised and bound IPs, plus `turn.allow_peers`.
+    pub fn start_embedded(config: &Config, sfu: &[SocketAddr]) -> anyhow::Result<Option<Self>> {
         let t = &config.turn;
         if !t.enabled {
             return Ok(None);
         }
-        let mut sfu: Vec<IpAddr> = vec![config.rtc.advertised_ip()];
+        let mut ips = vec![config.rtc.advertised_ip()];
         if !config.rtc.bind_ip.is_unspecified() {
-            sfu.push(config.rtc.bind_ip);
+            ips.push(config.rtc.bind_ip);
         }
-        sfu.extend(&t.allow_peers);
+        let mut allowed: Vec<PeerRule> = sfu
+            .iter()
+            .flat_map(|a| ips.iter().map(|ip| SocketAddr::new(*ip, a.port()).into()))
+            .collect();
+        allowed.extend(&t.allow_peers);
         let secret = t
             .secret
             .clone()
             .unwrap_or_else(|| crate::auth::random_token(32));
-        let server = t.server_config(&secret, PeerPolicy::only(sfu))?;
+        let server = t.server_config(&secret, PeerPolicy::only(allowed))?;
         let relay = Relay::start(server, t.net_config()?)
             .map_err(|e| anyhow::anyhow!("starting the TURN relay on {:?}: {e}", t.listen))?;
         tracing::info!(udp = ?relay.udp_addrs, tcp = ?relay.tcp_addrs, tls = ?relay.tls_addrs, "TURN relay is listening");

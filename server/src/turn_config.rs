@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tern_turn::net::NetConfig;
-use tern_turn::peer_policy::PeerPolicy;
+use tern_turn::peer_policy::{PeerPolicy, PeerRule};
 use tern_turn::server::{RelayIp, ServerConfig};
 
 /// `[turn]`.
@@ -74,8 +74,10 @@ pub struct TurnConfig {
     /// Batch UDP I/O with recvmmsg/sendmmsg (Linux). Default true; false takes the portable
     /// path of one system call per datagram.
     pub batch_io: bool,
-    /// Peer addresses allowed even in denied ranges (for tests on loopback).
-    pub allow_peers: Vec<IpAddr>,
+    /// Peers allowed even in denied ranges: `IP` (every port), `IP:PORT` or `IP:FIRST-LAST`
+    /// (IPv6 in brackets). For the embedded relay they add to the SFU's media sockets.
+    #[serde(deserialize_with = "peer_rules")]
+    pub allow_peers: Vec<PeerRule>,
     /// `tern turn` only: where to serve `/metrics` and `/healthz` over HTTP. Default none.
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -141,7 +143,34 @@ impl TurnConfig {
             .unwrap_or_else(|| self.relay_v4().public.to_string())
     }
 
-    /// The relay core's settings; `secret` is the REST secret in force and `policy` the peers.
+    /// The relay's own addresses, never peers: its relay addresses with the whole relay port
+    /// range, and its listening addresses (on each relay address, for a wildcard listener).
+    pub fn own_addresses(&self) -> Vec<PeerRule> {
+        let v4 = self.relay_v4();
+        let mut ips = vec![v4.bind, v4.public];
+        ips.extend(self.relay_ip6.iter().chain(&self.external_ip6));
+        let mut own: Vec<PeerRule> = ips
+            .iter()
+            .map(|&ip| PeerRule {
+                ip,
+                ports: Some((self.min_port, self.max_port)),
+            })
+            .collect();
+        for l in self.listen.iter().chain(&self.tls_listen) {
+            if l.ip().is_unspecified() {
+                own.extend(
+                    ips.iter()
+                        .map(|&ip| PeerRule::from(SocketAddr::new(ip, l.port()))),
+                );
+            } else {
+                own.push((*l).into());
+            }
+        }
+        own
+    }
+
+    /// The relay core's settings; `secret` is the REST secret in force and `policy` the peers
+    /// (the relay's own addresses are refused on top of it).
     pub fn server_config(&self, secret: &str, policy: PeerPolicy) -> anyhow::Result<ServerConfig> {
         let mut users = std::collections::HashMap::new();
         for u in &self.users {
@@ -174,7 +203,7 @@ impl TurnConfig {
             max_permissions: self.max_permissions,
             bandwidth_bytes_per_sec: self.bandwidth_bytes_per_sec,
             unauthorized_per_sec: self.unauthorized_per_sec,
-            peer_policy: policy,
+            peer_policy: policy.with_own(self.own_addresses()),
         })
     }
 
@@ -291,9 +320,9 @@ pub struct TurnOverrides {
     /// turn.batch_io
     #[arg(long, env = "TERN_TURN_BATCH_IO")]
     pub turn_batch_io: Option<bool>,
-    /// turn.allow_peers (repeat or comma-separate)
+    /// turn.allow_peers: IP, IP:PORT or IP:FIRST-LAST (repeat or comma-separate)
     #[arg(long, env = "TERN_TURN_ALLOW_PEERS", value_delimiter = ',')]
-    pub turn_allow_peers: Option<Vec<IpAddr>>,
+    pub turn_allow_peers: Option<Vec<PeerRule>>,
     /// turn.metrics_listen
     #[arg(long, env = "TERN_TURN_METRICS_LISTEN")]
     pub turn_metrics_listen: Option<SocketAddr>,
@@ -352,4 +381,13 @@ impl TurnOverrides {
         set(&mut c.allow_peers, &self.turn_allow_peers);
         set_some(&mut c.metrics_listen, &self.turn_metrics_listen);
     }
+}
+
+/// `allow_peers` entries from their text form.
+fn peer_rules<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PeerRule>, D::Error> {
+    let texts = Vec::<String>::deserialize(d)?;
+    texts
+        .iter()
+        .map(|t| t.parse().map_err(serde::de::Error::custom))
+        .collect()
 }

@@ -324,3 +324,63 @@ fn data_for_unknown_clients_and_relays_is_dropped() {
         Some(&2)
     );
 }
+
+/// A relay allowed one exact peer socket (as the embedded relay is allowed the SFU's): a
+/// permission for its address covers that port only. ChannelBind to another port of the same
+/// address, or to the relay's own addresses, gets 403; port 0 gets 400; Send indications to
+/// another port are dropped and counted, and so is data from another port.
+#[test]
+fn only_the_allowed_port_of_an_allowed_address_is_relayed() {
+    let mut cfg = config();
+    let relay_ip = "192.0.2.1";
+    cfg.peer_policy = tern_turn::peer_policy::PeerPolicy::only([peer()]).with_own([
+        format!("{relay_ip}:50000-50099").parse().expect("range"),
+        format!("{relay_ip}:3478").parse().expect("listener"),
+    ]);
+    let mut h = Harness::new(cfg);
+    let mut c = TestClient::udp("198.18.0.10:40000", "alice", "secret");
+    let relay = c.allocate(&mut h);
+    assert_eq!(
+        h.from_client(c.id, &c.create_permission(&[peer()])).code(),
+        0
+    );
+    let other_port = SocketAddr::new(peer().ip(), 53);
+    assert_eq!(
+        h.from_client(c.id, &c.channel_bind(0x4001, other_port))
+            .code(),
+        403
+    );
+    let port_zero = SocketAddr::new(peer().ip(), 0);
+    assert_eq!(
+        h.from_client(c.id, &c.channel_bind(0x4001, port_zero))
+            .code(),
+        400
+    );
+    for own in [format!("{relay_ip}:50001"), format!("{relay_ip}:3478")] {
+        let own: SocketAddr = own.parse().expect("addr");
+        assert_eq!(
+            h.from_client(c.id, &c.channel_bind(0x4002, own)).code(),
+            403,
+            "{own}"
+        );
+    }
+    assert_eq!(
+        h.from_client(c.id, &c.channel_bind(0x4003, peer())).code(),
+        0
+    );
+    assert_eq!(
+        h.from_client(c.id, &c.send_indication(other_port, b"x")),
+        Outcome::Dropped(DropReason::PeerRefused)
+    );
+    assert_eq!(
+        h.from_client(c.id, &c.send_indication(peer(), b"y")),
+        to_peer(relay, b"y")
+    );
+    assert_eq!(
+        h.from_peer(relay, other_port, b"z"),
+        Outcome::Dropped(DropReason::PeerRefused)
+    );
+    let refused = &h.server.stats().refused_peers;
+    assert_eq!(refused.get("port_not_allowed"), Some(&3));
+    assert_eq!(refused.get("own_address"), Some(&2));
+}

@@ -193,6 +193,9 @@ pub enum DropReason {
     NoPermission,
     /// No live channel with that number.
     NoChannel,
+    /// The peer's port, or the peer itself, is refused by the peer policy (a port the
+    /// allow-list does not name, or one of the relay's own addresses).
+    PeerRefused,
     /// The allocation's bandwidth cap.
     Bandwidth,
     /// 401 answers to this source are rate-limited.
@@ -214,6 +217,7 @@ impl DropReason {
             Self::NoAllocation => "no_allocation",
             Self::NoPermission => "no_permission",
             Self::NoChannel => "no_channel",
+            Self::PeerRefused => "peer_refused",
             Self::Bandwidth => "bandwidth",
             Self::RateLimited => "rate_limited",
             Self::TooLarge => "too_large",
@@ -268,7 +272,8 @@ pub struct Stats {
     pub dropped: BTreeMap<DropReason, u64>,
     /// Authentication failures, by reason.
     pub auth_failures: BTreeMap<&'static str, u64>,
-    /// Peers refused at CreatePermission or ChannelBind, by reason.
+    /// Peers refused at CreatePermission or ChannelBind, and datagrams to or from a refused
+    /// peer port, by reason.
     pub refused_peers: BTreeMap<&'static str, u64>,
     /// Error responses, by code.
     pub errors: BTreeMap<u16, u64>,

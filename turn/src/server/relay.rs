@@ -67,6 +67,10 @@ impl Server {
         if !a.permitted(peer.ip(), now) {
             return Action::Drop(DropReason::NoPermission);
         }
+        if let Err(reason) = self.config.peer_policy.check_port(peer) {
+            *self.stats.refused_peers.entry(reason).or_default() += 1;
+            return Action::Drop(DropReason::PeerRefused);
+        }
         let Some(relay) = a.relay_for(peer) else {
             return Action::Drop(DropReason::NoPermission);
         };
@@ -94,6 +98,10 @@ impl Server {
         };
         if !a.permitted(peer.ip(), now) {
             return Action::Drop(DropReason::NoPermission);
+        }
+        if let Err(reason) = self.config.peer_policy.check_port(peer) {
+            *self.stats.refused_peers.entry(reason).or_default() += 1;
+            return Action::Drop(DropReason::PeerRefused);
         }
         if !a.bucket.take(now, rate, input.len()) {
             return Action::Drop(DropReason::Bandwidth);

@@ -478,13 +478,20 @@ impl Server {
         n.map(Some).ok_or(Refusal::Drop(DropReason::TooLarge))
     }
 
-    /// Checks a peer address for this allocation: family (443) and policy (403).
-    fn check_peer(&mut self, idx: u32, peer: SocketAddr) -> Result<(), Refusal> {
+    /// Checks a peer for this allocation: family (443) and policy (403). With `port`, the peer
+    /// is an endpoint (ChannelBind) and its port is judged too; a permission covers every port.
+    fn check_peer(&mut self, idx: u32, peer: SocketAddr, port: bool) -> Result<(), Refusal> {
         let a = self.allocations.get(idx).ok_or(Refusal::Code(437))?;
         if a.relay_for(peer).is_none() {
             return Err(443.into());
         }
-        if let Err(reason) = self.config.peer_policy.check(peer.ip()) {
+        let policy = &self.config.peer_policy;
+        let verdict = if port {
+            policy.check_endpoint(peer)
+        } else {
+            policy.check(peer.ip())
+        };
+        if let Err(reason) = verdict {
             *self.stats.refused_peers.entry(reason).or_default() += 1;
             return Err(403.into());
         }
@@ -501,7 +508,7 @@ impl Server {
             .filter(|a| a.kind == attr::XOR_PEER_ADDRESS)
         {
             let peer = attr::decode_xor_address(a.value, &tid).ok_or(Refusal::Code(400))?;
-            self.check_peer(idx, peer)?;
+            self.check_peer(idx, peer, false)?;
             peers += 1;
         }
         if peers == 0 {
@@ -536,7 +543,10 @@ impl Server {
         let peer = msg
             .xor_address(attr::XOR_PEER_ADDRESS)
             .ok_or(Refusal::Code(400))?;
-        self.check_peer(idx, peer)?;
+        if peer.port() == 0 {
+            return Err(400.into()); // no datagram can reach port 0
+        }
+        self.check_peer(idx, peer, true)?;
         let max = self.config.max_permissions;
         let a = self.allocations.get_mut(idx).ok_or(Refusal::Code(437))?;
         let bound_peer = a.channels.get(&channel).map(|c| c.peer);
