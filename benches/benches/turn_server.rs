@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use criterion::Criterion;
 use tern_turn::ChannelData;
+use tern_turn::peer_policy::PeerPolicy;
 use tern_turn::server::Action;
 use tern_turn::testkit::{Harness, PEER_V4, TestClient, config};
 
@@ -15,6 +16,13 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     let mut cfg = config();
     cfg.bandwidth_bytes_per_sec = 0;
+    // As the embedded relay runs: exactly one peer socket allowed, the relay's own addresses
+    // refused, so every relayed datagram pays the port check.
+    let relay_ip = "192.0.2.1";
+    cfg.peer_policy = PeerPolicy::only([PEER_V4.parse::<SocketAddr>().expect("peer")]).with_own([
+        format!("{relay_ip}:50000-50099").parse().expect("range"),
+        format!("{relay_ip}:3478").parse().expect("listener"),
+    ]);
     let mut h = Harness::new(cfg);
     let mut client = TestClient::udp("198.18.0.10:40000", "alice", "secret");
     let relay = client.allocate(&mut h);

@@ -104,10 +104,17 @@ impl RtcConfig {
     }
 
     /// The ICE-TCP port of worker `index`, when ICE-TCP is on (0: a free port).
-    pub fn tcp_port_of(&self, index: usize) -> Option<u16> {
+    pub fn tcp_port_of(&self, index: usize) -> anyhow::Result<Option<u16>> {
         let first = self.tcp_port.unwrap_or(self.udp_port);
-        self.tcp_enabled
-            .then(|| if first == 0 { 0 } else { first + index as u16 })
+        if !self.tcp_enabled {
+            return Ok(None);
+        }
+        port_of(first, index, "rtc.tcp_port").map(Some)
+    }
+
+    /// The UDP port of worker `index` (0: a free port).
+    pub fn udp_port_of(&self, index: usize) -> anyhow::Result<u16> {
+        port_of(self.udp_port, index, "rtc.udp_port")
     }
 
     /// How many workers to start.
@@ -117,6 +124,17 @@ impl RtcConfig {
             n => n,
         }
     }
+}
+
+/// Worker `index`'s port counted from `first`; 0 stays 0 (a free port).
+fn port_of(first: u16, index: usize, key: &str) -> anyhow::Result<u16> {
+    if first == 0 {
+        return Ok(0);
+    }
+    u16::try_from(index)
+        .ok()
+        .and_then(|i| first.checked_add(i))
+        .with_context(|| format!("{key} {first} leaves no port for worker {index}"))
 }
 
 /// `[auth]`.
@@ -224,6 +242,9 @@ pub struct Overrides {
     /// sfu.keyframe_interval_ms
     #[arg(long, env = "TERN_SFU_KEYFRAME_INTERVAL_MS")]
     pub sfu_keyframe_interval_ms: Option<u64>,
+    /// sfu.keyframe_min_gap_ms
+    #[arg(long, env = "TERN_SFU_KEYFRAME_MIN_GAP_MS")]
+    pub sfu_keyframe_min_gap_ms: Option<u64>,
     /// sfu.disconnect_timeout_ms
     #[arg(long, env = "TERN_SFU_DISCONNECT_TIMEOUT_MS")]
     pub sfu_disconnect_timeout_ms: Option<u64>,
@@ -320,6 +341,10 @@ impl Config {
         set(
             &mut self.sfu.keyframe_interval_ms,
             &o.sfu_keyframe_interval_ms,
+        );
+        set(
+            &mut self.sfu.keyframe_min_gap_ms,
+            &o.sfu_keyframe_min_gap_ms,
         );
         set(
             &mut self.sfu.disconnect_timeout_ms,

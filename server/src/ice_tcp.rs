@@ -18,6 +18,11 @@ const OUTBOX: usize = 256;
 /// Frames from every connection waiting for the worker loop; readers wait when it is full, so a
 /// fast sender is slowed by TCP flow control instead of crowding out the others.
 const INBOX: usize = 1024;
+/// A new connection must send its first frame (a STUN binding request) within this, so silent
+/// connections cannot hold the worker's slots for the whole idle timeout.
+const FIRST_FRAME: Duration = Duration::from_secs(5);
+/// A peer that stops reading for this long while media waits for it is cut off.
+const WRITE_STALL: Duration = Duration::from_secs(5);
 
 /// What a connection task tells the worker loop.
 pub enum TcpEvent {
@@ -43,6 +48,7 @@ pub struct TcpStats {
 struct Conn {
     id: u64,
     outbox: mpsc::Sender<Vec<u8>>,
+    task: tokio::task::AbortHandle,
 }
 
 /// One worker's ICE-TCP connections.
@@ -97,10 +103,10 @@ impl IceTcp {
         self.next_id += 1;
         let (outbox, outgoing) = mpsc::channel(OUTBOX);
         let id = self.next_id;
-        self.conns.insert(from, Conn { id, outbox });
-        self.stats.accepted += 1;
         let (events, idle) = (self.events_tx.clone(), self.idle_timeout);
-        tokio::spawn(serve(stream, from, id, events, outgoing, idle));
+        let task = tokio::spawn(serve(stream, from, id, events, outgoing, idle)).abort_handle();
+        self.conns.insert(from, Conn { id, outbox, task });
+        self.stats.accepted += 1;
     }
 
     /// Frames `datagram` (RFC 4571) onto the connection from `to`. False when it is dropped.
@@ -123,16 +129,21 @@ impl IceTcp {
         true
     }
 
-    /// Closes the connection from `from` (its task ends once its outbox is dropped).
+    /// Closes the connection from `from` now, whatever its task is waiting on.
     pub fn close(&mut self, from: SocketAddr) {
-        self.conns.remove(&from);
+        if let Some(conn) = self.conns.remove(&from) {
+            conn.task.abort();
+        }
     }
 
-    /// A connection task ended: forget it, unless a newer one from the same address replaced it.
-    pub fn closed(&mut self, from: SocketAddr, id: u64) {
-        if self.conns.get(&from).is_some_and(|c| c.id == id) {
+    /// A connection task ended: forget it, unless a newer one from the same address replaced
+    /// it. True when it was forgotten.
+    pub fn closed(&mut self, from: SocketAddr, id: u64) -> bool {
+        let current = self.conns.get(&from).is_some_and(|c| c.id == id);
+        if current {
             self.conns.remove(&from);
         }
+        current
     }
 }
 
@@ -147,15 +158,17 @@ async fn serve(
 ) {
     let (mut rd, mut wr) = stream.into_split();
     let reader = async {
+        let mut wait = FIRST_FRAME.min(idle);
         loop {
             let mut len = [0u8; 2];
-            if !read_full(&mut rd, &mut len, idle).await {
+            if !read_full(&mut rd, &mut len, wait).await {
                 return; // idle, closed, or broken
             }
             let mut frame = vec![0u8; u16::from_be_bytes(len) as usize];
-            if !read_full(&mut rd, &mut frame, idle).await {
+            if !read_full(&mut rd, &mut frame, wait).await {
                 return;
             }
+            wait = idle;
             if !frame.is_empty() && events.send(TcpEvent::Frame(from, frame)).await.is_err() {
                 return;
             }
@@ -163,7 +176,8 @@ async fn serve(
     };
     let writer = async {
         while let Some(frame) = outgoing.recv().await {
-            if wr.write_all(&frame).await.is_err() {
+            let written = tokio::time::timeout(WRITE_STALL, wr.write_all(&frame)).await;
+            if !matches!(written, Ok(Ok(()))) {
                 return;
             }
         }

@@ -81,16 +81,11 @@ pub fn spawn(
     mut sfu_config: SfuConfig,
     registry: Arc<Registry>,
 ) -> anyhow::Result<WorkerHandle> {
-    let port = if rtc.udp_port == 0 {
-        0
-    } else {
-        rtc.udp_port + index as u16
-    };
-    let socket = bind_udp(SocketAddr::new(rtc.bind_ip, port), rtc)?;
+    let socket = bind_udp(SocketAddr::new(rtc.bind_ip, rtc.udp_port_of(index)?), rtc)?;
     let local = socket.local_addr()?;
     let media_addr = SocketAddr::new(rtc.advertised_ip(), local.port());
     sfu_config.public_addr = Some(media_addr);
-    let tcp = match rtc.tcp_port_of(index) {
+    let tcp = match rtc.tcp_port_of(index)? {
         Some(port) => Some(bind_tcp(SocketAddr::new(rtc.bind_ip, port))?),
         None => None,
     };
@@ -247,8 +242,10 @@ async fn run(
                     }
                 }
                 Some(TcpEvent::Closed(from, id)) => {
-                    if let Some(tcp) = shell.tcp.as_mut() {
-                        tcp.closed(from, id);
+                    if let Some(tcp) = shell.tcp.as_mut()
+                        && tcp.closed(from, id)
+                    {
+                        shell.sfu.handle_stream_closed(from);
                     }
                 }
                 None => {}

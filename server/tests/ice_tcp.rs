@@ -75,3 +75,15 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
     assert!(closed_within(&mut s, Duration::from_secs(3)).await);
     server.shutdown();
 }
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_frame_is_closed_within_seconds() {
+    let server = common::server().await;
+    let mut s = TcpStream::connect(tcp_addr(&server))
+        .await
+        .expect("connects");
+    // The idle timeout is 30 s, but a first frame is due within 5 s.
+    assert!(!closed_within(&mut s, Duration::from_secs(3)).await);
+    assert!(closed_within(&mut s, Duration::from_secs(4)).await);
+    server.shutdown();
+}

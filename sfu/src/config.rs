@@ -20,6 +20,9 @@ pub struct SfuConfig {
     /// A keyframe request goes to the publisher at once unless one is already on its way; one
     /// that no keyframe answered in this many milliseconds is sent again. Default 1000.
     pub keyframe_interval_ms: u64,
+    /// Keyframe requests from subscribers that already had video (after loss) are spaced by at
+    /// least this many milliseconds; a new subscriber's first request is not. Default 500.
+    pub keyframe_min_gap_ms: u64,
     /// A participant whose media connection stays disconnected this long is removed. Default 15000.
     pub disconnect_timeout_ms: u64,
     /// Largest number of participants in one room. Default 100.
@@ -34,6 +37,7 @@ impl Default for SfuConfig {
             public_addr: None,
             public_tcp_addr: None,
             keyframe_interval_ms: 1000,
+            keyframe_min_gap_ms: 500,
             disconnect_timeout_ms: 15_000,
             max_participants_per_room: 100,
             max_tracks_per_participant: 16,
@@ -44,6 +48,10 @@ impl Default for SfuConfig {
 impl SfuConfig {
     pub(crate) fn keyframe_interval(&self) -> Duration {
         Duration::from_millis(self.keyframe_interval_ms)
+    }
+
+    pub(crate) fn keyframe_min_gap(&self) -> Duration {
+        Duration::from_millis(self.keyframe_min_gap_ms)
     }
 
     pub(crate) fn disconnect_timeout(&self) -> Duration {

@@ -12,6 +12,7 @@ use crate::ids::{ParticipantId, TrackId};
 use crate::keyframe::is_keyframe;
 use crate::sfu::{PcKey, Sfu};
 use crate::signal::{PcRole, TrackKind};
+use crate::throttle::KeyframeNeed;
 
 impl Sfu {
     /// One RTP packet from a publisher, to every subscriber of its track.
@@ -75,6 +76,8 @@ impl Sfu {
         subscribers.clear();
         subscribers.extend_from_slice(&track.subscribers);
         let mut wants_keyframe = false;
+        // Subscribers whose m-line cannot carry the publisher's new codec (allocates only then).
+        let mut restart = Vec::new();
         for &sub_id in &subscribers {
             let Some(s) = self.participants.get_mut(&sub_id) else {
                 continue;
@@ -86,13 +89,6 @@ impl Sfu {
             let (Some(out_ssrc), true) = (sub.ssrc, s.subscriber.media_ready) else {
                 continue;
             };
-            if sub.waiting_for_keyframe {
-                if keyframe == Some(false) {
-                    wants_keyframe = true;
-                    continue;
-                }
-                sub.waiting_for_keyframe = false;
-            }
             let out_pt = match sub.pt_map {
                 Some((from, to)) if from == *pt => to,
                 // The publisher changed codec: the subscriber must have negotiated the new one.
@@ -103,10 +99,18 @@ impl Sfu {
                     }
                     None => {
                         self.stats.forward_errors += 1;
+                        restart.push(sub_id);
                         continue;
                     }
                 },
             };
+            if sub.waiting_for_keyframe {
+                if keyframe == Some(false) {
+                    wants_keyframe = true;
+                    continue;
+                }
+                sub.waiting_for_keyframe = false;
+            }
             let Some((seq, ts)) = sub
                 .rewriter
                 .rewrite(*packet.seq_no, packet.header.timestamp)
@@ -136,8 +140,11 @@ impl Sfu {
             });
         }
         self.scratch = subscribers;
+        for sub_id in restart {
+            self.restart_subscription(sub_id, track_id);
+        }
         if wants_keyframe {
-            self.request_keyframe(now, track_id);
+            self.request_keyframe(now, track_id, KeyframeNeed::NewSubscriber);
         }
     }
 
@@ -154,16 +161,21 @@ impl Sfu {
             .and_then(|s| s.sub_mids.get(&mid))
             .copied();
         if let Some(track) = track {
-            self.request_keyframe(now, track);
+            self.request_keyframe(now, track, KeyframeNeed::Repair);
         }
     }
 
-    /// Ask the publisher of `track` for a keyframe, at most once per throttle interval.
-    pub(crate) fn request_keyframe(&mut self, now: Instant, track: TrackId) {
+    /// Ask the publisher of `track` for a keyframe, unless one is on its way (see
+    /// [`crate::KeyframeThrottle`]). Before the publisher's first packet there is nothing to
+    /// ask: the subscribers that wait ask again when packets come.
+    pub(crate) fn request_keyframe(&mut self, now: Instant, track: TrackId, need: KeyframeNeed) {
         let Some(t) = self.tracks.get_mut(&track) else {
             return;
         };
-        if t.keyframes.request(now) {
+        if t.ssrc.is_none() {
+            return;
+        }
+        if t.keyframes.request(now, need) {
             self.send_keyframe_request(track);
         } else {
             self.stats.keyframe_requests_coalesced += 1;

@@ -44,4 +44,4 @@ pub use signal::{
     RemoteCandidate, Reply, RoomInfo, TrackHint, TrackInfo, TrackKind, TrackSource,
 };
 pub use stats::SfuStats;
-pub use throttle::KeyframeThrottle;
+pub use throttle::{KeyframeNeed, KeyframeThrottle};

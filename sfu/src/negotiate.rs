@@ -20,6 +20,7 @@ use crate::sfu::{PcKey, Sfu};
 use crate::signal::{
     Notice, PcRole, RemoteCandidate, TrackHint, TrackInfo, TrackKind, TrackSource,
 };
+use crate::throttle::KeyframeNeed;
 
 impl Sfu {
     pub(crate) fn publisher_offer(
@@ -123,20 +124,20 @@ impl Sfu {
         p.published.insert(mid, track_id);
         let room_name = p.room.clone();
         tracing::info!(participant = %id, track = %track_id, ?kind, "published");
-        let mut track = Track::new(
-            info.clone(),
-            room_name.clone(),
-            self.config.keyframe_interval(),
-        );
-        // Until its first packet says otherwise, the track is sent in the publisher's first
-        // negotiated codec: the one the publisher's RTP sender uses (RFC 8829 section 5.3.1).
-        let first_pt = p
-            .publisher
-            .rtc
-            .media(mid)
-            .and_then(|m| m.remote_pts().first().copied());
-        let codec = first_pt.and_then(|pt| p.publisher.rtc.codec_config().find(|c| c.pt() == pt));
-        track.set_codec(codec.copied());
+        let mut track = Track::new(info.clone(), room_name.clone(), &self.config);
+        // Until its first packet says otherwise, the track is sent in the first codec of our
+        // answer, which is what an offerer sends in (RFC 3264 section 5.1). str0m writes the
+        // negotiated codecs in its own configured order.
+        let negotiated = p.publisher.rtc.media(mid).map(|m| m.remote_pts().to_vec());
+        let codec = negotiated.and_then(|pts| {
+            let config = p.publisher.rtc.codec_config();
+            config
+                .params()
+                .iter()
+                .find(|c| pts.contains(&c.pt()))
+                .copied()
+        });
+        track.set_codec(codec);
         self.tracks.insert(track_id, track);
         self.notify(
             id,
@@ -211,7 +212,15 @@ impl Sfu {
             .take()
             .ok_or(SfuError::NoPendingOffer)?;
         if let Err(e) = p.subscriber.rtc.sdp_api().accept_answer(pending, answer) {
-            // The offer is spent: offer again everything that was not answered.
+            // The offer is spent and its new m-lines never came to be: offer them again.
+            for sub in p.subscriptions.values_mut() {
+                if let (Some(mid), None) = (sub.mid, sub.ssrc)
+                    && p.subscriber.rtc.media(mid).is_none()
+                {
+                    p.sub_mids.remove(&mid);
+                    (sub.mid, sub.pt_map) = (None, None);
+                }
+            }
             p.negotiation.dirty = true;
             self.schedule_negotiation(id);
             return Err(SfuError::BadSdp(e.to_string()));
@@ -256,7 +265,7 @@ impl Sfu {
         }
         if connected {
             for track in ready {
-                self.request_keyframe(now, track);
+                self.request_keyframe(now, track, KeyframeNeed::NewSubscriber);
             }
         }
         self.schedule_negotiation(id);
@@ -302,7 +311,7 @@ impl Sfu {
             .map(|(t, _)| *t)
             .collect();
         for track in waiting {
-            self.request_keyframe(now, track);
+            self.request_keyframe(now, track, KeyframeNeed::NewSubscriber);
         }
     }
 
@@ -440,6 +449,18 @@ impl Sfu {
         self.schedule_negotiation(subscriber);
     }
 
+    /// The track's codec changed to one the subscriber's m-line did not negotiate: stop that
+    /// m-line and offer the track again in a new one, in the new codec (str0m never changes the
+    /// codecs of a negotiated m-line). The client sees the same msid on the new m-line.
+    pub(crate) fn restart_subscription(&mut self, subscriber: ParticipantId, track: TrackId) {
+        tracing::info!(participant = %subscriber, %track, "codec changed; offering the track again");
+        self.remove_subscription(subscriber, track);
+        if let Some(t) = self.tracks.get_mut(&track) {
+            t.subscribers.retain(|s| *s != subscriber);
+        }
+        self.add_subscription(subscriber, track);
+    }
+
     /// Drop a subscription; its m-line is stopped in the next offer.
     fn remove_subscription(&mut self, subscriber: ParticipantId, track: TrackId) {
         let Some(p) = self.participants.get_mut(&subscriber) else {
@@ -466,6 +487,7 @@ impl Sfu {
         p.negotiation.dirty = false;
         let mut keep = KeepPts::new();
         let mut unsendable = Vec::new();
+        let codecs = p.subscriber.rtc.codec_config().clone();
         let mut api = p.subscriber.rtc.sdp_api();
         for (track_id, sub) in p.subscriptions.iter_mut().filter(|(_, s)| s.mid.is_none()) {
             let Some(track) = self.tracks.get(track_id) else {
@@ -473,7 +495,7 @@ impl Sfu {
             };
             // Offer only the codec the track is sent in, and its RTX.
             let out = match track.codec {
-                Some((pt, params)) => match self.codecs.match_params(params) {
+                Some((pt, params)) => match codecs.match_params(params) {
                     Some(out) => Some((*pt, *out)),
                     None => {
                         unsendable.push(*track_id);

@@ -1,12 +1,12 @@
 //! Rooms and tracks.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use str0m::format::{Codec, PayloadParams};
 use str0m::media::Pt;
 use str0m::rtp::Ssrc;
 
+use crate::config::SfuConfig;
 use crate::ids::{ParticipantId, TrackId};
 use crate::keyframe::VideoCodec;
 use crate::signal::TrackInfo;
@@ -38,7 +38,7 @@ pub(crate) struct Track {
 }
 
 impl Track {
-    pub fn new(info: TrackInfo, room: Arc<str>, keyframe_interval: Duration) -> Self {
+    pub fn new(info: TrackInfo, room: Arc<str>, config: &SfuConfig) -> Self {
         Self {
             info,
             room,
@@ -46,7 +46,7 @@ impl Track {
             codec: None,
             video_codec: None,
             subscribers: Vec::new(),
-            keyframes: KeyframeThrottle::new(keyframe_interval),
+            keyframes: KeyframeThrottle::new(config.keyframe_interval(), config.keyframe_min_gap()),
         }
     }
 

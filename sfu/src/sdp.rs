@@ -75,6 +75,14 @@ fn write_section(
     };
     let port = default.map(|(_, port)| port.to_string());
     let mut fields: Vec<&str> = m_line.split(' ').collect();
+    // Never trim an m-line down to no format at all: that would be invalid SDP.
+    let offered = |k: &Vec<u8>| {
+        fields
+            .iter()
+            .skip(3)
+            .any(|f| f.parse::<u8>().is_ok_and(|pt| k.contains(&pt)))
+    };
+    let keep = keep.filter(|k| offered(k));
     let rejected = fields.get(1).is_none_or(|p| *p == "0");
     let live = !rejected && default.is_some();
     if let (true, Some(port)) = (live, &port) {
@@ -244,6 +252,16 @@ mod tests {
             panic!("{e}")
         }
         assert!(out.ends_with("\r\n") && !out.contains("\r\n\r\n"));
+    }
+
+    #[test]
+    fn an_m_line_is_never_left_without_formats() {
+        let keep = KeepPts::from([("1".to_string(), vec![120, 121])]);
+        let out = complete(STR0M_OFFER, &keep);
+        assert_eq!(
+            section(&out, "1")[0],
+            "m=video 7882 UDP/TLS/RTP/SAVPF 96 97 102 103"
+        );
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::RtcConfig;
-use str0m::format::CodecConfig;
 use str0m::net::{Protocol, Receive, TcpType, Transmit};
 use str0m::{Event, IceConnectionState, Input, Rtc};
 
@@ -57,8 +56,6 @@ pub struct Sfu {
     pub(crate) config: SfuConfig,
     /// Every connection is built from this: ICE-lite, RTP mode, our codecs, the worker's cert.
     rtc_template: RtcConfig,
-    /// The codecs of every connection, for matching a publisher's codec to a subscriber's.
-    pub(crate) codecs: CodecConfig,
     pub(crate) rooms: HashMap<Arc<str>, Room>,
     pub(crate) participants: HashMap<ParticipantId, Participant>,
     pub(crate) tracks: HashMap<TrackId, Track>,
@@ -94,7 +91,7 @@ impl Sfu {
             .dtls_provider
             .generate_certificate()
             .ok_or_else(|| crate::SfuError::Internal("no DTLS certificate".into()))?;
-        let mut rtc_template = Rtc::builder()
+        let rtc_template = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
@@ -102,11 +99,9 @@ impl Sfu {
             .enable_vp8(true)
             .enable_h264(true)
             .set_dtls_cert(dtls_cert);
-        let codecs = rtc_template.codec_config().clone();
         Ok(Self {
             config,
             rtc_template,
-            codecs,
             rooms: HashMap::new(),
             participants: HashMap::new(),
             tracks: HashMap::new(),
@@ -247,6 +242,21 @@ impl Sfu {
         p.pc_mut(key.role).remotes.push(from);
         self.routes.insert(from, key);
         Some(key)
+    }
+
+    /// The ICE-TCP connection from `from` ended: forget its route. Its participant stays; ICE
+    /// moves to another pair or, failing that, the disconnect timeout removes it.
+    pub fn handle_stream_closed(&mut self, from: SocketAddr) {
+        let remote = Remote {
+            tcp: true,
+            addr: from,
+        };
+        let Some(key) = self.routes.remove(&remote) else {
+            return;
+        };
+        if let Some(p) = self.participants.get_mut(&key.participant) {
+            p.pc_mut(key.role).remotes.retain(|r| *r != remote);
+        }
     }
 
     /// Forget the routes of a removed connection, and have its TCP connections closed.

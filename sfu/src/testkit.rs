@@ -240,16 +240,11 @@ impl Net {
         mids
     }
 
-    /// Client `i`'s publisher connection, not yet negotiated, lists `codec` first among its video
-    /// codecs (VP8 or H.264), so that is what it will send in.
-    pub fn prefer_video_codec(&mut self, i: usize, codec: Codec) {
+    /// Client `i`'s publisher connection, not yet negotiated, offers `codec` (VP8 or H.264)
+    /// as its only video codec, so that is what it will send in.
+    pub fn publish_video_codec_only(&mut self, i: usize, codec: Codec) {
         let c = &mut self.clients[i];
-        let other = if codec == Codec::H264 {
-            Codec::Vp8
-        } else {
-            Codec::H264
-        };
-        c.publisher = client_rtc_with(self.now, c.pub_addr, &[codec, other], c.tcp);
+        c.publisher = client_rtc_with(self.now, c.pub_addr, &[codec], c.tcp);
         c.publisher.direct_api().set_ice_controlling(true);
     }
 

@@ -12,14 +12,14 @@ fn h264(idr: bool, n: u32) -> Vec<u8> {
     p
 }
 
-/// H.264 is forwarded as is; a subscriber that joins mid-stream starts at an IDR. Subscribers are
-/// offered H.264 alone, the codec the publisher sends in.
+/// A camera that sends H.264 only: H.264 is forwarded as is, subscribers are offered H.264
+/// alone, and one that joins mid-stream starts at an IDR.
 #[test]
 fn h264_is_forwarded_and_late_joiners_start_at_an_idr() {
     let mut net = Net::new();
     let alice = net.join("demo", "alice");
     let early = net.join("demo", "early");
-    net.prefer_video_codec(alice, Codec::H264);
+    net.publish_video_codec_only(alice, Codec::H264);
     let mid = net.publish(alice, &[MediaKind::Video])[0];
     net.run_for(Duration::from_secs(2));
     for n in 0..10u32 {

@@ -101,7 +101,7 @@ fn a_subscriber_that_cannot_receive_the_codec_is_told_so() {
     let vp8_only = net.join("demo", "vp8-only");
     net.receive_only_video_codec(vp8_only, Codec::Vp8);
     let bob = net.join("demo", "bob");
-    net.prefer_video_codec(alice, Codec::H264);
+    net.publish_video_codec_only(alice, Codec::H264);
     let mid = net.publish(alice, &[MediaKind::Video])[0];
     net.run_for(Duration::from_millis(500));
 
@@ -122,4 +122,40 @@ fn a_subscriber_that_cannot_receive_the_codec_is_told_so() {
     net.send_rtp_as(alice, mid, Codec::H264, 1, 0, &idr);
     net.run_for(Duration::from_millis(100));
     assert_eq!(net.received(bob, track).len(), 1, "bob gets the IDR");
+}
+
+/// Alice negotiated VP8 and H.264 and sends VP8, the first codec of the answer; Bob's m-line
+/// carries VP8 only. When Alice switches to H.264, Bob is offered the track again in a new
+/// m-line (same msid) in H.264, and his video resumes at the next IDR.
+#[test]
+fn a_publisher_switching_codec_is_followed_by_its_subscribers() {
+    let mut net = Net::new();
+    let alice = net.join("demo", "alice");
+    let bob = net.join("demo", "bob");
+    let mid = net.publish(alice, &[MediaKind::Video])[0];
+    net.run_for(Duration::from_millis(500));
+    let track: TrackId = net.announced_tracks(bob)[0];
+    let first_mid = net.sub_mid(bob, track);
+    net.send_rtp(alice, mid, 1, 0, &tern_sfu::testkit::vp8_payload(true, 0));
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.received(bob, track).len(), 1, "VP8 flows");
+
+    let idr = |n: u8| vec![0x65, 0x88, n, 0x00];
+    for n in 0..5u8 {
+        net.send_rtp_as(
+            alice,
+            mid,
+            Codec::H264,
+            2 + n as u64,
+            3000 * (n as u32 + 1),
+            &idr(n),
+        );
+        net.run_for(Duration::from_millis(100));
+    }
+    let new_mid = net.sub_mid(bob, track);
+    assert_ne!(new_mid, first_mid, "the track moved to a new m-line");
+    assert!(last_offer(&net, bob).contains("H264"));
+    let got = net.received(bob, track);
+    assert!(!got.is_empty(), "H.264 reaches bob after the new offer");
+    assert_eq!(got[0].payload[0] & 0x1F, 5, "starting at an IDR");
 }
