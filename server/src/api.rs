@@ -83,7 +83,7 @@ fn admin(state: &AppState, headers: &HeaderMap, room: Option<&str>) -> Result<Cl
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .ok_or(AuthError::Missing)?;
     let claims = state.auth.verify(token, SystemTime::now())?;
     if !claims.grants.admin {
@@ -95,6 +95,14 @@ fn admin(state: &AppState, headers: &HeaderMap, room: Option<&str>) -> Result<Cl
         return Err(AuthError::WrongRoom(room.to_string()).into());
     }
     Ok(claims)
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 9110 section 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim_start();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 async fn ask(state: &AppState, worker: usize, cmd: Command) -> Result<Reply, ApiError> {

@@ -163,6 +163,23 @@ impl Auth {
     }
 }
 
+/// The shortest API secret tern accepts: 32 bytes, the size of the HS256 key (RFC 7518 section
+/// 3.2 requires a key of at least the hash's size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Refuses a secret too short to sign tokens safely, naming its key.
+pub fn check_secret(key: &str, secret: &str) -> Result<(), String> {
+    if secret.len() >= MIN_SECRET_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "the secret of API key {key:?} is {} bytes; tokens signed with it can be forged by \
+         guessing it. Use at least {MIN_SECRET_BYTES} random bytes, for example \
+         `openssl rand -hex 32`",
+        secret.len()
+    ))
+}
+
 /// Signs claims with a raw secret (for `tern token`).
 pub fn mint_with_secret(secret: &str, claims: &Claims) -> String {
     sign(

@@ -35,12 +35,16 @@ pub struct Config {
 pub struct HttpConfig {
     /// Address of the HTTP listener (demo, signaling, REST, metrics). Default `127.0.0.1:7880`.
     pub listen: SocketAddr,
+    /// A listener of its own for `/metrics` (and `/healthz`), off the public port; `/metrics`
+    /// then leaves `listen`. Default none.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7880),
+            metrics_listen: None,
         }
     }
 }
@@ -144,6 +148,9 @@ pub struct AuthConfig {
     /// API key to secret. Empty means development mode: a key is made at start and `/dev/token`
     /// hands out tokens.
     pub keys: BTreeMap<String, String>,
+    /// Let development mode serve a non-loopback `http.listen`, where anyone who reaches the
+    /// port gets tokens and relay access. Default false: tern refuses to start so.
+    pub dev_allow_remote: bool,
 }
 
 /// `[signaling]`.
@@ -209,6 +216,9 @@ pub struct Overrides {
     /// http.listen
     #[arg(long, env = "TERN_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// http.metrics_listen
+    #[arg(long, env = "TERN_HTTP_METRICS_LISTEN")]
+    pub http_metrics_listen: Option<SocketAddr>,
     /// rtc.bind_ip
     #[arg(long, env = "TERN_RTC_BIND_IP")]
     pub rtc_bind_ip: Option<IpAddr>,
@@ -254,6 +264,9 @@ pub struct Overrides {
     /// sfu.max_tracks_per_participant
     #[arg(long, env = "TERN_SFU_MAX_TRACKS_PER_PARTICIPANT")]
     pub sfu_max_tracks_per_participant: Option<usize>,
+    /// auth.dev_allow_remote: development mode (no API key) on a non-loopback address
+    #[arg(long, env = "TERN_DEV_ALLOW_REMOTE")]
+    pub dev_allow_remote: bool,
     /// One API key (added to auth.keys); needs --api-secret.
     #[arg(long, env = "TERN_API_KEY", requires = "api_secret")]
     pub api_key: Option<String>,
@@ -318,6 +331,9 @@ impl Config {
             }
         }
         set(&mut self.http.listen, &o.http_listen);
+        if o.http_metrics_listen.is_some() {
+            self.http.metrics_listen = o.http_metrics_listen;
+        }
         set(&mut self.rtc.bind_ip, &o.rtc_bind_ip);
         set(&mut self.rtc.udp_port, &o.rtc_udp_port);
         if o.rtc_advertise_ip.is_some() {
@@ -358,6 +374,7 @@ impl Config {
             &mut self.sfu.max_tracks_per_participant,
             &o.sfu_max_tracks_per_participant,
         );
+        self.auth.dev_allow_remote |= o.dev_allow_remote;
         if let (Some(k), Some(s)) = (&o.api_key, &o.api_secret) {
             self.auth.keys.insert(k.clone(), s.clone());
         }
@@ -419,6 +436,18 @@ mod tests {
         let err = Config::from_toml("[turn]\nallow_peers = [\"10.0.0.5:9-8\"]\n")
             .expect_err("a backwards range");
         assert!(format!("{err:#}").contains("10.0.0.5:9-8"), "{err:#}");
+    }
+
+    #[test]
+    fn a_wildcard_relay_address_needs_an_external_one() {
+        let mut c = Config::from_toml("[turn]\nrelay_ip = \"0.0.0.0\"\n").expect("parses");
+        let err = c
+            .turn
+            .server_config("secret", Default::default())
+            .expect_err("0.0.0.0 would be handed to clients");
+        assert!(format!("{err:#}").contains("external_ip"), "{err:#}");
+        c.turn.external_ip = Some("203.0.113.4".parse().expect("ip"));
+        assert!(c.turn.server_config("secret", Default::default()).is_ok());
     }
 
     #[test]

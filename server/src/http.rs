@@ -49,12 +49,54 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/rtc", get(signaling::upgrade))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .merge(api::routes());
+    if state.config.http.metrics_listen.is_none() {
+        router = router.route("/metrics", get(metrics));
+    }
     if state.dev_mode {
-        router = router.route("/dev/token", get(dev_token));
+        router = router
+            .route("/dev/token", get(dev_token))
+            .layer(axum::middleware::from_fn(dev_host_check));
     }
     router.with_state(state)
+}
+
+/// The application of `http.metrics_listen`: `/metrics` and `/healthz` only.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Development mode answers only requests whose `Host` is `localhost` or an IP address: a page
+/// on another site that rebinds its own name to this server's address (DNS rebinding) gets 403
+/// instead of tokens.
+async fn dev_host_check(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if host_is_local_or_literal(host) {
+        next.run(request).await
+    } else {
+        let body = json!({ "code": "bad_host", "message": "in development mode, reach tern by IP address or localhost" });
+        (StatusCode::FORBIDDEN, Json(body)).into_response()
+    }
+}
+
+/// `localhost`, an IPv4 address or a bracketed IPv6 address, each with an optional port.
+fn host_is_local_or_literal(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => {
+            return rest
+                .split_once(']')
+                .is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {

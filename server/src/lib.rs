@@ -104,6 +104,8 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// Each worker's advertised media address.
     pub media_addrs: Vec<SocketAddr>,
+    /// The metrics listener's address, when `http.metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     /// In development mode, the generated API key and secret.
     pub dev_credentials: Option<(String, String)>,
     state: AppState,
@@ -130,7 +132,25 @@ impl Running {
 
 /// Starts workers and the HTTP listener.
 pub async fn start(mut config: Config) -> anyhow::Result<Running> {
+    for (key, secret) in &config.auth.keys {
+        auth::check_secret(key, secret).map_err(anyhow::Error::msg)?;
+    }
     let dev_credentials = if config.auth.keys.is_empty() {
+        let ip = config.http.listen.ip();
+        anyhow::ensure!(
+            ip.is_loopback() || config.auth.dev_allow_remote,
+            "development mode (no API key) hands tokens and relay access to anyone who reaches \
+             http.listen {}; configure an API key (auth.keys, TERN_API_KEY and \
+             TERN_API_SECRET), or pass --dev-allow-remote to accept that on a trusted network",
+            config.http.listen
+        );
+        if !ip.is_loopback() {
+            tracing::warn!(
+                listen = %config.http.listen,
+                "DEVELOPMENT MODE ON A NON-LOOPBACK ADDRESS: anyone who reaches this port can \
+                 mint tokens and use the TURN relay (--dev-allow-remote)"
+            );
+        }
         let creds = (format!("dev-{}", &random_token(6)[..8]), random_token(32));
         config.auth.keys.insert(creds.0.clone(), creds.1.clone());
         Some(creds)
@@ -174,6 +194,23 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             }
         });
     }
+    let metrics_addr = match state.config.http.metrics_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics listener {addr}"))?;
+            let bound = l.local_addr()?;
+            let app = http::metrics_app(state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, app).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+            tracing::info!(%bound, "metrics are served on their own listener");
+            Some(bound)
+        }
+        None => None,
+    };
     let app = http::app(state.clone());
     let serve_state = state.clone();
     let task = tokio::spawn(async move {
@@ -207,6 +244,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     Ok(Running {
         http_addr,
         media_addrs,
+        metrics_addr,
         dev_credentials,
         state,
         shutdown: shutdown_tx,

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tern_server::auth::{Claims, Grants, mint_with_secret, unix_seconds};
 use tern_server::config::{Config, LogFormat, Overrides};
 
@@ -71,13 +71,30 @@ struct TokenArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    // A secret on the command line is visible to every user of the machine (ps, /proc).
+    let secret_on_command_line = |m: &clap::ArgMatches| {
+        m.value_source("api_secret") == Some(clap::parser::ValueSource::CommandLine)
+    };
     match cli.command {
-        Some(Cmd::Token(args)) => token(args),
+        Some(Cmd::Token(args)) => {
+            if matches
+                .subcommand_matches("token")
+                .is_some_and(secret_on_command_line)
+            {
+                eprintln!("{SECRET_FLAG_WARNING}");
+            }
+            token(args)
+        }
         Some(Cmd::Turn(args)) => turn(*args),
-        None => serve(&cli.serve),
+        None => serve(&cli.serve, secret_on_command_line(&matches)),
     }
 }
+
+/// What tern says when `--api-secret` is given as a flag.
+const SECRET_FLAG_WARNING: &str = "warning: --api-secret on the command line is visible to \
+    every user of this machine (ps, /proc); pass it as TERN_API_SECRET or in the config file";
 
 fn token(a: TokenArgs) -> anyhow::Result<()> {
     let mut grants = Grants {
@@ -96,6 +113,7 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
             }
         }
     }
+    tern_server::auth::check_secret(&a.api_key, &a.api_secret).map_err(anyhow::Error::msg)?;
     let now = SystemTime::now();
     let claims = Claims {
         iss: a.api_key,
@@ -111,9 +129,12 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(overrides: &Overrides) -> anyhow::Result<()> {
+fn serve(overrides: &Overrides, secret_on_command_line: bool) -> anyhow::Result<()> {
     let config = Config::load(overrides)?;
     init_logs(&config);
+    if secret_on_command_line {
+        tracing::warn!("{SECRET_FLAG_WARNING}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("tern-control")
@@ -124,10 +145,11 @@ fn serve(overrides: &Overrides) -> anyhow::Result<()> {
         // Handlers first: a signal that arrives while the server starts must not kill it unclean.
         let mut signals = Signals::register()?;
         let running = tern_server::start(config).await?;
-        if let Some((key, secret)) = &running.dev_credentials {
+        if running.dev_credentials.is_some() {
+            // The generated secret is never printed: it would mint admin tokens.
             tracing::warn!(
-                "development mode: no API key configured; generated key {key} (secret {secret}). \
-                 Open http://{}/ to try the demo.",
+                "development mode: no API key configured. Open http://{}/?room=demo&name=you \
+                 in two tabs to try the demo.",
                 running.http_addr
             );
         }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use tern_sfu::{
     Command, LeaveReason, Notice, ParticipantId, Permissions, RemoteCandidate, Reply, SfuError,
@@ -68,7 +68,11 @@ async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<Joined> 
     loop {
         let text = match socket.recv().await? {
             Ok(Message::Text(t)) => t,
-            Ok(Message::Close(_)) | Err(_) => return None,
+            Err(e) => {
+                close_if_too_big(socket, &e).await;
+                return None;
+            }
+            Ok(Message::Close(_)) => return None,
             Ok(Message::Binary(_)) => {
                 reply_error(socket, "bad_message", "messages are JSON text", None).await;
                 continue;
@@ -213,7 +217,14 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
     loop {
         tokio::select! {
             incoming = socket.recv() => {
-                let Some(Ok(msg)) = incoming else { return false };
+                let msg = match incoming {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        close_if_too_big(socket, &e).await;
+                        return false;
+                    }
+                    None => return false,
+                };
                 last_seen = Instant::now();
                 match msg {
                     Message::Text(text) => {
@@ -442,6 +453,22 @@ fn auth_error(e: AuthError) -> JoinError {
 
 fn sfu_error(e: SfuError) -> JoinError {
     (e.code(), e.to_string())
+}
+
+/// A message over `signaling.max_message_bytes` ends the session with close code 1009 (message
+/// too big, RFC 6455 section 7.4.1), as docs/signaling.md promises.
+async fn close_if_too_big(socket: &mut WebSocket, e: &axum::Error) {
+    let too_big = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|t| matches!(t, tungstenite::Error::Capacity(_)));
+    if too_big {
+        crate::metrics::count_error("signaling", "message_too_big");
+        let frame = CloseFrame {
+            code: close_code::SIZE,
+            reason: "message too big".into(),
+        };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    }
 }
 
 async fn reply_error(socket: &mut WebSocket, code: &'static str, message: &str, req: Option<u64>) {

@@ -183,6 +183,15 @@ impl TurnConfig {
             self.min_port <= self.max_port,
             "turn.min_port is above turn.max_port"
         );
+        // Clients are told their relayed address: a wildcard there reaches nothing.
+        let v6_public = self.external_ip6.or(self.relay_ip6);
+        anyhow::ensure!(
+            !self.relay_v4().public.is_unspecified()
+                && !v6_public.is_some_and(|ip| ip.is_unspecified()),
+            "turn.relay_ip / turn.relay_ip6 is a wildcard address, which clients cannot reach: \
+             bind relay sockets to a concrete address, or set turn.external_ip / \
+             turn.external_ip6 to the address clients reach"
+        );
         Ok(ServerConfig {
             realm: self.realm.clone(),
             software: Some("tern".into()),

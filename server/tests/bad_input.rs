@@ -77,15 +77,23 @@ async fn messages_before_join_and_bad_versions_are_refused() {
 }
 
 #[tokio::test]
-async fn an_oversized_message_closes_only_that_socket() {
+async fn an_oversized_message_closes_only_that_socket_with_1009() {
     let server = common::server_with(|c| c.signaling.max_message_bytes = 4096).await;
     let (mut bob, _) = common::join(server.http_addr, "bob", "demo").await;
     let (mut mallory, _) = common::join(server.http_addr, "mallory", "demo").await;
     let huge = format!(r#"{{"type":"answer","sdp":"{}"}}"#, "a".repeat(10_000));
-    mallory.send_raw(Message::text(huge)).await;
-    assert!(
-        mallory.closes_within(Duration::from_secs(5)).await,
-        "the oversized sender is disconnected"
+    mallory.send_raw(Message::text(huge.clone())).await;
+    assert_eq!(
+        mallory.close_code_within(Duration::from_secs(5)).await,
+        Some(1009),
+        "the oversized sender is told why (RFC 6455 7.4.1) and disconnected"
+    );
+    // Before joining, too.
+    let mut stranger = Ws::connect(server.http_addr).await;
+    stranger.send_raw(Message::text(huge)).await;
+    assert_eq!(
+        stranger.close_code_within(Duration::from_secs(5)).await,
+        Some(1009)
     );
     let left = bob.expect("participant_left").await;
     assert_eq!(left["reason"], "left");

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tern_server::auth::Auth;
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
+/// A secret of 32 bytes and more.
+const S1: &str = "s1-0123456789abcdef0123456789abcdef";
 
 #[test]
 fn tern_token_mints_a_token_the_server_accepts() {
@@ -17,7 +19,7 @@ fn tern_token_mints_a_token_the_server_accepts() {
             "--api-key",
             "k1",
             "--api-secret",
-            "s1",
+            S1,
             "--identity",
             "alice",
             "--room",
@@ -33,7 +35,7 @@ fn tern_token_mints_a_token_the_server_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).expect("utf-8");
-    let auth = Auth::new(&[("k1".to_string(), "s1".to_string())].into());
+    let auth = Auth::new(&[("k1".to_string(), S1.to_string())].into());
     let claims = auth
         .verify(token.trim(), SystemTime::now())
         .expect("the token verifies");
@@ -54,7 +56,7 @@ fn tern_token_mints_a_token_the_server_accepts() {
             "--api-key",
             "k",
             "--api-secret",
-            "s",
+            S1,
             "--identity",
             "a",
             "--room",
@@ -135,4 +137,99 @@ async fn sigterm_tells_participants_and_exits_cleanly() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(status.success(), "exit status {status}");
+}
+
+/// A secret under 32 bytes is refused by the server and by `tern token`, with the reason and
+/// the way out; a long one given as a flag works but draws a warning.
+#[test]
+fn weak_secrets_are_refused_and_a_secret_flag_is_warned_about() {
+    let server = Command::new(TERN)
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--rtc-udp-port",
+            "0",
+            "--turn-enabled",
+            "false",
+        ])
+        .args(["--api-key", "k", "--api-secret", "x"])
+        .output()
+        .expect("tern runs");
+    assert!(
+        !server.status.success(),
+        "tern started with a 1-byte secret"
+    );
+    let err = String::from_utf8_lossy(&server.stderr);
+    assert!(
+        err.contains("1 bytes") && err.contains("openssl rand"),
+        "{err}"
+    );
+
+    let token = Command::new(TERN)
+        .args([
+            "token",
+            "--api-key",
+            "k",
+            "--api-secret",
+            "short",
+            "--identity",
+            "a",
+        ])
+        .args(["--room", "r"])
+        .output()
+        .expect("tern runs");
+    assert!(!token.status.success());
+
+    let flagged = Command::new(TERN)
+        .args([
+            "token",
+            "--api-key",
+            "k",
+            "--api-secret",
+            S1,
+            "--identity",
+            "a",
+        ])
+        .args(["--room", "r"])
+        .output()
+        .expect("tern runs");
+    assert!(flagged.status.success());
+    assert!(String::from_utf8_lossy(&flagged.stderr).contains("visible to every user"));
+    let from_env = Command::new(TERN)
+        .args(["token", "--api-key", "k", "--identity", "a", "--room", "r"])
+        .env("TERN_API_SECRET", S1)
+        .output()
+        .expect("tern runs");
+    assert!(from_env.status.success());
+    assert!(!String::from_utf8_lossy(&from_env.stderr).contains("visible"));
+}
+
+/// Development mode prints a demo link, never the secret it generated.
+#[test]
+fn development_mode_prints_a_demo_link_and_no_secret() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(TERN)
+        .args(["--http-listen", "127.0.0.1:0", "--rtc-udp-port", "0"])
+        .args(["--turn-enabled", "false", "--log-format", "text"])
+        .env_remove("TERN_API_KEY")
+        .env_remove("TERN_API_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tern starts");
+    let out = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("utf-8");
+        let done = line.contains("development mode");
+        lines.push(line);
+        if done || lines.len() > 50 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = lines.join("\n");
+    assert!(text.contains("/?room=demo&name="), "{text}");
+    assert!(!text.contains("secret"), "{text}");
 }

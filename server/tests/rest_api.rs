@@ -166,3 +166,43 @@ async fn a_dead_signaling_connection_is_removed_and_the_room_told() {
     drop(frozen);
     server.shutdown();
 }
+
+/// The authentication scheme is case-insensitive (RFC 9110 section 11.1): `bearer`, `BEARER`
+/// and `Bearer` all work; another scheme or an empty token does not.
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let server = common::server().await;
+    let admin = admin_token();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let auth = format!("{scheme} {admin}");
+        let (status, _) =
+            common::http_authorized("GET", server.http_addr, "/api/v1/rooms", Some(&auth)).await;
+        assert_eq!(status, 200, "{scheme}");
+    }
+    for auth in [
+        format!("Basic {admin}"),
+        "Bearer ".to_string(),
+        admin.clone(),
+    ] {
+        let (status, _) =
+            common::http_authorized("GET", server.http_addr, "/api/v1/rooms", Some(&auth)).await;
+        assert_eq!(status, 401, "{auth:.12}");
+    }
+    server.shutdown();
+}
+
+/// With `http.metrics_listen`, `/metrics` moves off the public port to its own listener.
+#[tokio::test]
+async fn metrics_can_move_to_a_listener_of_their_own() {
+    let server = common::server_with(|c| {
+        c.http.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    })
+    .await;
+    let (status, _) = http("GET", server.http_addr, "/metrics", None).await;
+    assert_eq!(status, 404, "not on the public port");
+    let private = server.metrics_addr.expect("bound");
+    let text = common::metrics_text(private).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:.200}");
+    assert!(text.contains("tern_"), "{text:.400}");
+    server.shutdown();
+}

@@ -6,7 +6,8 @@
 //!
 //! [`PeerPolicy::check`] runs at CreatePermission (an address), [`PeerPolicy::check_endpoint`]
 //! at ChannelBind (an address and port), and [`PeerPolicy::check_port`], two hash probes, on
-//! every relayed datagram.
+//! every datagram that no channel carries (Send and Data indications): a channel's peer was
+//! judged once, at ChannelBind.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

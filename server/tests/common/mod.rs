@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const KEY: &str = "test-key";
-pub const SECRET: &str = "test-secret-0123456789";
+pub const SECRET: &str = "test-secret-0123456789-0123456789-0123456789";
 
 /// A server on ephemeral loopback ports with one API key (not development mode).
 pub async fn server() -> Running {
@@ -130,6 +130,23 @@ impl Ws {
     }
 
     /// True if the server closes the socket within `d` (messages before that are skipped).
+    /// The code of the close frame the server sends within `d`; `None` if none came (the
+    /// connection dropped without one, or stayed open).
+    pub async fn close_code_within(&mut self, d: Duration) -> Option<u16> {
+        tokio::time::timeout(d, async {
+            loop {
+                match self.stream.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    None | Some(Err(_)) => return None,
+                    _ => continue,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     pub async fn closes_within(&mut self, d: Duration) -> bool {
         tokio::time::timeout(d, async {
             loop {
@@ -160,10 +177,21 @@ pub async fn http(
     path: &str,
     bearer: Option<&str>,
 ) -> (u16, Value) {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    http_authorized(method, http, path, auth.as_deref()).await
+}
+
+/// Like [`http`], with this `Authorization` header value as it is.
+pub async fn http_authorized(
+    method: &str,
+    http: SocketAddr,
+    path: &str,
+    authorization: Option<&str>,
+) -> (u16, Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(http).await.expect("tcp");
-    let auth = bearer
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
         .unwrap_or_default();
     let req =
         format!("{method} {path} HTTP/1.1\r\nHost: {http}\r\n{auth}Connection: close\r\n\r\n");

@@ -25,7 +25,8 @@ impl Server {
             .get(idx)
             .and_then(|a| a.channel_peer(cd.channel, now));
         match peer {
-            Some(peer) => self.relay_to_peer(now, idx, peer, cd.data),
+            // A channel's peer passed the port check at ChannelBind.
+            Some(peer) => self.relay_to_peer(now, idx, peer, cd.data, false),
             None => Action::Drop(DropReason::NoChannel),
         }
     }
@@ -48,17 +49,19 @@ impl Server {
             return Action::Drop(DropReason::Malformed);
         }
         match self.allocations.of_client(&client) {
-            Some(idx) => self.relay_to_peer(now, idx, peer, data),
+            Some(idx) => self.relay_to_peer(now, idx, peer, data, true),
             None => Action::Drop(DropReason::NoAllocation),
         }
     }
 
+    /// Relays `data` to `peer`; `check_port` when no ChannelBind has judged the peer's port.
     fn relay_to_peer<'a>(
         &mut self,
         now: Instant,
         idx: u32,
         peer: SocketAddr,
         data: &'a [u8],
+        check_port: bool,
     ) -> Action<'a> {
         let rate = self.config.bandwidth_bytes_per_sec as f64;
         let Some(a) = self.allocations.get_mut(idx) else {
@@ -67,7 +70,7 @@ impl Server {
         if !a.permitted(peer.ip(), now) {
             return Action::Drop(DropReason::NoPermission);
         }
-        if let Err(reason) = self.config.peer_policy.check_port(peer) {
+        if check_port && let Err(reason) = self.config.peer_policy.check_port(peer) {
             *self.stats.refused_peers.entry(reason).or_default() += 1;
             return Action::Drop(DropReason::PeerRefused);
         }
@@ -99,7 +102,11 @@ impl Server {
         if !a.permitted(peer.ip(), now) {
             return Action::Drop(DropReason::NoPermission);
         }
-        if let Err(reason) = self.config.peer_policy.check_port(peer) {
+        // A channel's peer passed the port check at ChannelBind; anyone else is checked here.
+        let channel = a.peer_channel(peer, now);
+        if channel.is_none()
+            && let Err(reason) = self.config.peer_policy.check_port(peer)
+        {
             *self.stats.refused_peers.entry(reason).or_default() += 1;
             return Action::Drop(DropReason::PeerRefused);
         }
@@ -107,7 +114,7 @@ impl Server {
             return Action::Drop(DropReason::Bandwidth);
         }
         let client = a.client;
-        let len = match a.peer_channel(peer, now) {
+        let len = match channel {
             Some(ch) => ChannelData::write(ch, input, out, client.transport.is_stream()),
             None => {
                 self.indication_seq += 1;
