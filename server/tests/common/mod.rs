@@ -215,9 +215,8 @@ pub async fn http_authorized(
 pub async fn metrics_text(http: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(http).await.expect("tcp");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("read");
     out
@@ -258,9 +257,8 @@ pub async fn wait_healthy(http: SocketAddr, limit: Duration) -> bool {
     let deadline = std::time::Instant::now() + limit;
     while std::time::Instant::now() < deadline {
         if let Ok(mut s) = TcpStream::connect(http).await {
-            let _ = s
-                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await;
+            let req = format!("GET /healthz HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(req.as_bytes()).await;
             let mut out = String::new();
             let _ = s.read_to_string(&mut out).await;
             if out.starts_with("HTTP/1.1 200") {
