@@ -186,6 +186,13 @@ export class TernClient extends EventTarget {
         this.emit('joined', msg);
         resolveJoin(msg);
         break;
+      case 'ice_servers':
+        // Fresh TURN credentials: the next relay allocation (an ICE restart) uses them.
+        this.iceServers = msg.ice_servers;
+        for (const pc of [this.pub, this.sub]) {
+          if (pc) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: msg.ice_servers });
+        }
+        break;
       case 'answer': this.settle(msg.req, null, msg.sdp); break;
       case 'offer': this.onSubscriberOffer(msg.sdp); break;
       case 'participant_joined':

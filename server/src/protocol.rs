@@ -225,6 +225,12 @@ pub enum ServerMessage {
         /// The track.
         track: TrackInfo,
     },
+    /// Fresh TURN credentials, sent halfway through the lifetime of the last ones: use them for
+    /// both connections (`RTCPeerConnection.setConfiguration`).
+    IceServers {
+        /// As in `joined`.
+        ice_servers: Vec<IceServer>,
+    },
     /// Answer to `ping`.
     Pong,
 }

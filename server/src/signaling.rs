@@ -56,6 +56,10 @@ async fn session(state: AppState, mut socket: WebSocket) {
         if !left_by_server {
             let _ = worker.request(Command::Leave { participant: id }).await;
         }
+        // Whoever ended the session, the participant's relay access ends with it.
+        if let Some(turn) = &state.turn {
+            turn.revoke(&id.to_string());
+        }
         let _ = socket.send(Message::Close(None)).await;
         tracing::info!(left_by_server, "session ended");
     }
@@ -213,6 +217,13 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
     let sig = &state.config.signaling;
     let idle_timeout = Duration::from_secs(sig.idle_timeout_secs);
     let mut ping = tokio::time::interval(Duration::from_secs(sig.ping_interval_secs.max(1)));
+    // Fresh TURN credentials before the last ones stop making allocations.
+    let refresh_every = state
+        .turn
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |t| t.refresh_interval());
+    let mut refresh =
+        tokio::time::interval_at(tokio::time::Instant::now() + refresh_every, refresh_every);
     let mut last_seen = Instant::now();
     loop {
         tokio::select! {
@@ -249,6 +260,12 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
                     return true;
                 }
             },
+            _ = refresh.tick(), if state.turn.is_some() => {
+                if let Some(turn) = &state.turn {
+                    let ice_servers = turn.ice_servers(&j.id.to_string());
+                    send(socket, &ServerMessage::IceServers { ice_servers }).await;
+                }
+            }
             _ = ping.tick() => {
                 if last_seen.elapsed() > idle_timeout {
                     tracing::info!(participant = %j.id, "signaling idle; closing");

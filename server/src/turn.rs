@@ -62,10 +62,7 @@ impl TurnService {
     /// ICE servers for one participant: `turn:` over UDP and TCP, `turns:` when TLS is on,
     /// with a REST username `expiry:participant` and its HMAC password.
     pub fn ice_servers(&self, participant: &str) -> Vec<IceServer> {
-        let expiry = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            + self.ttl.as_secs();
+        let expiry = unix_now() + self.ttl.as_secs();
         let username = format!("{expiry}:{participant}");
         let credential = rest_credential(&self.secret, &username);
         let mut urls = Vec::new();
@@ -104,8 +101,27 @@ impl TurnService {
         }
     }
 
+    /// The participant is gone from tern: its allocations end and its credentials, including
+    /// any handed out since, are refused until the last of them would have expired anyway.
+    pub fn revoke(&self, participant: &str) {
+        self.relay
+            .revoke_user(participant, unix_now() + self.ttl.as_secs());
+    }
+
+    /// How often a session should hand its participant fresh credentials: halfway through
+    /// their lifetime.
+    pub fn refresh_interval(&self) -> Duration {
+        (self.ttl / 2).max(Duration::from_secs(1))
+    }
+
     /// Tells the relay to stop; its threads end on their own.
     pub fn signal_stop(&self) {
         self.relay.signal_stop();
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -47,7 +47,9 @@ pub struct TurnConfig {
     pub users: Vec<String>,
     /// TURN REST API shared secret. Default: generated at start (and printed by `tern turn`).
     pub secret: Option<String>,
-    /// Lifetime of the REST credentials `tern` hands out at join, in seconds. Default 21600.
+    /// How long the REST credentials `tern` hands out may make new allocations, in seconds; an
+    /// allocation lives on past it, and sessions get fresh credentials halfway through. Default
+    /// 600.
     pub credential_ttl_secs: u64,
     /// Allocation lifetime when the client asks for less, in seconds. Default 600.
     pub default_lifetime_secs: u64,
@@ -101,7 +103,7 @@ impl Default for TurnConfig {
             realm: "tern".into(),
             users: Vec::new(),
             secret: None,
-            credential_ttl_secs: 6 * 3600,
+            credential_ttl_secs: 600,
             default_lifetime_secs: 600,
             max_lifetime_secs: 3600,
             nonce_lifetime_secs: 600,

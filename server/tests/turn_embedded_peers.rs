@@ -1,7 +1,7 @@
-//! The embedded relay reaches the SFU's media sockets and nothing else on the SFU's host: a
+//! The embedded relay serves participants and only them, and only towards the SFU: a
 //! participant's own TURN credentials, used from a real UDP socket, cannot bind a channel to
-//! another UDP service on the same IP or to the relay's own listener, and Send indications to
-//! such a port never arrive.
+//! another UDP service on the SFU's IP or to the relay's own listener, Send indications to such
+//! a port never arrive, and a participant that leaves loses its allocation and its credentials.
 
 mod common;
 
@@ -105,13 +105,63 @@ async fn a_participants_credentials_reach_the_sfu_media_port_and_nothing_else_on
     assert!(!receives_within(&sock, Duration::from_millis(500)).await);
 
     // Two ChannelBinds, the Send indication and the spoofed datagram. An ephemeral port may
-    // fall in the relay's own port range, so either reason may be counted.
+    // fall in the relay's own port range, so either reason may be counted. Workers publish
+    // their counters once a second.
+    let refused = |r: &tern_turn::net::Relay| -> u64 {
+        let stats = r.stats();
+        ["port_not_allowed", "own_address"]
+            .iter()
+            .filter_map(|reason| stats.refused_peers.get(reason))
+            .sum()
+    };
+    let counted =
+        common::poll_until(turn.relay(), Duration::from_secs(3), |r| refused(r) == 4).await;
     let stats = turn.relay().stats();
-    let refused: u64 = ["port_not_allowed", "own_address"]
-        .iter()
-        .filter_map(|r| stats.refused_peers.get(r))
-        .sum();
-    assert_eq!(refused, 4, "{stats:?}");
+    assert!(counted, "{stats:?}");
     assert_eq!(stats.to_peer_packets, 0, "{stats:?}");
+    server.shutdown();
+}
+
+#[tokio::test]
+async fn a_participant_that_leaves_loses_its_relay_allocation_and_credentials() {
+    let server = common::server_with(|c| {
+        c.rtc.workers = 1;
+        c.turn.secret = Some(SECRET.into());
+    })
+    .await;
+    let turn = server.state().turn.as_ref().expect("embedded relay");
+    let listener = turn.relay().udp_addrs[0];
+    let (mut ws, joined) = common::join(server.http_addr, "leaver", "room").await;
+    let ice = &joined["ice_servers"][0];
+    let (user, pass) = (
+        ice["username"].as_str().expect("username"),
+        ice["credential"].as_str().expect("credential"),
+    );
+    let mut c = TestClient::udp("127.0.0.1:1", user, pass);
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let challenge = ask(&sock, listener, &c.allocate_request(Sign::None)).await;
+    c.learn(&challenge);
+    let allocated = ask(&sock, listener, &c.allocate_request(Sign::Sha1)).await;
+    assert_eq!(
+        allocated.code(),
+        0,
+        "the participant's credentials allocate"
+    );
+    assert_eq!(turn.relay().allocations(), 1);
+
+    ws.send(serde_json::json!({"type": "leave"})).await;
+    assert!(ws.closes_within(Duration::from_secs(5)).await);
+    assert!(
+        common::poll_until(turn.relay(), Duration::from_secs(3), |r| r.allocations()
+            == 0)
+        .await,
+        "the allocation ends when its participant leaves"
+    );
+    let mut again = TestClient::udp("127.0.0.1:1", user, pass);
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let challenge = ask(&sock, listener, &again.allocate_request(Sign::None)).await;
+    again.learn(&challenge);
+    let refused = ask(&sock, listener, &again.allocate_request(Sign::Sha1)).await;
+    assert_eq!(refused.code(), 401, "its credentials are revoked");
     server.shutdown();
 }

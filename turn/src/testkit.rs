@@ -82,6 +82,8 @@ impl Outcome {
 /// A server on a fake clock.
 pub struct Harness {
     pub server: Server,
+    /// The state the server shares with other workers (quotas, revocations).
+    pub shared: Arc<Shared>,
     pub host: FakeHost,
     pub now: Instant,
     pub out: Vec<u8>,
@@ -99,7 +101,8 @@ impl Harness {
 
     pub fn with_shared(config: Arc<ServerConfig>, shared: Arc<Shared>, now: Instant) -> Self {
         Self {
-            server: Server::new(config, shared, now, UNIX_START),
+            server: Server::new(config, shared.clone(), now, UNIX_START),
+            shared,
             host: FakeHost::default(),
             now,
             out: vec![0; 70_000],

@@ -118,16 +118,26 @@ fn stale_and_forged_nonces_get_438_with_a_fresh_nonce() {
     );
 }
 
+/// A REST credential makes allocations until it expires; the allocation it made lives on
+/// (Refresh from its own 5-tuple), so a short credential lifetime does not cut calls short.
 #[test]
-fn rest_credentials_work_until_they_expire() {
+fn rest_credentials_allocate_until_they_expire_and_their_allocation_lives_on() {
     let mut h = Harness::new(config());
     let user = format!("{}:bob", UNIX_START + 60);
     let pass = tern_turn::server::auth::rest_credential("rest-secret", &user);
     let mut c = TestClient::udp("198.18.0.12:40000", &user, &pass);
     c.allocate(&mut h);
     h.advance(Duration::from_secs(61));
-    let reply = h.from_client(c.id, &c.refresh(600));
-    assert_eq!(reply.code(), 401, "expired REST username");
+    let reply = c.transact(&mut h, |c| c.refresh(600));
+    assert_eq!(reply.code(), 0, "its own allocation refreshes after expiry");
+    let mut late = TestClient::udp("198.18.0.14:40000", &user, &pass);
+    late.challenge(&mut h);
+    let reply = h.from_client(late.id, &late.allocate_request(Sign::Sha1));
+    assert_eq!(
+        reply.code(),
+        401,
+        "no new allocation with an expired REST username"
+    );
     assert_eq!(h.server.stats().auth_failures.get("expired"), Some(&1));
 
     let mut wrong = TestClient::udp(
@@ -415,4 +425,39 @@ fn stream_clients_lose_their_allocation_when_the_connection_closes() {
     h.server.client_closed(&mut h.host, c.id);
     assert!(!h.host.open.contains(&relay));
     assert_eq!(h.server.stats().allocations, 0);
+}
+
+/// A revoked user (a participant tern removed) loses its allocations within a sweep, and its
+/// credentials, even unexpired ones, are refused from then on; other users are untouched.
+#[test]
+fn a_revoked_user_loses_its_allocations_and_its_credentials() {
+    let mut h = Harness::new(config());
+    let credential = |name: &str| {
+        let user = format!("{}:{name}", UNIX_START + 3600);
+        let pass = tern_turn::server::auth::rest_credential("rest-secret", &user);
+        (user, pass)
+    };
+    let (user, pass) = credential("PA_7");
+    let mut gone = TestClient::udp("198.18.0.20:40000", &user, &pass);
+    gone.allocate(&mut h);
+    let (other_user, other_pass) = credential("PA_8");
+    let mut stays = TestClient::udp("198.18.0.21:40000", &other_user, &other_pass);
+    stays.allocate(&mut h);
+    assert_eq!(h.server.stats().allocations, 2);
+
+    h.shared.revoke("PA_7", UNIX_START + 3600);
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.server.stats().allocations, 1, "PA_7's allocation is gone");
+    let reply = gone.transact(&mut h, |c| c.refresh(600));
+    assert_eq!(reply.code(), 401, "its credentials are refused");
+    let mut again = TestClient::udp("198.18.0.22:40000", &user, &pass);
+    again.challenge(&mut h);
+    let reply = h.from_client(again.id, &again.allocate_request(Sign::Sha1));
+    assert_eq!(
+        reply.code(),
+        401,
+        "revoked credentials make no new allocation"
+    );
+    assert_eq!(h.server.stats().auth_failures.get("revoked"), Some(&2));
+    assert_eq!(stays.transact(&mut h, |c| c.refresh(600)).code(), 0);
 }

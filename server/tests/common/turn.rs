@@ -27,7 +27,8 @@ pub fn free_udp_port() -> u16 {
 }
 
 /// `tern turn` (the binary at `tern`) on ephemeral ports; returns it with its UDP/TCP address
-/// and its TLS address.
+/// and its TLS address. Its relay ports lie below Linux's ephemeral range, so the test peers
+/// (on ephemeral loopback ports) are never mistaken for the relay's own addresses.
 pub fn tern_turn(tern: &str, extra: &[&str]) -> (Proc, SocketAddr, Option<SocketAddr>) {
     let (proc, udp, tls, _) = tern_turn_with_metrics(tern, extra);
     (proc, udp, tls)
@@ -47,6 +48,11 @@ pub fn tern_turn_with_metrics(
             "127.0.0.1:0",
         ])
         .args(extra)
+        .args(if extra.contains(&"--turn-min-port") {
+            &[][..]
+        } else {
+            &["--turn-min-port", "20000", "--turn-max-port", "32767"][..]
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

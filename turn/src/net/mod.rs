@@ -154,6 +154,12 @@ impl Relay {
         total
     }
 
+    /// Revokes `user` (the `user` of REST `expiry:user` names) until Unix time `until`: its
+    /// credentials are refused and its allocations end within a second.
+    pub fn revoke_user(&self, user: &str, until: u64) {
+        self.shared.revoke(user, until);
+    }
+
     /// Allocations alive now on every worker.
     pub fn allocations(&self) -> u32 {
         self.shared.allocations()

@@ -26,8 +26,17 @@ pub struct UserKey {
     pub sha1: IntegrityKey,
     /// HMAC-SHA256 state for MESSAGE-INTEGRITY-SHA256 (same long-term key).
     pub sha256: IntegrityKey,
-    /// REST credentials stop working at this Unix time.
+    /// REST credentials stop working at this Unix time (see [`UserKey::expired`]).
     pub expires_unix: Option<u64>,
+}
+
+impl UserKey {
+    /// A REST credential past its expiry. It can no longer make an allocation; one it already
+    /// made lives on through Refresh, CreatePermission and ChannelBind from its own 5-tuple,
+    /// until it is deleted or its user revoked ([`crate::server::Shared::revoke`]).
+    pub fn expired(&self, unix_now: u64) -> bool {
+        self.expires_unix.is_some_and(|t| t < unix_now)
+    }
 }
 
 /// Why credentials were refused.
@@ -106,7 +115,8 @@ impl Credentials {
 
     /// Checks a request's long-term credentials (RFC 8489 section 9.2.4) in the order the RFC
     /// gives: integrity present, USERNAME/REALM/NONCE present, nonce valid for `ip` at
-    /// `unix_now`, user known and not expired, then the HMAC with the user's cached key.
+    /// `unix_now`, user known, then the HMAC with the user's cached key. Whether an expired
+    /// REST credential may still act is the caller's to judge ([`UserKey::expired`]).
     pub fn validate<'c, 'm>(
         &'c mut self,
         nonces: &Nonces,
@@ -129,7 +139,7 @@ impl Credentials {
             return Err(Rejection::StaleNonce);
         }
         let username = std::str::from_utf8(username).map_err(|_| Rejection::Incomplete)?;
-        let user = self.key(username, unix_now).map_err(Rejection::Failed)?;
+        let user = self.key(username).map_err(Rejection::Failed)?;
         let integrity = if sha256 { &user.sha256 } else { &user.sha1 };
         if msg.integrity_ok(integrity) != Some(true) {
             return Err(Rejection::Failed(AuthFailure::BadIntegrity));
@@ -141,8 +151,8 @@ impl Credentials {
         })
     }
 
-    /// The keys for `username` at Unix time `unix_now`, from the cache when possible.
-    pub fn key(&mut self, username: &str, unix_now: u64) -> Result<&UserKey, AuthFailure> {
+    /// The keys for `username`, from the cache when possible.
+    pub fn key(&mut self, username: &str) -> Result<&UserKey, AuthFailure> {
         let idx = match self.cache.get(username) {
             Some(&idx) => idx,
             None => {
@@ -156,11 +166,7 @@ impl Credentials {
                 self.keys.len() - 1
             }
         };
-        let key = self.keys.get(idx).ok_or(AuthFailure::UnknownUser)?;
-        match key.expires_unix {
-            Some(t) if t < unix_now => Err(AuthFailure::Expired),
-            _ => Ok(key),
-        }
+        self.keys.get(idx).ok_or(AuthFailure::UnknownUser)
     }
 
     fn derive(&self, username: &str) -> Result<UserKey, AuthFailure> {

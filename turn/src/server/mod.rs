@@ -10,7 +10,7 @@ mod respond;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -119,13 +119,18 @@ impl Default for ServerConfig {
     }
 }
 
-/// State every worker shares: nonce keys and allocation quotas. Touched at Allocate and when an
-/// allocation ends, never per packet.
+/// State every worker shares: nonce keys, allocation quotas and revoked users. Touched at
+/// Allocate, when an allocation ends, at authenticated requests once a user has been revoked,
+/// and at each worker's once-a-second sweep; never per packet.
 #[derive(Debug)]
 pub struct Shared {
     nonces: Nonces,
     total: AtomicU32,
     per_user: Mutex<HashMap<Box<str>, u32>>,
+    /// Revoked users (the `user` of `expiry:user`) and the Unix time their revocation ends.
+    revoked: Mutex<HashMap<Box<str>, u64>>,
+    /// Bumped at each revocation, so workers look at `revoked` only when it changed.
+    revocations: AtomicU64,
 }
 
 impl Shared {
@@ -135,7 +140,28 @@ impl Shared {
             nonces: Nonces::new(config.nonce_lifetime),
             total: AtomicU32::new(0),
             per_user: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashMap::new()),
+            revocations: AtomicU64::new(0),
         }
+    }
+
+    /// Revokes `user` until Unix time `until`: its credentials are refused (401), and every
+    /// worker deletes its allocations at its next sweep (within a second). `until` should be
+    /// the expiry of the last credential handed to that user.
+    pub fn revoke(&self, user: &str, until: u64) {
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        revoked.insert(user.into(), until);
+        self.revocations.fetch_add(1, Ordering::Release);
+    }
+
+    /// Whether `user` is revoked at `unix_now`. A lock only once anything was ever revoked.
+    pub fn is_revoked(&self, user: &str, unix_now: u64) -> bool {
+        if self.revocations.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        revoked.retain(|_, until| *until >= unix_now);
+        revoked.contains_key(user)
     }
 
     /// Allocations alive on every worker.
@@ -290,6 +316,8 @@ pub struct Server {
     started: Instant,
     unix_at_start: u64,
     next_sweep: Instant,
+    /// The `Shared::revocations` count this worker has acted on.
+    revocations_seen: u64,
     indication_seq: u64,
     stats: Stats,
 }
@@ -315,6 +343,7 @@ impl Server {
             started: now,
             unix_at_start: unix_now,
             next_sweep: now + Duration::from_secs(1),
+            revocations_seen: 0,
             indication_seq: 0,
             stats: Stats::default(),
         }
@@ -380,6 +409,20 @@ impl Server {
         self.next_sweep = now + Duration::from_secs(1);
         for idx in self.allocations.expired(now) {
             self.delete_allocation(host, idx);
+        }
+        let revocations = self.shared.revocations.load(Ordering::Acquire);
+        if revocations != self.revocations_seen {
+            self.revocations_seen = revocations;
+            let unix = self.unix(now);
+            let revoked: Vec<u32> = self
+                .allocations
+                .iter()
+                .filter(|(_, a)| self.shared.is_revoked(&a.quota_user, unix))
+                .map(|(i, _)| i)
+                .collect();
+            for idx in revoked {
+                self.delete_allocation(host, idx);
+            }
         }
         let (mut permissions, mut channels) = (0, 0);
         for a in self.allocations.iter_mut() {

@@ -163,10 +163,24 @@ impl Server {
     ) -> Result<Authed, Refusal> {
         let unix = self.unix(now);
         let ip = client.remote.ip();
+        // The allocation this 5-tuple holds, if it was made with the same username.
+        let own = self
+            .allocations
+            .of_client(&client)
+            .and_then(|i| self.allocations.get(i))
+            .is_some_and(|a| Some(a.username.as_bytes()) == msg.value(attr::USERNAME));
         match self
             .credentials
             .validate(&self.shared.nonces, msg, unix, ip)
         {
+            Ok(v) if v.user.expired(unix) && !own => {
+                self.auth_failure(super::auth::AuthFailure::Expired.as_str());
+                Err(401.into())
+            }
+            Ok(v) if self.shared.is_revoked(&v.user.quota_user, unix) => {
+                self.auth_failure("revoked");
+                Err(401.into())
+            }
             Ok(v) => Ok(Authed {
                 username: v.username.into(),
                 quota_user: v.user.quota_user.clone(),
