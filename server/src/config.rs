@@ -38,6 +38,26 @@ pub struct HttpConfig {
     /// A listener of its own for `/metrics` (and `/healthz`), off the public port; `/metrics`
     /// then leaves `listen`. Default none.
     pub metrics_listen: Option<SocketAddr>,
+    /// Seconds a connection has to send a request's headers; a kept-alive connection idle
+    /// this long is closed too. Default 10.
+    pub header_read_timeout_secs: u64,
+    /// HTTP and WebSocket connections open at once; more are answered 503. Default 8192.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address; more are answered 429. Default 256.
+    pub max_connections_per_ip: usize,
+}
+
+impl HttpConfig {
+    /// The listener's limits.
+    pub fn limits(&self) -> crate::http_server::HttpLimits {
+        crate::http_server::HttpLimits {
+            header_read_timeout: std::time::Duration::from_secs(
+                self.header_read_timeout_secs.max(1),
+            ),
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+        }
+    }
 }
 
 impl Default for HttpConfig {
@@ -45,6 +65,9 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7880),
             metrics_listen: None,
+            header_read_timeout_secs: 10,
+            max_connections: 8192,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -219,6 +242,15 @@ pub struct Overrides {
     /// http.metrics_listen
     #[arg(long, env = "TERN_HTTP_METRICS_LISTEN")]
     pub http_metrics_listen: Option<SocketAddr>,
+    /// http.header_read_timeout_secs
+    #[arg(long, env = "TERN_HTTP_HEADER_READ_TIMEOUT_SECS")]
+    pub http_header_read_timeout_secs: Option<u64>,
+    /// http.max_connections
+    #[arg(long, env = "TERN_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+    /// http.max_connections_per_ip
+    #[arg(long, env = "TERN_HTTP_MAX_CONNECTIONS_PER_IP")]
+    pub http_max_connections_per_ip: Option<usize>,
     /// rtc.bind_ip
     #[arg(long, env = "TERN_RTC_BIND_IP")]
     pub rtc_bind_ip: Option<IpAddr>,
@@ -334,6 +366,15 @@ impl Config {
         if o.http_metrics_listen.is_some() {
             self.http.metrics_listen = o.http_metrics_listen;
         }
+        set(
+            &mut self.http.header_read_timeout_secs,
+            &o.http_header_read_timeout_secs,
+        );
+        set(&mut self.http.max_connections, &o.http_max_connections);
+        set(
+            &mut self.http.max_connections_per_ip,
+            &o.http_max_connections_per_ip,
+        );
         set(&mut self.rtc.bind_ip, &o.rtc_bind_ip);
         set(&mut self.rtc.udp_port, &o.rtc_udp_port);
         if o.rtc_advertise_ip.is_some() {

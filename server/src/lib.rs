@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod http_server;
 pub mod ice_tcp;
 pub mod metrics;
 pub mod protocol;
@@ -201,11 +202,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
                 .with_context(|| format!("binding metrics listener {addr}"))?;
             let bound = l.local_addr()?;
             let app = http::metrics_app(state.clone());
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(l, app).await {
-                    tracing::error!(error = %e, "the metrics listener stopped");
-                }
-            });
+            let (limits, stop) = (state.config.http.limits(), state.shutdown.clone());
+            tokio::spawn(http_server::serve(l, app, limits, stop));
             tracing::info!(%bound, "metrics are served on their own listener");
             Some(bound)
         }
@@ -223,11 +221,16 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
                 }
             }
         };
-        let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+        let limits = serve_state.config.http.limits();
+        let stop = serve_state.shutdown.clone();
+        let server = async move {
+            // Participants are told first, so their sessions can say `closing` before the end.
+            tokio::join!(graceful, http_server::serve(listener, app, limits, stop));
+        };
         // Sessions close within a few seconds of the shutdown notice; do not wait forever.
         let mut sd = serve_state.shutdown.clone();
         tokio::select! {
-            r = server => r.context("HTTP server")?,
+            () = server => {},
             _ = async { let _ = sd.wait_for(|s| *s).await; tokio::time::sleep(Duration::from_secs(10)).await } => {
                 tracing::warn!("connections still open 10 s after shutdown; closing");
             }

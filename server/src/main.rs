@@ -132,6 +132,7 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
 fn serve(overrides: &Overrides, secret_on_command_line: bool) -> anyhow::Result<()> {
     let config = Config::load(overrides)?;
     init_logs(&config);
+    raise_open_file_limit();
     if secret_on_command_line {
         tracing::warn!("{SECRET_FLAG_WARNING}");
     }
@@ -165,6 +166,27 @@ fn serve(overrides: &Overrides, secret_on_command_line: bool) -> anyhow::Result<
     })
 }
 
+/// Every connection, relay socket and ICE-TCP stream is a file descriptor: raise the soft limit
+/// (often 1024) to the hard one, so limits are tern's to enforce, with a clear answer, rather
+/// than the kernel's.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        let before = limit.current;
+        if before < limit.maximum {
+            limit.current = limit.maximum;
+            match setrlimit(Resource::Nofile, limit) {
+                Ok(()) => {
+                    tracing::info!(from = ?before, to = ?limit.current, "raised the open file limit")
+                }
+                Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
+            }
+        }
+    }
+}
+
 fn turn(args: TurnArgs) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
@@ -175,6 +197,7 @@ fn turn(args: TurnArgs) -> anyhow::Result<()> {
         config.log.level = level;
     }
     init_logs(&config);
+    raise_open_file_limit();
     let t = &config.turn;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

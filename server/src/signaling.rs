@@ -19,10 +19,17 @@ use crate::worker::{NOTICE_QUEUE, WorkerHandle};
 /// `GET /rtc`: upgrades to a signaling WebSocket with explicit size limits.
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let limit = state.config.signaling.max_message_bytes;
+    // Small buffers: most sockets carry a few small messages, and ones that never join must
+    // cost little. They grow, up to the message limit, when a large SDP arrives.
     ws.max_message_size(limit)
         .max_frame_size(limit)
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
         .on_upgrade(move |socket| session(state, socket))
 }
+
+/// Initial read and write buffer of a signaling WebSocket.
+const WS_BUFFER: usize = 4096;
 
 /// A joined participant.
 struct Joined {
