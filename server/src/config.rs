@@ -45,6 +45,14 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Connections open at once from one IP address; more are answered 429. Default 256.
     pub max_connections_per_ip: usize,
+    /// PEM certificate chain: with `tls_key`, `listen` serves HTTPS and WSS. Reloaded when the
+    /// file changes and on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate made at start (for a LAN test; browsers warn). Default
+    /// false.
+    pub tls_self_signed: bool,
 }
 
 impl HttpConfig {
@@ -68,6 +76,9 @@ impl Default for HttpConfig {
             header_read_timeout_secs: 10,
             max_connections: 8192,
             max_connections_per_ip: 256,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
         }
     }
 }
@@ -251,6 +262,15 @@ pub struct Overrides {
     /// http.max_connections_per_ip
     #[arg(long, env = "TERN_HTTP_MAX_CONNECTIONS_PER_IP")]
     pub http_max_connections_per_ip: Option<usize>,
+    /// http.tls_cert (PEM)
+    #[arg(long, env = "TERN_HTTP_TLS_CERT")]
+    pub http_tls_cert: Option<PathBuf>,
+    /// http.tls_key (PEM)
+    #[arg(long, env = "TERN_HTTP_TLS_KEY")]
+    pub http_tls_key: Option<PathBuf>,
+    /// http.tls_self_signed: serve HTTPS with a certificate made at start
+    #[arg(long, env = "TERN_HTTP_TLS_SELF_SIGNED")]
+    pub http_tls_self_signed: bool,
     /// rtc.bind_ip
     #[arg(long, env = "TERN_RTC_BIND_IP")]
     pub rtc_bind_ip: Option<IpAddr>,
@@ -371,6 +391,13 @@ impl Config {
             &o.http_header_read_timeout_secs,
         );
         set(&mut self.http.max_connections, &o.http_max_connections);
+        if o.http_tls_cert.is_some() {
+            self.http.tls_cert = o.http_tls_cert.clone();
+        }
+        if o.http_tls_key.is_some() {
+            self.http.tls_key = o.http_tls_key.clone();
+        }
+        self.http.tls_self_signed |= o.http_tls_self_signed;
         set(
             &mut self.http.max_connections_per_ip,
             &o.http_max_connections_per_ip,

@@ -21,6 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::tls::Tls;
+
 /// The limits of one HTTP listener.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
@@ -93,12 +95,14 @@ impl AsyncWrite for Counted {
     }
 }
 
-/// Serves `app` on `listener` until `stop` turns true; then stops accepting, lets each
-/// connection finish its request in flight, and returns once they are done.
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `stop` turns true; then
+/// stops accepting, lets each connection finish its request in flight, and returns once they
+/// are done.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
+    tls: Option<Arc<Tls>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let open = Arc::new(Mutex::new(Open::default()));
@@ -118,32 +122,51 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
         let Some(slot) = take_slot(&open, from, &limits) else {
-            tasks.spawn(refuse(stream, from, open.clone(), limits));
+            // Over TLS a plain-text answer would be noise: just close.
+            if tls.is_none() {
+                tasks.spawn(refuse(stream, from, open.clone(), limits));
+            }
             continue;
         };
-        let io = TokioIo::new(Counted {
+        let counted = Counted {
             stream,
             _slot: slot,
-        });
-        let service = TowerToHyperService::new(app.clone());
-        let mut stop = stop.clone();
+        };
+        let (app, stop, tls) = (app.clone(), stop.clone(), tls.clone());
         tasks.spawn(async move {
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .serve_connection(io, service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
+            let Some(tls) = tls else {
+                return connection(counted, app, limits, stop).await;
+            };
+            // The handshake is part of sending headers: it gets the same deadline.
+            let handshake = tls.acceptor.accept(counted);
+            if let Ok(Ok(stream)) =
+                tokio::time::timeout(limits.header_read_timeout, handshake).await
+            {
+                connection(stream, app, limits, stop).await;
             }
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// One HTTP/1.1 connection, WebSocket upgrades included, until it ends or the server stops.
+async fn connection<I>(io: I, app: Router, limits: HttpLimits, mut stop: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).

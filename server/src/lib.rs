@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod registry;
 pub mod signaling;
+pub mod tls;
 pub mod turn;
 pub mod turn_config;
 pub mod turn_metrics;
@@ -55,6 +56,8 @@ pub struct Inner {
     pub metrics: Option<PrometheusHandle>,
     /// The embedded TURN relay, unless disabled.
     pub turn: Option<turn::TurnService>,
+    /// HTTPS/WSS on the HTTP listener, when configured.
+    pub tls: Option<Arc<tls::Tls>>,
     next_participant: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each signaling session holds a clone; shutdown waits until only this one is left.
@@ -165,6 +168,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let media_addrs: Vec<SocketAddr> = workers.iter().map(|w| w.media_addr).collect();
     let turn = turn::TurnService::start_embedded(&config, &media_addrs)?;
+    let tls = tls::Tls::from_config(&config.http, certificate_names(&config))?.map(Arc::new);
+    if let Some(t) = &tls {
+        t.watch();
+    }
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
@@ -179,6 +186,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         registry,
         metrics: metrics::install(),
         turn,
+        tls,
         next_participant: AtomicU64::new(0),
         shutdown: shutdown_rx,
         sessions: Arc::new(()),
@@ -203,7 +211,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             let bound = l.local_addr()?;
             let app = http::metrics_app(state.clone());
             let (limits, stop) = (state.config.http.limits(), state.shutdown.clone());
-            tokio::spawn(http_server::serve(l, app, limits, stop));
+            tokio::spawn(http_server::serve(l, app, limits, None, stop));
             tracing::info!(%bound, "metrics are served on their own listener");
             Some(bound)
         }
@@ -223,9 +231,13 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         };
         let limits = serve_state.config.http.limits();
         let stop = serve_state.shutdown.clone();
+        let tls = serve_state.tls.clone();
         let server = async move {
             // Participants are told first, so their sessions can say `closing` before the end.
-            tokio::join!(graceful, http_server::serve(listener, app, limits, stop));
+            tokio::join!(
+                graceful,
+                http_server::serve(listener, app, limits, tls, stop)
+            );
         };
         // Sessions close within a few seconds of the shutdown notice; do not wait forever.
         let mut sd = serve_state.shutdown.clone();
@@ -253,4 +265,16 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         shutdown: shutdown_tx,
         task,
     })
+}
+
+/// The names a self-signed certificate covers: localhost and the addresses tern is reached at.
+fn certificate_names(config: &Config) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    let ips = [Some(config.http.listen.ip()), config.rtc.advertise_ip];
+    for ip in ips.into_iter().flatten().filter(|ip| !ip.is_unspecified()) {
+        if !names.contains(&ip.to_string()) {
+            names.push(ip.to_string());
+        }
+    }
+    names
 }

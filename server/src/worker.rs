@@ -313,10 +313,12 @@ impl Shell {
                 }
                 Output::Notice(to, notice) => {
                     let removed = matches!(notice, Notice::Removed(_));
-                    if let Some(session) = self.sessions.get(&to)
-                        && session.try_send(notice).is_err()
-                        && !removed
-                    {
+                    // A full queue means the session fell behind; a closed one, that it is
+                    // ending (its Leave is on the way).
+                    let full = self.sessions.get(&to).is_some_and(|s| {
+                        matches!(s.try_send(notice), Err(mpsc::error::TrySendError::Full(_)))
+                    });
+                    if full && !removed {
                         too_slow.push(to);
                     }
                     if removed {

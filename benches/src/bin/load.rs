@@ -6,83 +6,19 @@
 #[path = "../../../server/tests/common/mod.rs"]
 #[allow(dead_code, missing_docs, clippy::all)]
 mod common;
+#[path = "shared/tern_process.rs"]
+mod tern_process;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::rtc_client::RtcClient;
 use str0m::media::MediaKind;
+use tern_process::{proc_usage, start_server};
 use tern_sfu::testkit::{opus_payload, vp8_payload};
 
 const WARMUP: Duration = Duration::from_secs(4);
 const WINDOW: Duration = Duration::from_secs(10);
-
-struct Server {
-    child: Child,
-    http: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or(0, |a| a.port())
-}
-
-async fn start_server() -> Server {
-    let bin = std::env::var("TERN_BIN").unwrap_or_else(|_| "target/release/tern".into());
-    let port = free_port();
-    let child = Command::new(&bin)
-        .args([
-            "--http-listen",
-            &format!("127.0.0.1:{port}"),
-            "--rtc-udp-port",
-            "0",
-            "--log-level",
-            "warn",
-        ])
-        .env("TERN_API_KEY", common::KEY)
-        .env("TERN_API_SECRET", common::SECRET)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("{bin} starts ({e}); build it first: cargo build --release -p tern-server")
-        });
-    let http: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    assert!(
-        common::wait_healthy(http, Duration::from_secs(20)).await,
-        "tern did not become healthy"
-    );
-    Server { child, http }
-}
-
-/// (resident set in KiB, CPU time in clock ticks) of a process, from /proc.
-fn proc_usage(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_comm = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks = fields
-        .get(11)
-        .and_then(|u| u.parse::<u64>().ok())
-        .unwrap_or(0)
-        + fields
-            .get(12)
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
-    (rss, ticks)
-}
 
 async fn forwarded(http: SocketAddr) -> f64 {
     common::metric_sum(
@@ -133,7 +69,7 @@ async fn main() {
     );
     println!("|---|---|---|---|---|");
     for n in counts {
-        let server = start_server().await;
+        let server = start_server(&[]).await;
         let pid = server.child.id();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (idle_rss, _) = proc_usage(pid);

@@ -250,8 +250,25 @@ fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
-/// A TLS server config from PEM files: a certificate chain and its private key.
-pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+/// rustls's aws-lc-rs provider with the hybrid post-quantum key exchange X25519MLKEM768 first,
+/// then X25519, P-256 and P-384 for clients that do not offer it.
+pub fn tls_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
+    let mut provider = default_provider();
+    provider.kx_groups = vec![
+        kx_group::X25519MLKEM768,
+        kx_group::X25519,
+        kx_group::SECP256R1,
+        kx_group::SECP384R1,
+    ];
+    Arc::new(provider)
+}
+
+/// A certificate chain and its private key from PEM files, ready to sign handshakes.
+pub fn load_certified_key(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let chain = CertificateDer::pem_file_iter(cert)
@@ -259,10 +276,21 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, St
         .map_err(|e| format!("reading {}: {e}", cert.display()))?;
     let key =
         PrivateKeyDer::from_pem_file(key).map_err(|e| format!("reading {}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let signing = tls_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("TLS private key: {e}"))?;
+    Ok(Arc::new(rustls::sign::CertifiedKey::new(chain, signing)))
+}
+
+/// A TLS server config from PEM files: a certificate chain and its private key.
+pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let certified = load_certified_key(cert, key)?;
+    let resolver = Arc::new(rustls::sign::SingleCertAndKey::from(certified));
+    let config = rustls::ServerConfig::builder_with_provider(tls_provider())
         .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
-        .map_err(|e| format!("TLS certificate: {e}"))?;
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
     Ok(Arc::new(config))
 }
