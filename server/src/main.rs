@@ -8,6 +8,10 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tern_server::auth::{Claims, Grants, mint_with_secret, unix_seconds};
 use tern_server::config::{Config, LogFormat, Overrides};
 
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// tern: a WebRTC media server (SFU with WebSocket signaling).
 #[derive(Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
@@ -133,6 +137,7 @@ fn serve(overrides: &Overrides, secret_on_command_line: bool) -> anyhow::Result<
     let config = Config::load(overrides)?;
     init_logs(&config);
     raise_open_file_limit();
+    return_freed_memory();
     if secret_on_command_line {
         tracing::warn!("{SECRET_FLAG_WARNING}");
     }
@@ -164,6 +169,15 @@ fn serve(overrides: &Overrides, secret_on_command_line: bool) -> anyhow::Result<
         });
         running.wait().await
     })
+}
+
+/// jemalloc's background thread purges freed pages (after its decay time, 10 s by default), so
+/// memory held by connections that are gone returns to the OS even while tern is idle.
+fn return_freed_memory() {
+    #[cfg(unix)]
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "jemalloc background thread not started");
+    }
 }
 
 /// Every connection, relay socket and ICE-TCP stream is a file descriptor: raise the soft limit
@@ -198,6 +212,7 @@ fn turn(args: TurnArgs) -> anyhow::Result<()> {
     }
     init_logs(&config);
     raise_open_file_limit();
+    return_freed_memory();
     let t = &config.turn;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
