@@ -26,6 +26,14 @@ async fn ask(sock: &UdpSocket, relay: SocketAddr, request: &[u8]) -> Outcome {
     Outcome::Reply(buf[..n].to_vec())
 }
 
+/// The 401 round trip, then a signed Allocate; returns the answer to the second.
+async fn allocate(sock: &UdpSocket, relay: SocketAddr, c: &mut TestClient) -> Outcome {
+    let challenge = ask(sock, relay, &c.allocate_request(Sign::None)).await;
+    assert_eq!(challenge.code(), 401, "an unsigned Allocate is challenged");
+    c.learn(&challenge);
+    ask(sock, relay, &c.allocate_request(Sign::Sha1)).await
+}
+
 /// True when something arrives on `sock` within `d`.
 async fn receives_within(sock: &UdpSocket, d: Duration) -> bool {
     let mut buf = [0u8; 2048];
@@ -34,13 +42,18 @@ async fn receives_within(sock: &UdpSocket, d: Duration) -> bool {
         .is_ok()
 }
 
-#[tokio::test]
-async fn a_participants_credentials_reach_the_sfu_media_port_and_nothing_else_on_its_host() {
-    let server = common::server_with(|c| {
+/// A server with one worker whose embedded relay uses [`SECRET`].
+async fn server() -> tern_server::Running {
+    common::server_with(|c| {
         c.rtc.workers = 1;
         c.turn.secret = Some(SECRET.into());
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_participants_credentials_reach_the_sfu_media_port_and_nothing_else_on_its_host() {
+    let server = server().await;
     let turn = server.state().turn.as_ref().expect("embedded relay");
     let listener = turn.relay().udp_addrs[0];
     let sfu = server.media_addrs[0];
@@ -57,10 +70,7 @@ async fn a_participants_credentials_reach_the_sfu_media_port_and_nothing_else_on
     );
 
     let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let challenge = ask(&sock, listener, &c.allocate_request(Sign::None)).await;
-    assert_eq!(challenge.code(), 401);
-    c.learn(&challenge);
-    let allocated = ask(&sock, listener, &c.allocate_request(Sign::Sha1)).await;
+    let allocated = allocate(&sock, listener, &mut c).await;
     assert_eq!(
         allocated.code(),
         0,
@@ -124,11 +134,7 @@ async fn a_participants_credentials_reach_the_sfu_media_port_and_nothing_else_on
 
 #[tokio::test]
 async fn a_participant_that_leaves_loses_its_relay_allocation_and_credentials() {
-    let server = common::server_with(|c| {
-        c.rtc.workers = 1;
-        c.turn.secret = Some(SECRET.into());
-    })
-    .await;
+    let server = server().await;
     let turn = server.state().turn.as_ref().expect("embedded relay");
     let listener = turn.relay().udp_addrs[0];
     let (mut ws, joined) = common::join(server.http_addr, "leaver", "room").await;
@@ -139,9 +145,7 @@ async fn a_participant_that_leaves_loses_its_relay_allocation_and_credentials() 
     );
     let mut c = TestClient::udp("127.0.0.1:1", user, pass);
     let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let challenge = ask(&sock, listener, &c.allocate_request(Sign::None)).await;
-    c.learn(&challenge);
-    let allocated = ask(&sock, listener, &c.allocate_request(Sign::Sha1)).await;
+    let allocated = allocate(&sock, listener, &mut c).await;
     assert_eq!(
         allocated.code(),
         0,
@@ -159,9 +163,7 @@ async fn a_participant_that_leaves_loses_its_relay_allocation_and_credentials() 
     );
     let mut again = TestClient::udp("127.0.0.1:1", user, pass);
     let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    let challenge = ask(&sock, listener, &again.allocate_request(Sign::None)).await;
-    again.learn(&challenge);
-    let refused = ask(&sock, listener, &again.allocate_request(Sign::Sha1)).await;
+    let refused = allocate(&sock, listener, &mut again).await;
     assert_eq!(refused.code(), 401, "its credentials are revoked");
     server.shutdown();
 }
