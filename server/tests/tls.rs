@@ -2,14 +2,14 @@
 //! X25519MLKEM768 and still accepts X25519 alone, signaling works over WSS, and a renewed
 //! certificate is served without a restart.
 
+#[path = "common/certs.rs"]
+mod certs;
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use rustls::NamedGroup;
 use rustls::crypto::aws_lc_rs::{default_provider, kx_group};
@@ -114,36 +114,6 @@ async fn https_and_wss_prefer_post_quantum_key_exchange_and_accept_x25519() {
     server.shutdown();
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).expect("ascii"))
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
-
-/// Writes a fresh self-signed certificate for localhost; returns its DER.
-fn write_certificate(dir: &Path) -> CertificateDer<'static> {
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
-    let der = generated.cert.der().clone();
-    // Write to temporary names, then rename: the server never reads a half-written file.
-    std::fs::write(dir.join("cert.tmp"), pem("CERTIFICATE", &der)).expect("write");
-    std::fs::write(
-        dir.join("key.tmp"),
-        pem("PRIVATE KEY", &generated.signing_key.serialize_der()),
-    )
-    .expect("write");
-    std::fs::rename(dir.join("key.tmp"), dir.join("key.pem")).expect("rename");
-    std::fs::rename(dir.join("cert.tmp"), dir.join("cert.pem")).expect("rename");
-    der
-}
-
 fn presented(s: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     s.get_ref().1.peer_certificates().expect("certificates")[0]
         .clone()
@@ -153,7 +123,7 @@ fn presented(s: &TlsStream<TcpStream>) -> CertificateDer<'static> {
 #[tokio::test]
 async fn a_renewed_certificate_is_served_without_a_restart() {
     let dir = tempfile::tempdir().expect("dir");
-    let first = write_certificate(dir.path());
+    let first = certs::write_certificate(dir.path());
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let server = common::server_with(|c| {
         c.http.tls_cert = Some(cert.clone());
@@ -169,7 +139,7 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
 
     // Modification times have a resolution: make sure the renewal looks newer.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let second = write_certificate(dir.path());
+    let second = certs::write_certificate(dir.path());
     let renewed = connector(&second, vec![kx_group::X25519MLKEM768]);
     let deadline = Instant::now() + Duration::from_secs(12);
     loop {
@@ -192,7 +162,7 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
 #[tokio::test]
 async fn turn_over_tls_prefers_post_quantum_key_exchange() {
     let dir = tempfile::tempdir().expect("dir");
-    let cert = write_certificate(dir.path());
+    let cert = certs::write_certificate(dir.path());
     let server = common::server_with(|c| {
         c.turn.tls_cert = Some(dir.path().join("cert.pem"));
         c.turn.tls_key = Some(dir.path().join("key.pem"));
@@ -217,4 +187,72 @@ async fn turn_over_tls_prefers_post_quantum_key_exchange() {
         );
     }
     server.shutdown();
+}
+
+/// SIGHUP reloads the certificate at once, even when the files look unchanged to the watcher
+/// (their modification times are put back), and the process goes on serving.
+#[tokio::test]
+async fn sighup_reloads_the_certificate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let first = certs::write_certificate(dir.path());
+    let stamp = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let restamp = || {
+        for f in [&cert, &key] {
+            let file = std::fs::File::options().write(true).open(f).expect("open");
+            file.set_modified(stamp).expect("mtime");
+        }
+    };
+    restamp();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["--http-listen", &addr.to_string(), "--rtc-udp-port", "0"])
+        .args(["--turn-enabled", "false", "--api-key", common::KEY])
+        .arg("--http-tls-cert")
+        .arg(&cert)
+        .arg("--http-tls-key")
+        .arg(&key)
+        .env("TERN_API_SECRET", common::SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tern starts");
+    let serves = |expected: CertificateDer<'static>, limit: Duration| async move {
+        let c = connector(&expected, vec![kx_group::X25519MLKEM768]);
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(tcp) = TcpStream::connect(addr).await {
+                let name = ServerName::try_from("localhost").expect("name");
+                if let Ok(s) = c.connect(name, tcp).await {
+                    return presented(&s) == expected;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(
+        serves(first, Duration::from_secs(20)).await,
+        "tern serves the first certificate"
+    );
+    let second = certs::write_certificate(dir.path());
+    restamp();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(hup.success());
+    let reloaded = serves(second, Duration::from_secs(3)).await;
+    let alive = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(alive, "SIGHUP ended tern");
+    assert!(
+        reloaded,
+        "the renewed certificate was not served after SIGHUP"
+    );
 }
