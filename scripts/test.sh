@@ -9,6 +9,7 @@ ensure_packages chromium:chromium firefox-esr:firefox-esr ip:iproute2 unshare:ut
   turnutils_uclient:coturn openssl:openssl
 export CHROMIUM=${CHROMIUM:-$(command -v chromium)}
 cargo fmt --all --check
+bash scripts/check-clock.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 # The fuzz targets (run them with cargo-fuzz: see fuzz/README.md) must keep compiling.
