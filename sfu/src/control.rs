@@ -160,7 +160,7 @@ impl Sfu {
                 publisher: Pc::new(pub_rtc, pub_ufrag, now),
                 subscriber: Pc::new(sub_rtc, sub_ufrag, now),
                 published: HashMap::new(),
-                ssrc_tracks: HashMap::new(),
+                ssrc_layers: HashMap::new(),
                 subscriptions: HashMap::new(),
                 sub_mids: HashMap::new(),
                 negotiation: SubscriberNegotiation::default(),

@@ -1,5 +1,7 @@
 //! The media path: RTP from a publisher to each subscriber of its track, and keyframe requests
-//! back. No allocation per packet (the payload `Arc` is shared) and only hash lookups.
+//! back. Three steps: resolve the packet to its track layer, let each subscription decide, and
+//! deliver to the sink. No allocation per packet (the payload `Arc` is shared) and only hash
+//! lookups.
 
 use std::time::Instant;
 
@@ -12,60 +14,39 @@ use crate::ids::{ParticipantId, TrackId};
 use crate::keyframe::is_keyframe;
 use crate::sfu::{PcKey, Sfu};
 use crate::signal::{PcRole, TrackKind};
+use crate::subscription::Incoming;
 use crate::throttle::KeyframeNeed;
+use crate::track::LayerRef;
 
 impl Sfu {
     /// One RTP packet from a publisher, to every subscriber of its track.
     pub(crate) fn forward(&mut self, now: Instant, publisher: ParticipantId, packet: RtpPacket) {
-        let Some(p) = self.participants.get_mut(&publisher) else {
+        let Some(at) = self.resolve(publisher, &packet) else {
             return;
         };
-        let ssrc = packet.header.ssrc;
-        let track_id = match p.ssrc_tracks.get(&ssrc) {
-            Some(t) => *t,
-            None => {
-                let mid = p
-                    .publisher
-                    .rtc
-                    .direct_api()
-                    .stream_rx(&ssrc)
-                    .map(|s| s.mid());
-                let Some(t) = mid.and_then(|m| p.published.get(&m)).copied() else {
-                    self.stats.dropped_unknown_ssrc += 1;
-                    return;
-                };
-                p.ssrc_tracks.insert(ssrc, t);
-                t
-            }
-        };
-        let pt = packet.header.payload_type;
-        let Some(track) = self.tracks.get_mut(&track_id) else {
+        let Some(params) = self.track_codec(publisher, at.track, *packet.header.payload_type)
+        else {
+            self.stats.forward_errors += 1;
             return;
         };
-        // The publisher's codec for this payload type, cached per track (it rarely changes).
-        let params = match track.codec {
-            Some((cached_pt, params)) if cached_pt == pt => params,
-            _ => {
-                let Some(params) = p
-                    .publisher
-                    .rtc
-                    .codec_config()
-                    .find(|c| c.pt() == pt)
-                    .copied()
-                else {
-                    self.stats.forward_errors += 1;
-                    return;
-                };
-                track.set_codec(Some(params));
-                params
-            }
+        let Some(track) = self.tracks.get_mut(&at.track) else {
+            return;
         };
-        track.ssrc = Some(ssrc);
-        let is_video = track.info.kind == TrackKind::Video;
-        let keyframe = track.video_codec.map(|c| is_keyframe(c, &packet.payload));
-        if keyframe == Some(true) {
-            track.keyframes.keyframe_arrived();
-        }
+        let video = track.info.kind == TrackKind::Video;
+        let keyframe = track
+            .video_codec
+            .is_none_or(|c| is_keyframe(c, &packet.payload));
+        let layer = &mut track.layers[usize::from(at.layer)];
+        layer.ssrc = Some(packet.header.ssrc);
+        layer.on_packet(now, packet.payload.len(), video && keyframe);
+        let incoming = Incoming {
+            layer: at.layer,
+            keyframe,
+            seq: *packet.seq_no,
+            timestamp: packet.header.timestamp,
+            arrival: packet.timestamp,
+            clock_rate: params.spec().clock_rate.get(),
+        };
         let exts = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
@@ -75,6 +56,7 @@ impl Sfu {
         let mut subscribers = std::mem::take(&mut self.scratch);
         subscribers.clear();
         subscribers.extend_from_slice(&track.subscribers);
+        let in_pt = *packet.header.payload_type;
         let mut wants_keyframe = false;
         // Subscribers whose m-line cannot carry the publisher's new codec (allocates only then).
         let mut restart = Vec::new();
@@ -82,19 +64,19 @@ impl Sfu {
             let Some(s) = self.participants.get_mut(&sub_id) else {
                 continue;
             };
-            let Some(sub) = s.subscriptions.get_mut(&track_id) else {
+            let Some(down) = s.subscriptions.get_mut(&at.track) else {
                 continue;
             };
             // Nothing reaches the subscriber before its DTLS is up: a keyframe would be lost.
-            let (Some(out_ssrc), true) = (sub.ssrc, s.subscriber.media_ready) else {
+            let (Some(out_ssrc), true) = (down.ssrc, s.subscriber.media_ready) else {
                 continue;
             };
-            let out_pt = match sub.pt_map {
-                Some((from, to)) if from == *pt => to,
+            let out_pt = match down.pt_map {
+                Some((from, to)) if from == in_pt => to,
                 // The publisher changed codec: the subscriber must have negotiated the new one.
-                _ => match negotiated_pt(&s.subscriber.rtc, sub.mid, params) {
+                _ => match negotiated_pt(&s.subscriber.rtc, down.mid, params) {
                     Some(out) => {
-                        sub.pt_map = Some((*pt, out));
+                        down.pt_map = Some((in_pt, out));
                         out
                     }
                     None => {
@@ -104,17 +86,8 @@ impl Sfu {
                     }
                 },
             };
-            if sub.waiting_for_keyframe {
-                if keyframe == Some(false) {
-                    wants_keyframe = true;
-                    continue;
-                }
-                sub.waiting_for_keyframe = false;
-            }
-            let Some((seq, ts)) = sub
-                .rewriter
-                .rewrite(*packet.seq_no, packet.header.timestamp)
-            else {
+            let Some((seq, ts)) = down.sub.decide(&incoming) else {
+                wants_keyframe |= down.sub.awaiting_keyframe() == Some(at.layer);
                 continue;
             };
             let mut direct = s.subscriber.rtc.direct_api();
@@ -130,7 +103,7 @@ impl Sfu {
                 packet.payload.clone(),
             )
             .marker(packet.header.marker)
-            .nackable(is_video)
+            .nackable(video)
             .ext_vals(exts.clone());
             tx.write_rtp(write);
             self.stats.rtp_forwarded += 1;
@@ -141,53 +114,116 @@ impl Sfu {
         }
         self.scratch = subscribers;
         for sub_id in restart {
-            self.restart_subscription(sub_id, track_id);
+            self.restart_subscription(sub_id, at.track);
         }
         if wants_keyframe {
-            self.request_keyframe(now, track_id, KeyframeNeed::NewSubscriber);
+            self.request_keyframe(now, at, KeyframeNeed::NewSubscriber);
         }
     }
 
-    /// A subscriber asked for a keyframe on one of its m-lines.
+    /// The track layer a publisher's packet belongs to, from its SSRC: a hash lookup once the
+    /// SSRC is known, str0m's stream (its mid and rid) on its first packet.
+    fn resolve(&mut self, publisher: ParticipantId, packet: &RtpPacket) -> Option<LayerRef> {
+        let p = self.participants.get_mut(&publisher)?;
+        let ssrc = packet.header.ssrc;
+        if let Some(at) = p.ssrc_layers.get(&ssrc) {
+            return Some(*at);
+        }
+        let stream = p
+            .publisher
+            .rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .map(|s| (s.mid(), s.rid(), s.rtx()));
+        let found = stream.and_then(|(mid, rid, rtx)| {
+            let track_id = *p.published.get(&mid)?;
+            let track = self.tracks.get_mut(&track_id)?;
+            let layer = track.layer_index(rid, &self.config)?;
+            track.layers[usize::from(layer)].repair_ssrc = rtx;
+            Some(LayerRef {
+                track: track_id,
+                layer,
+            })
+        });
+        let Some(at) = found else {
+            self.stats.dropped_unknown_ssrc += 1;
+            return None;
+        };
+        p.ssrc_layers.insert(ssrc, at);
+        Some(at)
+    }
+
+    /// The publisher's codec for payload type `pt` on `track`, cached on the track (it rarely
+    /// changes).
+    fn track_codec(
+        &mut self,
+        publisher: ParticipantId,
+        track: TrackId,
+        pt: u8,
+    ) -> Option<PayloadParams> {
+        let t = self.tracks.get_mut(&track)?;
+        match t.codec {
+            Some((cached, params)) if *cached == pt => Some(params),
+            _ => {
+                let p = self.participants.get(&publisher)?;
+                let params = p
+                    .publisher
+                    .rtc
+                    .codec_config()
+                    .find(|c| *c.pt() == pt)
+                    .copied()?;
+                t.set_codec(Some(params));
+                Some(params)
+            }
+        }
+    }
+
+    /// A subscriber asked for a keyframe on one of its m-lines: ask the layer it receives.
     pub(crate) fn on_keyframe_request(
         &mut self,
         now: Instant,
         subscriber: ParticipantId,
         mid: Mid,
     ) {
-        let track = self
-            .participants
-            .get(&subscriber)
-            .and_then(|s| s.sub_mids.get(&mid))
-            .copied();
-        if let Some(track) = track {
-            self.request_keyframe(now, track, KeyframeNeed::Repair);
+        let Some(p) = self.participants.get(&subscriber) else {
+            return;
+        };
+        let Some(&track) = p.sub_mids.get(&mid) else {
+            return;
+        };
+        let layer = p
+            .subscriptions
+            .get(&track)
+            .and_then(|d| d.sub.selector.current());
+        if let Some(layer) = layer {
+            self.request_keyframe(now, LayerRef { track, layer }, KeyframeNeed::Repair);
         }
     }
 
-    /// Ask the publisher of `track` for a keyframe, unless one is on its way (see
-    /// [`crate::KeyframeThrottle`]). Before the publisher's first packet there is nothing to
-    /// ask: the subscribers that wait ask again when packets come.
-    pub(crate) fn request_keyframe(&mut self, now: Instant, track: TrackId, need: KeyframeNeed) {
-        let Some(t) = self.tracks.get_mut(&track) else {
+    /// Ask the publisher for a keyframe on one layer, unless one is on its way (see
+    /// [`crate::KeyframeThrottle`]). Before the layer's first packet there is nothing to ask:
+    /// the subscribers that wait ask again when packets come.
+    pub(crate) fn request_keyframe(&mut self, now: Instant, at: LayerRef, need: KeyframeNeed) {
+        let Some(layer) = self.layer_mut(at) else {
             return;
         };
-        if t.ssrc.is_none() {
+        if layer.ssrc.is_none() {
             return;
         }
-        if t.keyframes.request(now, need) {
-            self.send_keyframe_request(track);
+        if layer.keyframes.request(now, need) {
+            self.send_keyframe_request(at);
         } else {
             self.stats.keyframe_requests_coalesced += 1;
         }
     }
 
-    /// Send a PLI to the publisher of `track` now.
-    pub(crate) fn send_keyframe_request(&mut self, track: TrackId) {
-        let Some(t) = self.tracks.get(&track) else {
+    /// Send a PLI for one layer to its publisher now.
+    pub(crate) fn send_keyframe_request(&mut self, at: LayerRef) {
+        let Some(t) = self.tracks.get(&at.track) else {
             return;
         };
-        let (Some(ssrc), publisher) = (t.ssrc, t.info.participant) else {
+        let publisher = t.info.participant;
+        let Some(ssrc) = t.layers.get(usize::from(at.layer)).and_then(|l| l.ssrc) else {
             return;
         };
         let Some(p) = self.participants.get_mut(&publisher) else {
@@ -201,6 +237,13 @@ impl Sfu {
             participant: publisher,
             role: PcRole::Publisher,
         });
+    }
+
+    fn layer_mut(&mut self, at: LayerRef) -> Option<&mut crate::track::Layer> {
+        self.tracks
+            .get_mut(&at.track)?
+            .layers
+            .get_mut(usize::from(at.layer))
     }
 }
 

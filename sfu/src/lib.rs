@@ -20,13 +20,18 @@ mod ids;
 mod keyframe;
 mod negotiate;
 mod participant;
+mod publish;
 mod rewrite;
 mod room;
 mod sdp;
+mod selector;
 mod sfu;
 mod signal;
 mod stats;
+mod subscribe;
+mod subscription;
 mod throttle;
+mod track;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -38,6 +43,7 @@ pub use error::{Fault, SfuError};
 pub use ids::{ParticipantId, TrackId};
 pub use keyframe::{VideoCodec, is_keyframe};
 pub use rewrite::{FIRST_SEQ, RtpRewriter};
+pub use selector::{LayerSelector, Verdict};
 pub use sfu::{Output, Sfu};
 pub use signal::{
     Command, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole, Permissions,

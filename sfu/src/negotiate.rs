@@ -1,4 +1,4 @@
-//! Offer/answer on both connections, publishing, and subscriptions.
+//! Offer/answer on both connections, and trickled candidates.
 //!
 //! The publisher connection is always offered by the participant and answered by the server; the
 //! subscriber connection is always offered by the server. Neither side can glare, and str0m keeps
@@ -8,19 +8,15 @@ use std::time::Instant;
 
 use str0m::Candidate;
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind};
 
 use crate::error::SfuError;
-use crate::ids::{ParticipantId, TrackId};
-use crate::participant::Subscription;
-use crate::rewrite::RtpRewriter;
-use crate::room::Track;
+use crate::ids::ParticipantId;
 use crate::sdp::{self, KeepPts};
 use crate::sfu::{PcKey, Sfu};
-use crate::signal::{
-    Notice, PcRole, RemoteCandidate, TrackHint, TrackInfo, TrackKind, TrackSource,
-};
+use crate::signal::{Notice, PcRole, RemoteCandidate, TrackHint, TrackKind};
 use crate::throttle::KeyframeNeed;
+use crate::track::LayerRef;
 
 impl Sfu {
     pub(crate) fn publisher_offer(
@@ -53,145 +49,6 @@ impl Sfu {
             role: PcRole::Publisher,
         });
         Ok(sdp::complete(&answer.to_sdp_string(), &KeepPts::new()))
-    }
-
-    /// A new m-line on a publisher connection.
-    pub(crate) fn on_publisher_media(
-        &mut self,
-        now: Instant,
-        id: ParticipantId,
-        mid: Mid,
-        kind: MediaKind,
-        direction: Direction,
-    ) {
-        if receives(direction) {
-            self.publish_track(now, id, mid, kind);
-        }
-    }
-
-    /// A renegotiated m-line: a track starts or stops being sent.
-    pub(crate) fn on_publisher_media_changed(
-        &mut self,
-        now: Instant,
-        id: ParticipantId,
-        mid: Mid,
-        direction: Direction,
-    ) {
-        let Some(p) = self.participants.get_mut(&id) else {
-            return;
-        };
-        match (p.published.get(&mid).copied(), receives(direction)) {
-            (Some(track), false) => {
-                p.published.remove(&mid);
-                p.ssrc_tracks.retain(|_, t| *t != track);
-                self.unpublish_track(track);
-            }
-            (None, true) => {
-                let kind = p.publisher.rtc.media(mid).map(|m| m.kind());
-                if let Some(kind) = kind {
-                    self.publish_track(now, id, mid, kind);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn publish_track(&mut self, _now: Instant, id: ParticipantId, mid: Mid, kind: MediaKind) {
-        let Some(p) = self.participants.get_mut(&id) else {
-            return;
-        };
-        if p.published.len() >= self.config.max_tracks_per_participant {
-            tracing::info!(participant = %id, "track limit reached; m-line ignored");
-            return;
-        }
-        self.next_track += 1;
-        let track_id = TrackId(self.next_track);
-        let info = TrackInfo {
-            id: track_id,
-            participant: id,
-            kind: if kind == MediaKind::Audio {
-                TrackKind::Audio
-            } else {
-                TrackKind::Video
-            },
-            source: p
-                .hints
-                .get(mid.to_string().as_str())
-                .copied()
-                .unwrap_or(TrackSource::Unknown),
-            muted: false,
-        };
-        p.published.insert(mid, track_id);
-        let room_name = p.room.clone();
-        tracing::info!(participant = %id, track = %track_id, ?kind, "published");
-        let mut track = Track::new(info.clone(), room_name.clone(), &self.config);
-        // Until its first packet says otherwise, the track is sent in the first codec of our
-        // answer, which is what an offerer sends in (RFC 3264 section 5.1). str0m writes the
-        // negotiated codecs in its own configured order.
-        let negotiated = p.publisher.rtc.media(mid).map(|m| m.remote_pts().to_vec());
-        let codec = negotiated.and_then(|pts| {
-            let config = p.publisher.rtc.codec_config();
-            config
-                .params()
-                .iter()
-                .find(|c| pts.contains(&c.pt()))
-                .copied()
-        });
-        track.set_codec(codec);
-        self.tracks.insert(track_id, track);
-        self.notify(
-            id,
-            Notice::LocalTrackPublished {
-                mid: mid.to_string(),
-                track: info.clone(),
-            },
-        );
-        let Some(room) = self.rooms.get_mut(&room_name) else {
-            return;
-        };
-        room.tracks.push(track_id);
-        let others: Vec<ParticipantId> = room
-            .participants
-            .iter()
-            .copied()
-            .filter(|o| *o != id)
-            .collect();
-        for other in others {
-            self.notify(other, Notice::TrackPublished(info.clone()));
-            let auto = self
-                .participants
-                .get(&other)
-                .is_some_and(|o| o.auto_subscribe && o.permissions.subscribe);
-            if auto {
-                self.add_subscription(other, track_id);
-                self.schedule_negotiation(other);
-            }
-        }
-    }
-
-    /// Remove a track from its room and from every subscriber.
-    pub(crate) fn unpublish_track(&mut self, track_id: TrackId) {
-        let Some(track) = self.tracks.remove(&track_id) else {
-            return;
-        };
-        tracing::info!(track = %track_id, "unpublished");
-        // The notice goes first, the offer that stops the m-line after it.
-        if let Some(room) = self.rooms.get_mut(&track.room) {
-            room.tracks.retain(|t| *t != track_id);
-            let everyone: Vec<ParticipantId> = room
-                .participants
-                .iter()
-                .copied()
-                .filter(|p| *p != track.info.participant)
-                .collect();
-            for p in everyone {
-                self.notify(p, Notice::TrackUnpublished(track_id));
-            }
-        }
-        for sub in &track.subscribers {
-            self.remove_subscription(*sub, track_id);
-            self.schedule_negotiation(*sub);
-        }
     }
 
     pub(crate) fn subscriber_answer(
@@ -250,8 +107,11 @@ impl Sfu {
                 .direct_api()
                 .stream_tx_by_mid(mid, None)
                 .map(|s| s.ssrc());
-            if sub.ssrc.is_some() && sub.waiting_for_keyframe {
-                ready.push(*track);
+            if let (Some(_), Some(layer)) = (sub.ssrc, sub.sub.awaiting_keyframe()) {
+                ready.push(LayerRef {
+                    track: *track,
+                    layer,
+                });
             }
         }
         // Media flows once DTLS is up; until then the keyframe would be lost (see on_connected).
@@ -264,55 +124,12 @@ impl Sfu {
             self.refuse_subscription(id, track);
         }
         if connected {
-            for track in ready {
-                self.request_keyframe(now, track, KeyframeNeed::NewSubscriber);
+            for at in ready {
+                self.request_keyframe(now, at, KeyframeNeed::NewSubscriber);
             }
         }
         self.schedule_negotiation(id);
         Ok(())
-    }
-
-    /// The subscriber cannot receive `track` in the codec it is published in: say so, count it,
-    /// and stop its m-line.
-    fn refuse_subscription(&mut self, id: ParticipantId, track: TrackId) {
-        let codec = self.tracks.get(&track).and_then(|t| t.codec).map_or_else(
-            || "its codec".to_string(),
-            |(_, c)| c.spec().codec.to_string(),
-        );
-        tracing::warn!(participant = %id, track = %track, %codec, "subscriber cannot receive the track's codec");
-        self.stats.subscriptions_refused += 1;
-        self.remove_subscription(id, track);
-        if let Some(t) = self.tracks.get_mut(&track) {
-            t.subscribers.retain(|s| *s != id);
-        }
-        self.notify(
-            id,
-            Notice::SubscriptionFailed {
-                track,
-                code: "codec_unsupported",
-                message: format!(
-                    "track {track} is sent in {codec}, which the answer did not accept"
-                ),
-            },
-        );
-        self.schedule_negotiation(id);
-    }
-
-    /// The subscriber connection's DTLS is up: ask for the keyframes its video waits for.
-    pub(crate) fn on_subscriber_connected(&mut self, now: Instant, id: ParticipantId) {
-        let Some(p) = self.participants.get_mut(&id) else {
-            return;
-        };
-        p.subscriber.media_ready = true;
-        let waiting: Vec<TrackId> = p
-            .subscriptions
-            .iter()
-            .filter(|(_, s)| s.ssrc.is_some() && s.waiting_for_keyframe)
-            .map(|(t, _)| *t)
-            .collect();
-        for track in waiting {
-            self.request_keyframe(now, track, KeyframeNeed::NewSubscriber);
-        }
     }
 
     pub(crate) fn remote_candidate(
@@ -342,138 +159,6 @@ impl Sfu {
             role,
         });
         Ok(())
-    }
-
-    pub(crate) fn subscribe(
-        &mut self,
-        _now: Instant,
-        id: ParticipantId,
-        tracks: &[TrackId],
-    ) -> Result<(), SfuError> {
-        let p = self.participant(id)?;
-        if !p.permissions.subscribe {
-            return Err(SfuError::PermissionDenied("subscribe"));
-        }
-        let room = p.room.clone();
-        for t in tracks {
-            let in_room = self.rooms.get(&room).is_some_and(|r| r.tracks.contains(t));
-            let own = self
-                .tracks
-                .get(t)
-                .is_some_and(|tr| tr.info.participant == id);
-            if !in_room || own {
-                return Err(SfuError::TrackNotFound(t.to_string()));
-            }
-        }
-        for t in tracks {
-            self.add_subscription(id, *t);
-        }
-        self.schedule_negotiation(id);
-        Ok(())
-    }
-
-    pub(crate) fn unsubscribe(
-        &mut self,
-        id: ParticipantId,
-        tracks: &[TrackId],
-    ) -> Result<(), SfuError> {
-        let p = self.participant(id)?;
-        if let Some(t) = tracks.iter().find(|t| !p.subscriptions.contains_key(t)) {
-            return Err(SfuError::TrackNotFound(t.to_string()));
-        }
-        for t in tracks {
-            self.remove_subscription(id, *t);
-            if let Some(track) = self.tracks.get_mut(t) {
-                track.subscribers.retain(|s| *s != id);
-            }
-        }
-        self.schedule_negotiation(id);
-        Ok(())
-    }
-
-    pub(crate) fn set_muted(
-        &mut self,
-        id: ParticipantId,
-        track: TrackId,
-        muted: bool,
-    ) -> Result<(), SfuError> {
-        let t = self
-            .tracks
-            .get_mut(&track)
-            .filter(|t| t.info.participant == id);
-        let t = t.ok_or_else(|| SfuError::TrackNotFound(track.to_string()))?;
-        if t.info.muted == muted {
-            return Ok(());
-        }
-        t.info.muted = muted;
-        let room = self.participant(id)?.room.clone();
-        let others: Vec<ParticipantId> = self
-            .rooms
-            .get(&room)
-            .map(|r| {
-                r.participants
-                    .iter()
-                    .copied()
-                    .filter(|o| *o != id)
-                    .collect()
-            })
-            .unwrap_or_default();
-        for o in others {
-            self.notify(o, Notice::TrackMuted { track, muted });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn add_subscription(&mut self, subscriber: ParticipantId, track_id: TrackId) {
-        let Some(track) = self.tracks.get_mut(&track_id) else {
-            return;
-        };
-        let Some(p) = self.participants.get_mut(&subscriber) else {
-            return;
-        };
-        if p.subscriptions.contains_key(&track_id) {
-            return;
-        }
-        p.subscriptions.insert(
-            track_id,
-            Subscription {
-                mid: None,
-                ssrc: None,
-                rewriter: RtpRewriter::new(0),
-                waiting_for_keyframe: track.info.kind == TrackKind::Video,
-                pt_map: None,
-            },
-        );
-        p.negotiation.dirty = true;
-        track.subscribers.push(subscriber);
-        self.schedule_negotiation(subscriber);
-    }
-
-    /// The track's codec changed to one the subscriber's m-line did not negotiate: stop that
-    /// m-line and offer the track again in a new one, in the new codec (str0m never changes the
-    /// codecs of a negotiated m-line). The client sees the same msid on the new m-line.
-    pub(crate) fn restart_subscription(&mut self, subscriber: ParticipantId, track: TrackId) {
-        tracing::info!(participant = %subscriber, %track, "codec changed; offering the track again");
-        self.remove_subscription(subscriber, track);
-        if let Some(t) = self.tracks.get_mut(&track) {
-            t.subscribers.retain(|s| *s != subscriber);
-        }
-        self.add_subscription(subscriber, track);
-    }
-
-    /// Drop a subscription; its m-line is stopped in the next offer.
-    fn remove_subscription(&mut self, subscriber: ParticipantId, track: TrackId) {
-        let Some(p) = self.participants.get_mut(&subscriber) else {
-            return;
-        };
-        let Some(sub) = p.subscriptions.remove(&track) else {
-            return;
-        };
-        if let Some(mid) = sub.mid {
-            p.sub_mids.remove(&mid);
-            p.negotiation.mids_to_stop.push(mid);
-        }
-        p.negotiation.dirty = true;
     }
 
     /// Send a new subscriber offer if something changed and no offer is outstanding.
@@ -540,8 +225,4 @@ impl Sfu {
             self.refuse_subscription(id, track);
         }
     }
-}
-
-fn receives(direction: Direction) -> bool {
-    matches!(direction, Direction::RecvOnly | Direction::SendRecv)
 }

@@ -11,9 +11,10 @@ use str0m::rtp::Ssrc;
 
 use crate::error::SfuError;
 use crate::ids::{ParticipantId, TrackId};
-use crate::rewrite::RtpRewriter;
 use crate::sfu::Remote;
 use crate::signal::{ParticipantInfo, PcRole, Permissions, RemoteCandidate, TrackSource};
+use crate::subscription::Subscription;
+use crate::track::LayerRef;
 
 /// One str0m `Rtc` (one peer connection) and what routes datagrams to it.
 pub(crate) struct Pc {
@@ -95,18 +96,16 @@ impl Pc {
     }
 }
 
-/// One track delivered to this participant.
-pub(crate) struct Subscription {
+/// One subscription delivered on the subscriber connection: its m-line, and the subscription.
+pub(crate) struct Downlink {
     /// Its m-line on the subscriber connection, once added to an offer.
     pub mid: Option<Mid>,
     /// The outgoing SSRC, once the answer is accepted.
     pub ssrc: Option<Ssrc>,
-    /// Outgoing numbering.
-    pub rewriter: RtpRewriter,
-    /// Video waits for a keyframe before the first packet is forwarded.
-    pub waiting_for_keyframe: bool,
     /// Cached payload type mapping: publisher pt -> subscriber pt.
     pub pt_map: Option<(u8, u8)>,
+    /// Layer choice, numbering and keyframe state.
+    pub sub: Subscription,
 }
 
 /// The offer/answer state of the subscriber connection.
@@ -130,10 +129,11 @@ pub(crate) struct Participant {
     pub subscriber: Pc,
     /// Publisher mids to the tracks they carry.
     pub published: HashMap<Mid, TrackId>,
-    /// Incoming SSRCs to tracks: filled on the first packet of each SSRC, then a hash lookup.
-    pub ssrc_tracks: HashMap<Ssrc, TrackId>,
+    /// Incoming SSRCs to the track layers they carry: filled on the first packet of each SSRC,
+    /// then a hash lookup.
+    pub ssrc_layers: HashMap<Ssrc, LayerRef>,
     /// What it subscribes to.
-    pub subscriptions: HashMap<TrackId, Subscription>,
+    pub subscriptions: HashMap<TrackId, Downlink>,
     /// Subscriber mids back to tracks, for keyframe requests.
     pub sub_mids: HashMap<Mid, TrackId>,
     pub negotiation: SubscriberNegotiation,
@@ -156,6 +156,21 @@ impl Participant {
             PcRole::Publisher => &mut self.publisher,
             PcRole::Subscriber => &mut self.subscriber,
         }
+    }
+
+    /// The track layers whose keyframe this participant's negotiated subscriptions wait for.
+    pub fn awaiting_keyframes(&self) -> Vec<LayerRef> {
+        self.subscriptions
+            .iter()
+            .filter(|(_, d)| d.ssrc.is_some())
+            .filter_map(|(track, d)| {
+                let layer = d.sub.awaiting_keyframe()?;
+                Some(LayerRef {
+                    track: *track,
+                    layer,
+                })
+            })
+            .collect()
     }
 
     /// Media is up: every connection that was ever used is connected now.

@@ -14,9 +14,10 @@ use crate::config::SfuConfig;
 use crate::demux::{DatagramKind, classify, stun_local_ufrag};
 use crate::ids::{ParticipantId, TrackId};
 use crate::participant::Participant;
-use crate::room::{Room, Track};
+use crate::room::Room;
 use crate::signal::{LeaveReason, Notice, PcRole};
 use crate::stats::SfuStats;
+use crate::track::{LayerRef, Track};
 
 /// How often the core looks at slow timers (keyframe throttles, disconnect timeouts).
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
@@ -369,13 +370,19 @@ impl Sfu {
     }
 
     fn housekeeping(&mut self, now: Instant) {
-        let due: Vec<TrackId> = self
-            .tracks
-            .iter_mut()
-            .filter_map(|(id, t)| t.keyframes.poll_due(now).then_some(*id))
-            .collect();
-        for track in due {
-            self.send_keyframe_request(track);
+        let mut due = Vec::new();
+        for (id, t) in self.tracks.iter_mut() {
+            for (i, layer) in t.layers.iter_mut().enumerate() {
+                if layer.keyframes.poll_due(now) {
+                    due.push(LayerRef {
+                        track: *id,
+                        layer: i as u8,
+                    });
+                }
+            }
+        }
+        for at in due {
+            self.send_keyframe_request(at);
         }
         let timeout = self.config.disconnect_timeout();
         for p in self.participants.values() {

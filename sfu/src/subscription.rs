@@ -1,0 +1,76 @@
+//! A subscription: one track delivered to one sink, whatever the sink is (a participant's
+//! subscriber connection today, a recording or broadcast tap next). It chooses the layer, keeps
+//! the outgoing numbering continuous across layer switches, and knows whether it waits for a
+//! keyframe. It never touches a connection: the caller delivers what it returns.
+
+use std::time::Instant;
+
+use crate::rewrite::RtpRewriter;
+use crate::selector::{LayerSelector, Verdict};
+use crate::signal::TrackKind;
+
+/// One incoming packet, as a subscription sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Incoming {
+    /// Its layer.
+    pub layer: u8,
+    /// True on the first packet of a keyframe, and on every audio packet.
+    pub keyframe: bool,
+    /// The publisher's extended sequence number.
+    pub seq: u64,
+    /// The publisher's RTP timestamp.
+    pub timestamp: u32,
+    /// When it arrived.
+    pub arrival: Instant,
+    /// Its RTP clock rate.
+    pub clock_rate: u32,
+}
+
+/// One track delivered to one sink.
+pub(crate) struct Subscription {
+    pub selector: LayerSelector,
+    pub rewriter: RtpRewriter,
+    /// When the last forwarded packet arrived: on a switch, the new layer's timestamps continue
+    /// from there by the time that passed.
+    last_forwarded: Option<Instant>,
+}
+
+impl Subscription {
+    /// A subscription to a track of `kind`. Video starts on its first keyframe; audio on any
+    /// packet.
+    pub fn new(kind: TrackKind) -> Self {
+        let selector = match kind {
+            TrackKind::Audio => LayerSelector::flowing(0),
+            TrackKind::Video => LayerSelector::new(Some(0)),
+        };
+        Self {
+            selector,
+            rewriter: RtpRewriter::new(0),
+            last_forwarded: None,
+        }
+    }
+
+    /// The layer whose keyframe this subscription waits for, if any.
+    pub fn awaiting_keyframe(&self) -> Option<u8> {
+        self.selector.awaiting_keyframe()
+    }
+
+    /// Forward the packet as (sequence number, timestamp) for the sink, or drop it (`None`).
+    pub fn decide(&mut self, p: &Incoming) -> Option<(u64, u32)> {
+        match self.selector.on_packet(p.layer, p.keyframe) {
+            Verdict::Drop => return None,
+            Verdict::Forward => {}
+            Verdict::Switch => {
+                let elapsed = self
+                    .last_forwarded
+                    .map_or(0, |t| p.arrival.saturating_duration_since(t).as_micros());
+                let ticks = elapsed * u128::from(p.clock_rate) / 1_000_000;
+                self.rewriter
+                    .switch_source(ticks.min(u128::from(u32::MAX)) as u32);
+            }
+        }
+        let out = self.rewriter.rewrite(p.seq, p.timestamp)?;
+        self.last_forwarded = Some(p.arrival);
+        Some(out)
+    }
+}
