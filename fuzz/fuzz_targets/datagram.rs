@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = tern_sfu::stun_local_ufrag(data);
     let _ = tern_sfu::is_keyframe(VideoCodec::Vp8, data);
     let _ = tern_sfu::is_keyframe(VideoCodec::H264, data);
+    let _ = tern_sfu::vp8_keyframe_size(data);
     shared_core::with_participant(|sfu, now, _| {
         let port = data.first().copied().unwrap_or(0) as u16;
         let from = SocketAddr::from(([127, 0, 0, 2], 1000 + port % 4));

@@ -66,6 +66,13 @@ impl Sfu {
                 participant,
                 tracks,
             } => self.unsubscribe(participant, &tracks).map(|_| Reply::Done),
+            Command::TrackSettings {
+                participant,
+                track,
+                request,
+            } => self
+                .set_layer_request(now, participant, track, request)
+                .map(|_| Reply::Done),
             Command::SetMuted {
                 participant,
                 track,
@@ -178,7 +185,7 @@ impl Sfu {
             .collect();
         if auto_subscribe && permissions.subscribe {
             for t in &existing_tracks {
-                self.add_subscription(id, *t);
+                self.add_subscription(now, id, *t);
             }
             self.schedule_negotiation(id);
         }

@@ -11,7 +11,7 @@ use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use crate::ids::{ParticipantId, TrackId};
-use crate::keyframe::is_keyframe;
+use crate::keyframe::{VideoCodec, is_keyframe, vp8_keyframe_size};
 use crate::sfu::{PcKey, Sfu};
 use crate::signal::{PcRole, TrackKind};
 use crate::subscription::Incoming;
@@ -36,9 +36,20 @@ impl Sfu {
         let keyframe = track
             .video_codec
             .is_none_or(|c| is_keyframe(c, &packet.payload));
+        let vp8 = track.video_codec == Some(VideoCodec::Vp8);
         let layer = &mut track.layers[usize::from(at.layer)];
         layer.ssrc = Some(packet.header.ssrc);
-        layer.on_packet(now, packet.payload.len(), video && keyframe);
+        let resumed = layer.on_packet(now, packet.payload.len(), video && keyframe);
+        if video && keyframe && vp8 {
+            layer.size = vp8_keyframe_size(&packet.payload).or(layer.size);
+        }
+        if resumed && video {
+            // A layer (re)appeared: subscribers may want it, starting with this very packet.
+            self.retarget_track(now, at.track);
+        }
+        let Some(track) = self.tracks.get(&at.track) else {
+            return;
+        };
         let incoming = Incoming {
             layer: at.layer,
             keyframe,
@@ -114,7 +125,7 @@ impl Sfu {
         }
         self.scratch = subscribers;
         for sub_id in restart {
-            self.restart_subscription(sub_id, at.track);
+            self.restart_subscription(now, sub_id, at.track);
         }
         if wants_keyframe {
             self.request_keyframe(now, at, KeyframeNeed::NewSubscriber);

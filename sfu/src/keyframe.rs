@@ -21,26 +21,40 @@ pub fn is_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
 /// RFC 7741 section 4.2: skip the payload descriptor, then the first bit of the VP8 payload
 /// header is the inverse key frame flag. Only the first packet of partition 0 carries it.
 fn vp8_is_keyframe(payload: &[u8]) -> bool {
-    let Some(&first) = payload.first() else {
-        return false;
-    };
+    vp8_header_offset(payload)
+        .and_then(|at| payload.get(at))
+        .is_some_and(|header| header & 0x01 == 0)
+}
+
+/// The width and height of the VP8 keyframe this payload starts (RFC 6386 section 9.1: a
+/// 3-byte frame tag, the start code 9d 01 2a, then 14-bit width and height, little-endian).
+pub fn vp8_keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
+    let at = vp8_header_offset(payload)?;
+    let header = payload.get(at..at + 10)?;
+    if header[0] & 0x01 != 0 || header[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let width = u16::from_le_bytes([header[6], header[7]]) & 0x3fff;
+    let height = u16::from_le_bytes([header[8], header[9]]) & 0x3fff;
+    Some((width, height))
+}
+
+/// Where the VP8 payload header starts, when this payload starts partition 0 of a frame.
+fn vp8_header_offset(payload: &[u8]) -> Option<usize> {
+    let &first = payload.first()?;
     let extended = first & 0x80 != 0;
     let start_of_partition = first & 0x10 != 0;
     let partition_id = first & 0x07;
     if !start_of_partition || partition_id != 0 {
-        return false;
+        return None;
     }
     let mut at = 1;
     if extended {
-        let Some(&x) = payload.get(at) else {
-            return false;
-        };
+        let &x = payload.get(at)?;
         at += 1;
         if x & 0x80 != 0 {
             // PictureID: 7 or 15 bits, depending on the M bit.
-            let Some(&pid) = payload.get(at) else {
-                return false;
-            };
+            let &pid = payload.get(at)?;
             at += if pid & 0x80 != 0 { 2 } else { 1 };
         }
         if x & 0x40 != 0 {
@@ -50,7 +64,7 @@ fn vp8_is_keyframe(payload: &[u8]) -> bool {
             at += 1; // TID/Y/KEYIDX
         }
     }
-    payload.get(at).is_some_and(|header| header & 0x01 == 0)
+    Some(at)
 }
 
 const NAL_IDR: u8 = 5;
@@ -124,6 +138,27 @@ mod tests {
         )); // STAP-A with SPS
         assert!(is_keyframe(VideoCodec::H264, &[0x7c, 0x85, 0x00])); // FU-A start of IDR
         assert!(!is_keyframe(VideoCodec::H264, &[0x7c, 0x05, 0x00])); // FU-A middle of IDR
+    }
+
+    #[test]
+    fn vp8_keyframe_sizes() {
+        // No descriptor extension; frame tag of a keyframe, start code, 320x180.
+        let key = [
+            0x10, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00,
+        ];
+        assert_eq!(vp8_keyframe_size(&key), Some((320, 180)));
+        // The scaling bits above the 14-bit sizes are ignored.
+        let mut scaled = key;
+        scaled[8] |= 0x40;
+        assert_eq!(vp8_keyframe_size(&scaled), Some((320, 180)));
+        // An interframe, a wrong start code, a truncated header.
+        let mut inter = key;
+        inter[1] |= 0x01;
+        assert_eq!(vp8_keyframe_size(&inter), None);
+        let mut bad = key;
+        bad[4] = 0;
+        assert_eq!(vp8_keyframe_size(&bad), None);
+        assert_eq!(vp8_keyframe_size(&key[..10]), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!
 //! The crate has no sockets, no threads, no locks and never reads the clock.
 
+mod adapt;
 mod config;
 mod control;
 mod demux;
@@ -41,9 +42,9 @@ pub use config::SfuConfig;
 pub use demux::{DatagramKind, classify, stun_local_ufrag};
 pub use error::{Fault, SfuError};
 pub use ids::{ParticipantId, TrackId};
-pub use keyframe::{VideoCodec, is_keyframe};
+pub use keyframe::{VideoCodec, is_keyframe, vp8_keyframe_size};
 pub use rewrite::{FIRST_SEQ, RtpRewriter};
-pub use selector::{LayerSelector, Verdict};
+pub use selector::{LayerRequest, LayerSelector, LayerView, Verdict, target_layer};
 pub use sfu::{Output, Sfu};
 pub use signal::{
     Command, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole, Permissions,

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Rids};
 
 use crate::error::SfuError;
 use crate::ids::{ParticipantId, TrackId};
@@ -52,7 +52,7 @@ impl Sfu {
         }
     }
 
-    fn publish_track(&mut self, _now: Instant, id: ParticipantId, mid: Mid, kind: MediaKind) {
+    fn publish_track(&mut self, now: Instant, id: ParticipantId, mid: Mid, kind: MediaKind) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
@@ -94,6 +94,10 @@ impl Sfu {
                 .copied()
         });
         track.set_codec(codec);
+        // A simulcast m-line names its layers (RFC 8853): they exist before they send.
+        if let Some(Rids::Specific(rids)) = p.publisher.rtc.media(mid).map(|m| m.rids_rx()) {
+            track.declare_layers(rids, &self.config);
+        }
         self.tracks.insert(track_id, track);
         self.notify(
             id,
@@ -114,7 +118,7 @@ impl Sfu {
                 .get(&other)
                 .is_some_and(|o| o.auto_subscribe && o.permissions.subscribe);
             if auto {
-                self.add_subscription(other, track_id);
+                self.add_subscription(now, other, track_id);
                 self.schedule_negotiation(other);
             }
         }

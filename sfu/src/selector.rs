@@ -5,6 +5,82 @@
 //! *target* only on a keyframe of the target, so the decoder never gets a frame that refers to
 //! one it never saw.
 
+/// What a subscriber asked of one video track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LayerRequest {
+    /// Send nothing (a hidden tab, an off-screen tile).
+    pub paused: bool,
+    /// The size, in device pixels, at which the video is shown; `None`: as large as there is.
+    pub size: Option<(u32, u32)>,
+}
+
+/// What the selector knows about one layer of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerView {
+    /// Packets of it arrive now.
+    pub arriving: bool,
+    /// Its picture size, when known.
+    pub size: Option<(u16, u16)>,
+}
+
+/// The picture size assumed for the top layer of a track whose sizes are unknown (a camera's
+/// usual 720p).
+const ASSUMED_TOP: (u32, u32) = (1280, 720);
+
+/// The layer a subscription should forward, or `None` for none (paused): the smallest layer
+/// that covers the requested size (every layer when no size is asked), no higher than
+/// `allowed` (what the subscriber's bandwidth allows), and among the layers that arrive, the
+/// best one at or below that; the lowest arriving one when none below does.
+///
+/// Layer sizes not known from the stream are estimated from a known one, each layer half the
+/// size of the next (simulcast's usual 1/4, 1/2, 1), or from a 1280x720 top layer.
+pub fn target_layer(
+    request: LayerRequest,
+    layers: &[LayerView],
+    allowed: Option<u8>,
+) -> Option<u8> {
+    if request.paused || layers.is_empty() {
+        return None;
+    }
+    let top = (layers.len() - 1) as u8;
+    let wanted = match request.size {
+        None => top,
+        Some((w, h)) => (0..=top)
+            .find(|i| {
+                let (lw, lh) = layer_size(layers, *i);
+                // A layer within 10 % of the tile is sharp enough.
+                lw * 10 >= w * 9 && lh * 10 >= h * 9
+            })
+            .unwrap_or(top),
+    };
+    let cap = allowed.map_or(wanted, |a| a.min(wanted));
+    let arriving = |i: &u8| layers[usize::from(*i)].arriving;
+    (0..=cap)
+        .rev()
+        .find(arriving)
+        .or_else(|| (cap..=top).find(arriving))
+        .or(Some(cap))
+}
+
+/// The size of layer `i`, known or estimated.
+fn layer_size(layers: &[LayerView], i: u8) -> (u32, u32) {
+    if let Some((w, h)) = layers[usize::from(i)].size {
+        return (u32::from(w), u32::from(h));
+    }
+    let top = layers.len() - 1;
+    let known = layers
+        .iter()
+        .enumerate()
+        .find_map(|(k, l)| l.size.map(|(w, h)| (k, u32::from(w), u32::from(h))));
+    let (k, w, h) = known.unwrap_or((top, ASSUMED_TOP.0, ASSUMED_TOP.1));
+    let i = usize::from(i);
+    if i < k {
+        (w >> (k - i), h >> (k - i))
+    } else {
+        (w << (i - k).min(8), h << (i - k).min(8))
+    }
+}
+
 /// What to do with one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -92,6 +168,124 @@ impl LayerSelector {
 mod tests {
     use super::Verdict::{Drop, Forward, Switch};
     use super::*;
+
+    fn view(arriving: bool, size: Option<(u16, u16)>) -> LayerView {
+        LayerView { arriving, size }
+    }
+
+    #[test]
+    fn target_layers_table() {
+        let sized = [
+            view(true, Some((320, 180))),
+            view(true, Some((640, 360))),
+            view(true, Some((1280, 720))),
+        ];
+        let unsized_ = [view(true, None), view(true, None), view(true, None)];
+        let top_lost = [view(true, None), view(true, None), view(false, None)];
+        let only_top = [view(false, None), view(false, None), view(true, None)];
+        let silent = [view(false, None), view(false, None), view(false, None)];
+        let single = [view(true, Some((1280, 720)))];
+        let ask = |w, h| LayerRequest {
+            paused: false,
+            size: Some((w, h)),
+        };
+        let any = LayerRequest::default();
+        let paused = LayerRequest {
+            paused: true,
+            size: None,
+        };
+        // (request, layers, allowed, expected, what the viewer sees)
+        let cases: [(LayerRequest, &[LayerView], Option<u8>, Option<u8>, &str); 13] = [
+            (
+                any,
+                &sized,
+                None,
+                Some(2),
+                "no size said: the best there is",
+            ),
+            (
+                ask(200, 112),
+                &sized,
+                None,
+                Some(0),
+                "a thumbnail gets the quarter layer",
+            ),
+            (
+                ask(320, 180),
+                &sized,
+                None,
+                Some(0),
+                "exactly the quarter layer",
+            ),
+            (
+                ask(330, 186),
+                &sized,
+                None,
+                Some(0),
+                "within 10 % is sharp enough",
+            ),
+            (
+                ask(480, 270),
+                &sized,
+                None,
+                Some(1),
+                "a mid tile gets the half layer",
+            ),
+            (
+                ask(1920, 1080),
+                &sized,
+                None,
+                Some(2),
+                "bigger than any layer: the top one",
+            ),
+            (
+                ask(1280, 720),
+                &sized,
+                Some(1),
+                Some(1),
+                "the bandwidth allows the half layer only",
+            ),
+            (
+                ask(600, 300),
+                &unsized_,
+                None,
+                Some(1),
+                "sizes estimated from a 720p top",
+            ),
+            (
+                any,
+                &top_lost,
+                None,
+                Some(1),
+                "the top layer stopped: the next one down",
+            ),
+            (
+                ask(100, 50),
+                &only_top,
+                None,
+                Some(2),
+                "only the top arrives: it, not nothing",
+            ),
+            (
+                any,
+                &silent,
+                None,
+                Some(2),
+                "nothing arrives yet: wait for the wanted layer",
+            ),
+            (
+                ask(100, 50),
+                &single,
+                None,
+                Some(0),
+                "a track that does not simulcast",
+            ),
+            (paused, &sized, None, None, "a hidden tile gets no video"),
+        ];
+        for (request, layers, allowed, want, what) in cases {
+            assert_eq!(target_layer(request, layers, allowed), want, "{what}");
+        }
+    }
 
     #[test]
     fn decisions_packet_by_packet() {

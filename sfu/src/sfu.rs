@@ -370,6 +370,7 @@ impl Sfu {
     }
 
     fn housekeeping(&mut self, now: Instant) {
+        self.check_stale_layers(now);
         let mut due = Vec::new();
         for (id, t) in self.tracks.iter_mut() {
             for (i, layer) in t.layers.iter_mut().enumerate() {

@@ -190,6 +190,16 @@ pub enum Command {
         /// Which tracks.
         tracks: Vec<TrackId>,
     },
+    /// How a subscriber shows one video track it receives: the size of its tile, or not at
+    /// all (paused). The SFU forwards the smallest layer that covers the size.
+    TrackSettings {
+        /// Who.
+        participant: ParticipantId,
+        /// Which of its subscribed tracks.
+        track: TrackId,
+        /// What it asks for.
+        request: crate::LayerRequest,
+    },
     /// The publisher muted or unmuted one of its tracks.
     SetMuted {
         /// Who.

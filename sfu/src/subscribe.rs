@@ -13,7 +13,7 @@ use crate::throttle::KeyframeNeed;
 impl Sfu {
     pub(crate) fn subscribe(
         &mut self,
-        _now: Instant,
+        now: Instant,
         id: ParticipantId,
         tracks: &[TrackId],
     ) -> Result<(), SfuError> {
@@ -33,7 +33,7 @@ impl Sfu {
             }
         }
         for t in tracks {
-            self.add_subscription(id, *t);
+            self.add_subscription(now, id, *t);
         }
         self.schedule_negotiation(id);
         Ok(())
@@ -55,7 +55,12 @@ impl Sfu {
         Ok(())
     }
 
-    pub(crate) fn add_subscription(&mut self, subscriber: ParticipantId, track_id: TrackId) {
+    pub(crate) fn add_subscription(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        track_id: TrackId,
+    ) {
         let Some(track) = self.tracks.get_mut(&track_id) else {
             return;
         };
@@ -75,15 +80,21 @@ impl Sfu {
         p.negotiation.dirty = true;
         track.subscribers.push(subscriber);
         self.schedule_negotiation(subscriber);
+        self.retarget(now, subscriber, track_id);
     }
 
     /// The track's codec changed to one the subscriber's m-line did not negotiate: stop that
     /// m-line and offer the track again in a new one, in the new codec (str0m never changes the
     /// codecs of a negotiated m-line). The client sees the same msid on the new m-line.
-    pub(crate) fn restart_subscription(&mut self, subscriber: ParticipantId, track: TrackId) {
+    pub(crate) fn restart_subscription(
+        &mut self,
+        now: Instant,
+        subscriber: ParticipantId,
+        track: TrackId,
+    ) {
         tracing::info!(participant = %subscriber, %track, "codec changed; offering the track again");
         self.remove_subscription(subscriber, track);
-        self.add_subscription(subscriber, track);
+        self.add_subscription(now, subscriber, track);
     }
 
     /// Drop a subscription; its m-line is stopped in the next offer.

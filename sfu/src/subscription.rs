@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::rewrite::RtpRewriter;
-use crate::selector::{LayerSelector, Verdict};
+use crate::selector::{LayerRequest, LayerSelector, LayerView, Verdict, target_layer};
 use crate::signal::TrackKind;
 
 /// One incoming packet, as a subscription sees it.
@@ -28,6 +28,10 @@ pub(crate) struct Incoming {
 
 /// One track delivered to one sink.
 pub(crate) struct Subscription {
+    /// What the subscriber asked for (size, paused).
+    pub request: LayerRequest,
+    /// The highest layer its bandwidth allows, once an allocator has said.
+    pub allowed: Option<u8>,
     pub selector: LayerSelector,
     pub rewriter: RtpRewriter,
     /// When the last forwarded packet arrived: on a switch, the new layer's timestamps continue
@@ -44,10 +48,22 @@ impl Subscription {
             TrackKind::Video => LayerSelector::new(Some(0)),
         };
         Self {
+            request: LayerRequest::default(),
+            allowed: None,
             selector,
             rewriter: RtpRewriter::new(0),
             last_forwarded: None,
         }
+    }
+
+    /// Aims at the layer its request, its bandwidth and what arrives allow. Returns the layer
+    /// whose keyframe it now waits for, if that changed.
+    pub fn retarget(&mut self, layers: &[LayerView]) -> Option<u8> {
+        let before = self.selector.awaiting_keyframe();
+        self.selector
+            .set_target(target_layer(self.request, layers, self.allowed));
+        let after = self.selector.awaiting_keyframe();
+        after.filter(|_| after != before)
     }
 
     /// The layer whose keyframe this subscription waits for, if any.

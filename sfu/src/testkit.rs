@@ -10,15 +10,17 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::{
-    Command, Notice, Output, ParticipantId, Permissions, Reply, Sfu, SfuConfig, TrackHint, TrackId,
-    TrackSource,
+    Command, LayerRequest, Notice, Output, ParticipantId, Permissions, Reply, Sfu, SfuConfig,
+    TrackHint, TrackId, TrackSource,
 };
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
+pub use str0m_netem::{Bitrate, DataSize, LossModel, NetemConfig, Probability, RandomLoss};
+use str0m_netem::{Input as NetInput, Netem, Output as NetOutput};
 
 /// The core's advertised address.
 pub const SERVER: &str = "127.0.0.1:5000";
@@ -59,6 +61,9 @@ pub struct Client {
     pub drop_inbound_rtp: usize,
     /// Drop this many of the next media-sized RTP datagrams this client sends to the server.
     pub drop_outbound_rtp: usize,
+    /// The emulated link from the server to this client's subscriber connection (UDP), when
+    /// set with [`Net::set_downlink`]: delay, jitter, loss, rate cap.
+    downlink: Option<Netem<Vec<u8>>>,
 }
 
 /// The server core, its clients and the fake clock.
@@ -169,6 +174,7 @@ impl Net {
             cut: false,
             drop_inbound_rtp: 0,
             drop_outbound_rtp: 0,
+            downlink: None,
         };
         client.publisher.direct_api().set_ice_controlling(true);
         self.clients.push(client);
@@ -199,16 +205,32 @@ impl Net {
 
     /// Client `i` adds sending m-lines of these kinds and negotiates; returns their mids.
     pub fn publish(&mut self, i: usize, kinds: &[MediaKind]) -> Vec<Mid> {
+        let kinds: Vec<(MediaKind, Option<Simulcast>)> = kinds.iter().map(|k| (*k, None)).collect();
+        self.publish_with(i, kinds)
+    }
+
+    /// Client `i` publishes a camera as simulcast layers with these rids (RFC 8853), and
+    /// negotiates; returns its mid. Send on a layer with [`Net::send_layer`].
+    pub fn publish_simulcast(&mut self, i: usize, rids: &[&str]) -> Mid {
+        let mut simulcast = Simulcast::new();
+        for rid in rids {
+            simulcast.add_send_layer(SimulcastLayer::new(rid));
+        }
+        self.publish_with(i, vec![(MediaKind::Video, Some(simulcast))])[0]
+    }
+
+    fn publish_with(&mut self, i: usize, media: Vec<(MediaKind, Option<Simulcast>)>) -> Vec<Mid> {
         let c = &mut self.clients[i];
         let mut api = c.publisher.sdp_api();
-        let mids: Vec<Mid> = kinds
-            .iter()
-            .map(|k| api.add_media(*k, Direction::SendOnly, None, None, None))
+        let kinds: Vec<MediaKind> = media.iter().map(|(k, _)| *k).collect();
+        let mids: Vec<Mid> = media
+            .into_iter()
+            .map(|(k, sim)| api.add_media(k, Direction::SendOnly, None, None, sim))
             .collect();
         let (offer, pending) = api.apply().expect("a change to offer");
         let hints = mids
             .iter()
-            .zip(kinds)
+            .zip(&kinds)
             .map(|(m, k)| TrackHint {
                 mid: m.to_string(),
                 source: if *k == MediaKind::Audio {
@@ -316,6 +338,38 @@ impl Net {
         );
     }
 
+    /// Client `i` writes one VP8 packet on the simulcast layer `rid` of `mid`.
+    pub fn send_layer(&mut self, i: usize, mid: Mid, rid: &str, seq: u64, ts: u32, payload: &[u8]) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let pt = c
+            .publisher
+            .codec_config()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .expect("codec")
+            .pt();
+        let mut api = c.publisher.direct_api();
+        let tx = api
+            .stream_tx_by_mid(mid, Some(rid.into()))
+            .expect("a send stream for the layer");
+        tx.write_rtp(
+            RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec())
+                .marker(true)
+                .nackable(true),
+        );
+    }
+
+    /// Client `i` tells the server how it shows `track` (see [`Command::TrackSettings`]).
+    pub fn track_settings(&mut self, i: usize, track: TrackId, request: LayerRequest) {
+        let participant = self.clients[i].id;
+        self.command(Command::TrackSettings {
+            participant,
+            track,
+            request,
+        })
+        .expect("settings accepted");
+    }
+
     /// Client `i` asks for a keyframe on its subscriber m-line `mid`.
     pub fn request_keyframe(&mut self, i: usize, mid: Mid) {
         let c = &mut self.clients[i];
@@ -352,6 +406,7 @@ impl Net {
                 let _ = c.publisher.handle_input(Input::Timeout(now));
                 let _ = c.subscriber.handle_input(Input::Timeout(now));
             }
+            self.deliver_downlinks();
             self.pump();
         }
     }
@@ -404,11 +459,13 @@ impl Net {
                         } else {
                             PcSide::Subscriber
                         };
-                        if let Ok(r) = Receive::new(t.proto, t.source, t.destination, &t.contents) {
-                            let _ = c.rtc(role).handle_input(Input::Receive(now, r));
+                        if let (PcSide::Subscriber, Protocol::Udp, Some(link)) =
+                            (role, t.proto, &mut c.downlink)
+                        {
+                            link.handle_input(NetInput::Packet(now, t.contents.to_vec()));
+                            continue;
                         }
-                        // str0m's RTP mode holds one received packet until the next poll: drain now.
-                        drain_client(c, role, server, &mut to_server);
+                        receive(c, role, t.proto, &t.contents, now, server, &mut to_server);
                     }
                 }
             }
@@ -417,6 +474,55 @@ impl Net {
             }
         }
         panic!("the network did not settle");
+    }
+
+    /// Puts an emulated link between the server and client `i`'s subscriber connection, or
+    /// takes it away (`None`; packets still on the old link are lost). Change the conditions
+    /// mid-test by setting a new config.
+    pub fn set_downlink(&mut self, i: usize, config: Option<NetemConfig>) {
+        let c = &mut self.clients[i];
+        match (config, &mut c.downlink) {
+            (None, _) => c.downlink = None,
+            (Some(config), Some(link)) => link.set_config(config),
+            (Some(config), None) => c.downlink = Some(Netem::new(config)),
+        }
+    }
+
+    /// Hands the clients what their emulated links deliver by now.
+    fn deliver_downlinks(&mut self) {
+        let server: SocketAddr = SERVER.parse().expect("addr");
+        let now = self.now;
+        let mut to_server: Vec<ToServer> = Vec::new();
+        for c in &mut self.clients {
+            let Some(link) = &mut c.downlink else {
+                continue;
+            };
+            link.handle_input(NetInput::Timeout(now));
+            let mut due = Vec::new();
+            while let Some(out) = link.poll_output() {
+                if let NetOutput::Packet(data) = out {
+                    due.push(data);
+                }
+            }
+            for data in due {
+                receive(
+                    c,
+                    PcSide::Subscriber,
+                    Protocol::Udp,
+                    &data,
+                    now,
+                    server,
+                    &mut to_server,
+                );
+            }
+        }
+        for (from, tcp, data) in to_server {
+            if tcp {
+                self.sfu.handle_stream_frame(now, from, &data);
+            } else {
+                self.sfu.handle_datagram(now, from, &data);
+            }
+        }
     }
 
     fn deliver_notice(&mut self, to: ParticipantId, n: Notice) {
@@ -471,6 +577,31 @@ impl Client {
             PcSide::Subscriber => &mut self.subscriber,
         }
     }
+}
+
+/// A datagram from the server reaches one of client `c`'s connections.
+fn receive(
+    c: &mut Client,
+    side: PcSide,
+    proto: Protocol,
+    data: &[u8],
+    now: Instant,
+    server: SocketAddr,
+    to_server: &mut Vec<ToServer>,
+) {
+    let destination = match side {
+        PcSide::Publisher => c.pub_addr,
+        PcSide::Subscriber => c.sub_addr,
+    };
+    let source = match proto {
+        Protocol::Tcp => SERVER_TCP.parse().expect("addr"),
+        _ => server,
+    };
+    if let Ok(r) = Receive::new(proto, source, destination, data) {
+        let _ = c.rtc(side).handle_input(Input::Receive(now, r));
+    }
+    // str0m's RTP mode holds one received packet until the next poll: drain now.
+    drain_client(c, side, server, to_server);
 }
 
 /// Polls one client connection until it wants a timeout: transmits go to `to_server` (unless the
@@ -582,6 +713,16 @@ pub fn deliver(sfu: &mut Sfu, now: Instant, from: SocketAddr, data: &[u8]) {
 /// A VP8 payload: a keyframe or an interframe, tagged so it can be recognised at the receiver.
 pub fn vp8_payload(keyframe: bool, tag: u32) -> Vec<u8> {
     let mut p = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
+    p.extend_from_slice(&tag.to_be_bytes());
+    p.extend_from_slice(&[0xAB; 100]);
+    p
+}
+
+/// The first packet of a VP8 keyframe of `width` x `height` (RFC 6386 section 9.1), tagged.
+pub fn vp8_keyframe_sized(width: u16, height: u16, tag: u32) -> Vec<u8> {
+    let mut p = vec![0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a];
+    p.extend_from_slice(&width.to_le_bytes());
+    p.extend_from_slice(&height.to_le_bytes());
     p.extend_from_slice(&tag.to_be_bytes());
     p.extend_from_slice(&[0xAB; 100]);
     p

@@ -10,6 +10,7 @@ use str0m::rtp::Ssrc;
 use crate::config::SfuConfig;
 use crate::ids::{ParticipantId, TrackId};
 use crate::keyframe::VideoCodec;
+use crate::selector::LayerView;
 use crate::signal::TrackInfo;
 use crate::throttle::KeyframeThrottle;
 
@@ -43,6 +44,10 @@ pub(crate) struct Layer {
     pub last_packet: Option<Instant>,
     /// When its last keyframe started.
     pub last_keyframe: Option<Instant>,
+    /// Width and height of its last keyframe, when the codec says (VP8).
+    pub size: Option<(u16, u16)>,
+    /// Packets of it arrive now: one came within [`STALE_AFTER`].
+    pub arriving: bool,
     /// Keyframe requests towards the publisher for this layer.
     pub keyframes: KeyframeThrottle,
 }
@@ -76,6 +81,14 @@ impl Track {
         });
     }
 
+    /// Declares the simulcast layers the publisher's offer named, from the lowest to the highest
+    /// quality (see [`quality_order`]), before any of them sends.
+    pub fn declare_layers(&mut self, rids: &[Rid], config: &SfuConfig) {
+        for rid in quality_order(rids) {
+            self.layer_index(Some(rid), config);
+        }
+    }
+
     /// The index of the layer sent with `rid` (`None`: the track does not simulcast), adding the
     /// layer if it is new. `None` when the track already has as many layers as it may.
     pub fn layer_index(&mut self, rid: Option<Rid>, config: &SfuConfig) -> Option<u8> {
@@ -91,7 +104,31 @@ impl Track {
 }
 
 /// The most layers one track may have (simulcast uses three).
-const MAX_LAYERS: usize = 4;
+pub(crate) const MAX_LAYERS: usize = 4;
+
+/// Simulcast rids from the lowest quality to the highest. The names in use say it: `q`, `h`,
+/// `f` (quarter, half, full: tern's client and LiveKit's), `l`, `m`, `h` (low, medium, high), or
+/// numbers (low first). Other names keep the offer's order, which by convention lists the lowest
+/// encoding first.
+pub(crate) fn quality_order(rids: &[Rid]) -> Vec<Rid> {
+    let names: Vec<&str> = rids.iter().map(|r| &**r).collect();
+    let scheme: Option<&[&str]> = if names.iter().any(|n| matches!(*n, "q" | "f")) {
+        Some(&["q", "h", "f"])
+    } else if names.iter().any(|n| matches!(*n, "l" | "m")) {
+        Some(&["l", "m", "h"])
+    } else {
+        None
+    };
+    let mut ordered = rids.to_vec();
+    match scheme {
+        Some(scheme) => ordered.sort_by_key(|r| scheme.iter().position(|n| **n == **r)),
+        None if names.iter().all(|n| n.parse::<u32>().is_ok()) => {
+            ordered.sort_by_key(|r| r.parse::<u32>().unwrap_or(0));
+        }
+        None => {}
+    }
+    ordered
+}
 
 impl Layer {
     fn new(rid: Option<Rid>, config: &SfuConfig) -> Self {
@@ -102,20 +139,52 @@ impl Layer {
             bitrate: BitrateMeter::default(),
             last_packet: None,
             last_keyframe: None,
+            size: None,
+            arriving: false,
             keyframes: KeyframeThrottle::new(config.keyframe_interval(), config.keyframe_min_gap()),
         }
     }
 
-    /// One packet of `bytes` payload bytes arrived at `now`.
-    pub fn on_packet(&mut self, now: Instant, bytes: usize, keyframe: bool) {
+    /// One packet of `bytes` payload bytes arrived at `now`. True when the layer was not
+    /// arriving before it.
+    pub fn on_packet(&mut self, now: Instant, bytes: usize, keyframe: bool) -> bool {
+        let resumed = !self.arriving;
+        self.arriving = true;
         self.last_packet = Some(now);
         if keyframe {
             self.last_keyframe = Some(now);
             self.keyframes.keyframe_arrived();
         }
         self.bitrate.add(now, bytes);
+        resumed
+    }
+
+    /// Marks the layer as no longer arriving when its last packet is older than
+    /// [`STALE_AFTER`]. True when that changed.
+    pub fn check_stale(&mut self, now: Instant) -> bool {
+        let stale = self
+            .last_packet
+            .is_none_or(|t| now.saturating_duration_since(t) >= STALE_AFTER);
+        let changed = self.arriving && stale;
+        if changed {
+            self.arriving = false;
+        }
+        changed
+    }
+
+    /// What the selector needs to know of it.
+    pub fn view(&self) -> LayerView {
+        LayerView {
+            arriving: self.arriving,
+            size: self.size,
+        }
     }
 }
+
+/// A layer with no packet for this long has stopped (the publisher paused it, or its uplink
+/// cannot carry it); its subscribers fall back to another layer. Cameras send 15 frames a
+/// second or more, several packets each.
+pub(crate) const STALE_AFTER: Duration = Duration::from_millis(500);
 
 /// The bitrate of a stream, measured over windows of about half a second. No allocation.
 #[derive(Debug, Clone, Copy, Default)]
@@ -154,6 +223,19 @@ impl BitrateMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layers_are_ordered_from_low_to_high_quality() {
+        let order = |names: &[&str]| -> Vec<String> {
+            let rids: Vec<Rid> = names.iter().map(|n| Rid::from(*n)).collect();
+            quality_order(&rids).iter().map(|r| r.to_string()).collect()
+        };
+        assert_eq!(order(&["f", "h", "q"]), ["q", "h", "f"]);
+        assert_eq!(order(&["h", "q"]), ["q", "h"]);
+        assert_eq!(order(&["h", "m", "l"]), ["l", "m", "h"]);
+        assert_eq!(order(&["2", "10", "1"]), ["1", "2", "10"]);
+        assert_eq!(order(&["lo", "hi"]), ["lo", "hi"]);
+    }
 
     #[test]
     fn measures_a_steady_stream_and_forgets_a_stopped_one() {

@@ -13,3 +13,4 @@ mod late_joiner;
 mod nack;
 mod renegotiation;
 mod sdp;
+mod simulcast;
