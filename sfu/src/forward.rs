@@ -8,7 +8,7 @@ use std::time::Instant;
 use str0m::Rtc;
 use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, Mid};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 
 use crate::ids::{ParticipantId, TrackId};
 use crate::keyframe::{VideoCodec, is_keyframe, vp8_keyframe_size};
@@ -57,6 +57,9 @@ impl Sfu {
             timestamp: packet.header.timestamp,
             arrival: packet.timestamp,
             clock_rate: params.spec().clock_rate.get(),
+            vp8: vp8
+                .then(|| Vp8Descriptor::parse(&packet.payload).ok())
+                .flatten(),
         };
         let exts = ExtensionValues {
             audio_level: packet.header.ext_vals.audio_level,
@@ -97,7 +100,7 @@ impl Sfu {
                     }
                 },
             };
-            let Some((seq, ts)) = down.sub.decide(&incoming) else {
+            let Some(out) = down.sub.decide(&incoming) else {
                 wants_keyframe |= down.sub.awaiting_keyframe() == Some(at.layer);
                 continue;
             };
@@ -106,16 +109,19 @@ impl Sfu {
                 self.stats.forward_errors += 1;
                 continue;
             };
-            let write = RtpWrite::new(
+            let mut write = RtpWrite::new(
                 out_pt.into(),
-                seq.into(),
-                ts,
+                out.seq.into(),
+                out.timestamp,
                 packet.timestamp,
                 packet.payload.clone(),
             )
             .marker(packet.header.marker)
             .nackable(video)
             .ext_vals(exts.clone());
+            if let Some(patch) = out.vp8 {
+                write = write.vp8_patch(patch);
+            }
             tx.write_rtp(write);
             self.stats.rtp_forwarded += 1;
             self.drain(PcKey {

@@ -5,6 +5,9 @@
 
 use std::time::Instant;
 
+use str0m::rtp::{Vp8Descriptor, Vp8Patch};
+
+use crate::picture_id::PictureIdRewriter;
 use crate::rewrite::RtpRewriter;
 use crate::selector::{LayerRequest, LayerSelector, LayerView, Verdict, target_layer};
 use crate::signal::TrackKind;
@@ -24,6 +27,17 @@ pub(crate) struct Incoming {
     pub arrival: Instant,
     /// Its RTP clock rate.
     pub clock_rate: u32,
+    /// Its VP8 payload descriptor, for VP8.
+    pub vp8: Option<Vp8Descriptor>,
+}
+
+/// A packet to send: its numbering for the sink.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outgoing {
+    pub seq: u64,
+    pub timestamp: u32,
+    /// The VP8 picture id and TL0PICIDX to write, when they change.
+    pub vp8: Option<Vp8Patch>,
 }
 
 /// One track delivered to one sink.
@@ -34,6 +48,7 @@ pub(crate) struct Subscription {
     pub allowed: Option<u8>,
     pub selector: LayerSelector,
     pub rewriter: RtpRewriter,
+    pictures: PictureIdRewriter,
     /// When the last forwarded packet arrived: on a switch, the new layer's timestamps continue
     /// from there by the time that passed.
     last_forwarded: Option<Instant>,
@@ -52,6 +67,7 @@ impl Subscription {
             allowed: None,
             selector,
             rewriter: RtpRewriter::new(0),
+            pictures: PictureIdRewriter::default(),
             last_forwarded: None,
         }
     }
@@ -71,8 +87,8 @@ impl Subscription {
         self.selector.awaiting_keyframe()
     }
 
-    /// Forward the packet as (sequence number, timestamp) for the sink, or drop it (`None`).
-    pub fn decide(&mut self, p: &Incoming) -> Option<(u64, u32)> {
+    /// Forward the packet, numbered for the sink, or drop it (`None`).
+    pub fn decide(&mut self, p: &Incoming) -> Option<Outgoing> {
         match self.selector.on_packet(p.layer, p.keyframe) {
             Verdict::Drop => return None,
             Verdict::Forward => {}
@@ -83,10 +99,31 @@ impl Subscription {
                 let ticks = elapsed * u128::from(p.clock_rate) / 1_000_000;
                 self.rewriter
                     .switch_source(ticks.min(u128::from(u32::MAX)) as u32);
+                self.pictures.switch_source();
             }
         }
-        let out = self.rewriter.rewrite(p.seq, p.timestamp)?;
+        let (seq, timestamp) = self.rewriter.rewrite(p.seq, p.timestamp)?;
         self.last_forwarded = Some(p.arrival);
-        Some(out)
+        let vp8 = p.vp8.and_then(|d| {
+            let (pid_in, tl0_in) = (d.picture_id(), d.tl0_pic_idx());
+            let (pid, tl0) = self.pictures.rewrite(pid_in, tl0_in);
+            if (pid, tl0) == (pid_in, tl0_in) {
+                return None;
+            }
+            let mut patch = d.patch();
+            if let Some(pid) = pid {
+                patch = patch.picture_id(pid);
+            }
+            if let Some(tl0) = tl0 {
+                patch = patch.tl0_pic_idx(tl0);
+            }
+            // A 7-bit picture id that the shift overflows stays as it was.
+            patch.build().ok()
+        });
+        Some(Outgoing {
+            seq,
+            timestamp,
+            vp8,
+        })
     }
 }
