@@ -32,6 +32,7 @@ function tile(participant, label) {
 }
 
 function removeTile(participant) {
+  tiles.get(participant)?.unwatch?.();
   tiles.get(participant)?.remove();
   tiles.delete(participant);
   document.querySelectorAll(`audio[data-participant="${participant}"]`).forEach((a) => a.remove());
@@ -66,6 +67,9 @@ async function join(room, name) {
     if (track.kind === 'video') {
       const video = t.querySelector('video');
       video.srcObject.addTrack(track);
+      // The server sends the simulcast layer this tile's size needs, and nothing while hidden.
+      t.unwatch?.();
+      t.unwatch = client.watchVideo(info.id, video);
       // The first frame shown from anyone: the join-to-video figure in docs/performance.md.
       video.requestVideoFrameCallback?.(() => { client.marks.firstFrame ??= performance.now(); });
     } else {

@@ -9,6 +9,13 @@
 
 const PROTOCOL_VERSION = 1;
 
+/** A camera's simulcast encodings, lowest first: about 150k, 500k and 1.5M bit/s. */
+const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
 /** Error from the server, with its stable `code`. */
 export class TernError extends Error {
   constructor(code, message) {
@@ -55,12 +62,20 @@ export class TernClient extends EventTarget {
     });
   }
 
-  /** Publishes the tracks of `stream`. `sources` maps track kind to a source name. */
-  async publish(stream, sources = { audio: 'microphone', video: 'camera' }) {
+  /**
+   * Publishes the tracks of `stream`. `sources` maps track kind to a source name. A camera is
+   * sent as three simulcast layers (rid q, h, f at 1/4, 1/2 and full resolution) unless
+   * `simulcast` is false; a screen share as one high-priority stream.
+   */
+  async publish(stream, sources = { audio: 'microphone', video: 'camera' }, { simulcast = true } = {}) {
     const pc = this.publisherPc();
     const added = stream.getTracks().map((track) => {
-      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      return { transceiver, track, source: sources[track.kind] || 'unknown' };
+      const source = sources[track.kind] || 'unknown';
+      const init = { direction: 'sendonly', streams: [stream] };
+      if (track.kind === 'video' && source === 'camera' && simulcast) init.sendEncodings = SIMULCAST_LAYERS;
+      if (source === 'screen') init.sendEncodings = [{ priority: 'high', networkPriority: 'high' }];
+      const transceiver = pc.addTransceiver(track, init);
+      return { transceiver, track, source };
     });
     await this.negotiatePublisher(added);
     for (const a of added) {
@@ -78,6 +93,54 @@ export class TernClient extends EventTarget {
       const id = this.ownTrackId(l);
       if (id) this.request({ type: 'mute', track: id, muted }).catch(() => {});
     }
+  }
+
+  /**
+   * Tells the server how a received video track is shown: `{ width, height }` in device pixels
+   * (it sends the smallest simulcast layer that covers them), or `{ paused: true }` to receive
+   * none of it. Resolves when the server accepted.
+   */
+  setTrackSettings(trackId, { width, height, paused = false } = {}) {
+    const size = width > 0 && height > 0 ? { width: Math.round(width), height: Math.round(height) } : {};
+    return this.request({ type: 'track_settings', track: trackId, paused, ...size });
+  }
+
+  /**
+   * Keeps the server told how `video` (an element showing track `trackId`) is shown: its size in
+   * device pixels as it is resized, and paused while it is off screen or the tab is hidden.
+   * Returns a function that stops watching.
+   */
+  watchVideo(trackId, video) {
+    let visible = true;
+    let last = '';
+    let timer = null;
+    const update = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        const ratio = window.devicePixelRatio || 1;
+        const paused = !visible || document.hidden || video.clientWidth === 0;
+        const settings = { paused, width: video.clientWidth * ratio, height: video.clientHeight * ratio };
+        const key = JSON.stringify(settings);
+        if (key === last) return;
+        last = key;
+        this.setTrackSettings(trackId, settings).catch((e) => this.emit('error', e));
+      }, 100);
+    };
+    const resize = new ResizeObserver(update);
+    resize.observe(video);
+    const seen = new IntersectionObserver((entries) => {
+      visible = entries[entries.length - 1].isIntersecting;
+      update();
+    });
+    seen.observe(video);
+    document.addEventListener('visibilitychange', update);
+    update();
+    return () => {
+      resize.disconnect();
+      seen.disconnect();
+      document.removeEventListener('visibilitychange', update);
+      clearTimeout(timer);
+    };
   }
 
   subscribe(trackIds) { return this.request({ type: 'subscribe', tracks: trackIds }); }

@@ -4,11 +4,14 @@
 
 use std::time::Instant;
 
+use str0m::bwe::Bitrate;
+
+use crate::allocator::{Grant, VideoDemand, allocate};
 use crate::error::SfuError;
 use crate::ids::{ParticipantId, TrackId};
-use crate::selector::{LayerRequest, LayerView};
+use crate::selector::{LayerRequest, LayerView, wanted_layer};
 use crate::sfu::Sfu;
-use crate::signal::TrackKind;
+use crate::signal::{TrackKind, TrackSource};
 use crate::throttle::KeyframeNeed;
 use crate::track::{LayerRef, MAX_LAYERS};
 
@@ -33,7 +36,11 @@ impl Sfu {
             .get_mut(&track)
             .ok_or_else(|| SfuError::TrackNotFound(track.to_string()))?;
         down.sub.request = request;
-        self.retarget(now, id, track);
+        if p.estimate.is_some() {
+            self.reallocate(now, id);
+        } else {
+            self.retarget(now, id, track);
+        }
         Ok(())
     }
 
@@ -49,7 +56,16 @@ impl Sfu {
         subscribers.clear();
         subscribers.extend_from_slice(&t.subscribers);
         for s in &subscribers {
-            self.retarget(now, *s, track);
+            // What arrives changed what each subscriber's bandwidth buys.
+            if self
+                .participants
+                .get(s)
+                .is_some_and(|p| p.estimate.is_some())
+            {
+                self.reallocate(now, *s);
+            } else {
+                self.retarget(now, *s, track);
+            }
         }
         self.scratch = subscribers;
     }
@@ -75,7 +91,7 @@ impl Sfu {
         }
     }
 
-    fn layer_views(&self, track: TrackId) -> Option<Views> {
+    pub(crate) fn layer_views(&self, track: TrackId) -> Option<Views> {
         let t = self.tracks.get(&track)?;
         if t.info.kind != TrackKind::Video || t.layers.is_empty() {
             return None;
@@ -105,5 +121,124 @@ impl Sfu {
         for track in changed {
             self.retarget_track(now, track);
         }
+    }
+}
+
+/// A layer's bitrate before it is measured, by its position from the top layer: what
+/// `tern-client.js` asks its encoders for (1.5M, 500k, 150k bit/s).
+const NOMINAL_BPS: [u64; 4] = [1_500_000, 500_000, 150_000, 150_000];
+
+/// What an audio track is assumed to take before it is measured (Opus at its usual rate, with
+/// packet overhead).
+const NOMINAL_AUDIO_BPS: u64 = 50_000;
+
+impl Sfu {
+    /// A new bandwidth estimate for a participant's subscriber connection.
+    pub(crate) fn on_estimate(&mut self, now: Instant, id: ParticipantId, bps: u64) {
+        if let Some(p) = self.participants.get_mut(&id) {
+            p.estimate = Some(bps);
+        }
+        self.reallocate(now, id);
+    }
+
+    /// Share the participant's estimate among the video it receives (see
+    /// [`crate::allocate`]), aim each subscription at what it was granted, and tell the
+    /// estimator what to probe for.
+    pub(crate) fn reallocate(&mut self, now: Instant, id: ParticipantId) {
+        let Some(p) = self.participants.get(&id) else {
+            return;
+        };
+        let Some(estimate) = p.estimate else {
+            return;
+        };
+        let mut audio_bps = 0;
+        let mut tracks = Vec::new();
+        let mut demands = Vec::new();
+        for (track_id, down) in &p.subscriptions {
+            let Some(t) = self.tracks.get(track_id) else {
+                continue;
+            };
+            if t.info.kind == TrackKind::Audio {
+                let measured = t.layers.first().map_or(0, |l| l.bitrate.bps(now));
+                audio_bps += if measured > 0 {
+                    measured
+                } else {
+                    NOMINAL_AUDIO_BPS
+                };
+                continue;
+            }
+            let Some((views, n)) = self.layer_views(*track_id) else {
+                continue;
+            };
+            let mut layer_bps = [0; MAX_LAYERS];
+            for (i, l) in t.layers.iter().enumerate().take(n) {
+                let measured = l.bitrate.bps(now);
+                let nominal = NOMINAL_BPS[(n - 1 - i).min(MAX_LAYERS - 1)];
+                layer_bps[i] = match (l.arriving, measured, i) {
+                    (false, _, _) => 0,
+                    // A lowest layer just started and not yet measured: let its first picture
+                    // through (1 bit/s is "arriving, nearly free"); it is measured within 0.5 s.
+                    (true, 0, 0) => 1,
+                    (true, 0, _) => nominal,
+                    (true, m, _) => m,
+                };
+            }
+            demands.push(VideoDemand {
+                priority: priority(t.info.source),
+                wanted: wanted_layer(down.sub.request, &views[..n]),
+                layer_bps,
+                layers: n as u8,
+                previous: down.sub.allowed,
+            });
+            tracks.push(*track_id);
+        }
+        let grants = allocate(estimate, audio_bps, &demands);
+        let (mut sending, mut desired, mut next_step) = (audio_bps, audio_bps, None);
+        for (d, g) in demands.iter().zip(&grants) {
+            let Some(wanted) = d.wanted else {
+                continue;
+            };
+            let bps = |layer: u8| d.layer_bps[usize::from(layer)];
+            let now_bps = match g {
+                Grant::UpTo(layer) => bps(*layer),
+                Grant::Paused => 0,
+            };
+            sending += now_bps;
+            desired += (0..=wanted).map(bps).max().unwrap_or(0);
+            // The cheapest step up any video could take next.
+            let above = match g {
+                Grant::UpTo(layer) => *layer + 1,
+                Grant::Paused => 0,
+            };
+            if let Some(next) = (above..=wanted).map(bps).find(|b| *b > 0) {
+                let step = next.saturating_sub(now_bps);
+                next_step = Some(next_step.map_or(step, |s: u64| s.min(step)));
+            }
+        }
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        for (track, grant) in tracks.iter().zip(&grants) {
+            if let Some(down) = p.subscriptions.get_mut(track) {
+                down.sub.allowed = Some(*grant);
+            }
+        }
+        // Padding tops the media up to what the next step needs, so the estimate can grow into it.
+        let minimum = desired.min(sending + next_step.unwrap_or(0));
+        p.subscriber
+            .rtc
+            .bwe()
+            .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+        for track in tracks {
+            self.retarget(now, id, track);
+        }
+    }
+}
+
+/// Which video the allocator serves first: a shared screen, then cameras.
+fn priority(source: TrackSource) -> u8 {
+    match source {
+        TrackSource::Screen => 2,
+        _ => 0,
     }
 }

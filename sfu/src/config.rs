@@ -25,6 +25,9 @@ pub struct SfuConfig {
     pub keyframe_min_gap_ms: u64,
     /// A participant whose media connection stays disconnected this long is removed. Default 15000.
     pub disconnect_timeout_ms: u64,
+    /// The downlink bandwidth assumed for a new subscriber connection until its estimate (TWCC,
+    /// RFC 8888-style feedback) says otherwise, in kbit/s. Default 1000.
+    pub bwe_initial_kbps: u64,
     /// Largest number of participants in one room. Default 100.
     pub max_participants_per_room: usize,
     /// Largest number of tracks one participant may publish. Default 16.
@@ -39,6 +42,7 @@ impl Default for SfuConfig {
             keyframe_interval_ms: 1000,
             keyframe_min_gap_ms: 500,
             disconnect_timeout_ms: 15_000,
+            bwe_initial_kbps: 1000,
             max_participants_per_room: 100,
             max_tracks_per_participant: 16,
         }

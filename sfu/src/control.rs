@@ -132,8 +132,8 @@ impl Sfu {
         if let Ok(Some(old)) = self.find_identity(&room, &info.identity) {
             self.remove_participant(now, old, LeaveReason::DuplicateIdentity);
         }
-        let (pub_rtc, pub_ufrag) = self.new_rtc(now)?;
-        let (sub_rtc, sub_ufrag) = self.new_rtc(now)?;
+        let (pub_rtc, pub_ufrag) = self.new_rtc(now, PcRole::Publisher)?;
+        let (sub_rtc, sub_ufrag) = self.new_rtc(now, PcRole::Subscriber)?;
         let id = info.id;
         let room_name: Arc<str> = match self.rooms.get_key_value(room.as_str()) {
             Some((k, _)) => k.clone(),
@@ -172,6 +172,7 @@ impl Sfu {
                 sub_mids: HashMap::new(),
                 negotiation: SubscriberNegotiation::default(),
                 hints: HashMap::new(),
+                estimate: None,
             },
         );
         tracing::info!(participant = %id, identity = %info.identity, room, "joined");

@@ -12,6 +12,7 @@
 //! The crate has no sockets, no threads, no locks and never reads the clock.
 
 mod adapt;
+mod allocator;
 mod config;
 mod control;
 mod demux;
@@ -39,6 +40,7 @@ mod track;
 pub mod testkit;
 
 // The public interface is:
+pub use allocator::{Grant, VideoDemand, allocate};
 pub use config::SfuConfig;
 pub use demux::{DatagramKind, classify, stun_local_ufrag};
 pub use error::{Fault, SfuError};
@@ -46,7 +48,7 @@ pub use ids::{ParticipantId, TrackId};
 pub use keyframe::{VideoCodec, is_keyframe, vp8_keyframe_size};
 pub use picture_id::PictureIdRewriter;
 pub use rewrite::{FIRST_SEQ, RtpRewriter};
-pub use selector::{LayerRequest, LayerSelector, LayerView, Verdict, target_layer};
+pub use selector::{LayerRequest, LayerSelector, LayerView, Verdict, target_layer, wanted_layer};
 pub use sfu::{Output, Sfu};
 pub use signal::{
     Command, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole, Permissions,

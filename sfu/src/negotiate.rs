@@ -101,12 +101,14 @@ impl Sfu {
                 refused.push(*track);
                 continue;
             }
-            sub.ssrc = p
-                .subscriber
-                .rtc
-                .direct_api()
-                .stream_tx_by_mid(mid, None)
-                .map(|s| s.ssrc());
+            let mut api = p.subscriber.rtc.direct_api();
+            sub.ssrc = api.stream_tx_by_mid(mid, None).map(|tx| {
+                // Media is never held in str0m's pacer (a first keyframe waited there for
+                // 200 ms): the allocator keeps video under the estimate, and audio is
+                // reserved out of it first. Padding probes are still paced.
+                tx.set_unpaced(true);
+                tx.ssrc()
+            });
             if let (Some(_), Some(layer)) = (sub.ssrc, sub.sub.awaiting_keyframe()) {
                 ready.push(LayerRef {
                     track: *track,

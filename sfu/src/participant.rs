@@ -139,6 +139,8 @@ pub(crate) struct Participant {
     pub negotiation: SubscriberNegotiation,
     /// What the publisher said each of its mids carries.
     pub hints: HashMap<String, TrackSource>,
+    /// The subscriber connection's bandwidth estimate in bit/s, once there is one.
+    pub estimate: Option<u64>,
 }
 
 /// The text of an optional field, unless absent or empty.

@@ -39,11 +39,26 @@ pub fn target_layer(
     layers: &[LayerView],
     allowed: Option<u8>,
 ) -> Option<u8> {
+    let wanted = wanted_layer(request, layers)?;
+    let top = (layers.len() - 1) as u8;
+    let cap = allowed.map_or(wanted, |a| a.min(wanted));
+    let arriving = |i: &u8| layers[usize::from(*i)].arriving;
+    (0..=cap)
+        .rev()
+        .find(arriving)
+        .or_else(|| (cap..=top).find(arriving))
+        .or(Some(cap))
+}
+
+/// The layer the subscriber's request asks for, whatever arrives and whatever its bandwidth:
+/// the smallest that covers the requested size, the top one when no size is given or none is
+/// large enough; `None` when paused.
+pub fn wanted_layer(request: LayerRequest, layers: &[LayerView]) -> Option<u8> {
     if request.paused || layers.is_empty() {
         return None;
     }
     let top = (layers.len() - 1) as u8;
-    let wanted = match request.size {
+    Some(match request.size {
         None => top,
         Some((w, h)) => (0..=top)
             .find(|i| {
@@ -52,14 +67,7 @@ pub fn target_layer(
                 lw * 10 >= w * 9 && lh * 10 >= h * 9
             })
             .unwrap_or(top),
-    };
-    let cap = allowed.map_or(wanted, |a| a.min(wanted));
-    let arriving = |i: &u8| layers[usize::from(*i)].arriving;
-    (0..=cap)
-        .rev()
-        .find(arriving)
-        .or_else(|| (cap..=top).find(arriving))
-        .or(Some(cap))
+    })
 }
 
 /// The size of layer `i`, known or estimated.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::RtcConfig;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::net::{Protocol, Receive, TcpType, Transmit};
 use str0m::{Event, IceConnectionState, Input, Rtc};
 
@@ -21,6 +22,12 @@ use crate::track::{LayerRef, Track};
 
 /// How often the core looks at slow timers (keyframe throttles, disconnect timeouts).
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
+
+/// The most connection timers one `handle_timeout` runs.
+const MAX_TIMER_RUNS: usize = 4096;
+
+/// How often every subscriber's bandwidth is shared again, besides on each new estimate.
+const REALLOCATION: Duration = Duration::from_millis(500);
 
 /// What the shell must do next. Drain [`Sfu::poll_output`] until it returns `Timeout`.
 #[derive(Debug)]
@@ -67,6 +74,7 @@ pub struct Sfu {
     pub(crate) ufrags: HashMap<String, PcKey>,
     timers: BinaryHeap<Reverse<(Instant, PcKey)>>,
     next_housekeeping: Instant,
+    next_reallocation: Instant,
     pub(crate) outputs: VecDeque<Output>,
     pub(crate) events: VecDeque<(PcKey, Event)>,
     /// Participants to remove once the current input is handled.
@@ -110,6 +118,7 @@ impl Sfu {
             ufrags: HashMap::new(),
             timers: BinaryHeap::new(),
             next_housekeeping: now,
+            next_reallocation: now,
             outputs: VecDeque::new(),
             events: VecDeque::new(),
             doomed: Vec::new(),
@@ -197,10 +206,15 @@ impl Sfu {
 
     /// Time passed: run due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // A connection may ask again for `now` after each run (str0m's pacer sends one packet
+        // per timeout), so its due timer runs again in this call, up to a bound: whatever is
+        // left waits for the next call instead of spinning here.
+        let mut runs = 0;
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
-            if at > now {
+            if at > now || runs == MAX_TIMER_RUNS {
                 break;
             }
+            runs += 1;
             self.timers.pop();
             let Some(p) = self.participants.get_mut(&key.participant) else {
                 continue;
@@ -342,6 +356,11 @@ impl Sfu {
                 self.on_publisher_media_changed(now, key.participant, m.mid, m.direction);
             }
             Event::IceConnectionStateChange(state) => self.on_ice_state(now, key, state),
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
+                if key.role == PcRole::Subscriber =>
+            {
+                self.on_estimate(now, key.participant, estimate.as_u64());
+            }
             Event::Connected if key.role == PcRole::Subscriber => {
                 self.on_subscriber_connected(now, key.participant);
             }
@@ -371,6 +390,14 @@ impl Sfu {
 
     fn housekeeping(&mut self, now: Instant) {
         self.check_stale_layers(now);
+        if now >= self.next_reallocation {
+            // Layer bitrates are measured anew every half second: share the estimates again.
+            self.next_reallocation = now + REALLOCATION;
+            let ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
+            for id in ids {
+                self.reallocate(now, id);
+            }
+        }
         let mut due = Vec::new();
         for (id, t) in self.tracks.iter_mut() {
             for (i, layer) in t.layers.iter_mut().enumerate() {
@@ -398,12 +425,22 @@ impl Sfu {
     }
 
     /// Build a connection in ICE-lite, RTP mode, with our codecs and the worker's candidate.
-    pub(crate) fn new_rtc(&self, now: Instant) -> Result<(Rtc, String), crate::SfuError> {
+    pub(crate) fn new_rtc(
+        &self,
+        now: Instant,
+        role: PcRole,
+    ) -> Result<(Rtc, String), crate::SfuError> {
         let addr = self
             .config
             .public_addr
             .ok_or_else(|| crate::SfuError::Internal("worker has no public address".into()))?;
-        let mut rtc = self.rtc_template.clone().build(now);
+        let mut config = self.rtc_template.clone();
+        if role == PcRole::Subscriber {
+            // Send-side bandwidth estimation on what we send: the allocator shares it.
+            let initial = Bitrate::kbps(self.config.bwe_initial_kbps);
+            config = config.enable_bwe(Some(initial));
+        }
+        let mut rtc = config.build(now);
         let candidate = str0m::Candidate::host(addr, "udp")
             .map_err(|e| crate::SfuError::Internal(format!("host candidate: {e}")))?;
         rtc.add_local_candidate(candidate);

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use str0m::rtp::{Vp8Descriptor, Vp8Patch};
 
+use crate::allocator::Grant;
 use crate::picture_id::PictureIdRewriter;
 use crate::rewrite::RtpRewriter;
 use crate::selector::{LayerRequest, LayerSelector, LayerView, Verdict, target_layer};
@@ -44,8 +45,8 @@ pub(crate) struct Outgoing {
 pub(crate) struct Subscription {
     /// What the subscriber asked for (size, paused).
     pub request: LayerRequest,
-    /// The highest layer its bandwidth allows, once an allocator has said.
-    pub allowed: Option<u8>,
+    /// What its bandwidth allows, once the allocator has said.
+    pub allowed: Option<Grant>,
     pub selector: LayerSelector,
     pub rewriter: RtpRewriter,
     pictures: PictureIdRewriter,
@@ -76,8 +77,12 @@ impl Subscription {
     /// whose keyframe it now waits for, if that changed.
     pub fn retarget(&mut self, layers: &[LayerView]) -> Option<u8> {
         let before = self.selector.awaiting_keyframe();
-        self.selector
-            .set_target(target_layer(self.request, layers, self.allowed));
+        let target = match self.allowed {
+            Some(Grant::Paused) => None,
+            Some(Grant::UpTo(layer)) => target_layer(self.request, layers, Some(layer)),
+            None => target_layer(self.request, layers, None),
+        };
+        self.selector.set_target(target);
         let after = self.selector.awaiting_keyframe();
         after.filter(|_| after != before)
     }

@@ -1,0 +1,141 @@
+//! Browser end to end with simulcast: alice's demo page sends her 1280x720 fake camera as three
+//! layers; bob's demo page receives the layer his tile of alice needs, and resizing the tile
+//! switches layers without a freeze.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::browser::{Browser, Page};
+use serde_json::Value;
+
+/// Bob's inbound video from alice: (frameWidth, framesDecoded, freezeCount).
+const INBOUND_VIDEO: &str = r#"(async () => {
+  const c = window.ternDemo && window.ternDemo.client;
+  if (!c) return null;
+  let out = null;
+  (await c.receiveStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded || 0) > 0)
+      out = [s.frameWidth || 0, s.framesDecoded || 0, s.freezeCount || 0];
+  });
+  return out;
+})()"#;
+
+/// Alice's outbound video: bytes sent per rid.
+const OUTBOUND_RIDS: &str = r#"(async () => {
+  const c = window.ternDemo && window.ternDemo.client;
+  if (!c) return {};
+  const out = {};
+  (await c.sendStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || 'none'] = s.bytesSent || 0;
+  });
+  return out;
+})()"#;
+
+/// Sets the size of every remote tile's video on the page, in CSS pixels.
+fn resize_tiles(width: u32, height: u32) -> String {
+    format!(
+        "document.querySelectorAll('.tile:not([data-participant=\"self\"]) video').forEach((v) => {{ \
+         v.style.width = '{width}px'; v.style.height = '{height}px'; v.style.objectFit = 'fill'; }}); true"
+    )
+}
+
+async fn inbound(browser: &mut Browser, page: &Page) -> Option<(u64, u64, u64)> {
+    let v = browser.eval(page, INBOUND_VIDEO).await;
+    let n = |i: usize| v.get(i).and_then(Value::as_u64).unwrap_or(0);
+    v.is_array().then(|| (n(0), n(1), n(2)))
+}
+
+/// Waits until bob's decoded width satisfies `ok` and frames keep decoding; returns the last
+/// reading.
+async fn wait_for_width(
+    browser: &mut Browser,
+    bob: &Page,
+    within: Duration,
+    what: &str,
+    ok: impl Fn(u64) -> bool,
+) -> (u64, u64, u64) {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    loop {
+        if let Some(now) = inbound(browser, bob).await {
+            let decoding = last.is_some_and(|(_, frames, _): (u64, u64, u64)| now.1 > frames);
+            if ok(now.0) && decoding {
+                return now;
+            }
+            last = Some(now);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {within:?}: last (frameWidth, framesDecoded, freezeCount) = {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tile_gets_the_layer_its_size_needs_and_resizing_causes_no_freeze() {
+    let server = common::server_with(|c| c.auth.keys.clear()).await; // development mode
+    let base = format!("http://{}", server.http_addr);
+    let mut browser = Browser::launch().await;
+    let alice = browser.open(&format!("{base}/?room=sim&name=alice")).await;
+    let bob = browser.open(&format!("{base}/?room=sim&name=bob")).await;
+
+    // Alice's browser sends three layers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rids = browser.eval(&alice, OUTBOUND_RIDS).await;
+        let sending = |rid: &str| rids[rid].as_u64().unwrap_or(0) > 0;
+        if sending("q") && sending("h") && sending("f") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice sends rids q, h and f: {rids}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // A small tile: at most the quarter layer's 320 px.
+    browser.eval(&bob, &resize_tiles(240, 135)).await;
+    let small = wait_for_width(
+        &mut browser,
+        &bob,
+        Duration::from_secs(30),
+        "a small tile",
+        |w| w > 0 && w <= 320,
+    )
+    .await;
+    // Hold it a while: it stays small.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = inbound(&mut browser, &bob).await.expect("video");
+    assert!(
+        held.0 <= 320,
+        "the small tile stays on the quarter layer: {held:?}"
+    );
+
+    // A large tile: the full layer (allowing for the publisher's bandwidth ramp).
+    browser.eval(&bob, &resize_tiles(1280, 720)).await;
+    let large = wait_for_width(
+        &mut browser,
+        &bob,
+        Duration::from_secs(40),
+        "a large tile",
+        |w| w >= 1280,
+    )
+    .await;
+    // And back to small.
+    browser.eval(&bob, &resize_tiles(240, 135)).await;
+    let back = wait_for_width(
+        &mut browser,
+        &bob,
+        Duration::from_secs(20),
+        "small again",
+        |w| w > 0 && w <= 320,
+    )
+    .await;
+    assert_eq!(
+        back.2, small.2,
+        "no freeze across the switches: freezeCount small {small:?}, large {large:?}, back {back:?}"
+    );
+}
