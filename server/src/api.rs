@@ -1,5 +1,6 @@
 //! The REST API for server-side integration, under `/api/v1`, authenticated with an admin token
 //! (`Authorization: Bearer <jwt>` whose grants include `admin`). Documented in docs/api.md.
+//! Bodies are [`crate::wire`] types, converted from the core's replies.
 
 use std::time::SystemTime;
 
@@ -13,6 +14,7 @@ use tern_sfu::{Command, Reply, SfuError};
 
 use crate::AppState;
 use crate::auth::{AuthError, Claims};
+use crate::wire;
 
 /// The REST routes.
 pub fn routes() -> Router<AppState> {
@@ -135,14 +137,14 @@ async fn list_rooms(
     let mut rooms = Vec::new();
     for w in 0..state.workers.len() {
         if let Reply::Rooms(r) = ask(&state, w, Command::ListRooms).await? {
-            rooms.extend(r);
+            rooms.extend(r.into_iter().map(wire::Room::from));
         }
     }
     if let Some(scope) = claims.room {
         rooms.retain(|r| r.name == scope);
     }
     rooms.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Json(json!({ "rooms": rooms })).into_response())
+    Ok(Json(wire::rooms_body(&rooms)).into_response())
 }
 
 async fn list_participants(
@@ -153,7 +155,10 @@ async fn list_participants(
     admin(&state, &headers, Some(&room))?;
     let w = worker_of(&state, &room)?;
     match ask(&state, w, Command::ListParticipants { room }).await? {
-        Reply::Participants(p) => Ok(Json(json!({ "participants": p })).into_response()),
+        Reply::Participants(p) => {
+            let participants: Vec<wire::ParticipantDetail> = wire::list(p);
+            Ok(Json(wire::participants_body(&participants)).into_response())
+        }
         _ => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

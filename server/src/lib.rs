@@ -15,6 +15,7 @@ pub mod tls;
 pub mod turn;
 pub mod turn_config;
 pub mod turn_metrics;
+pub mod wire;
 pub mod worker;
 
 use std::net::SocketAddr;

@@ -1,10 +1,13 @@
 //! The signaling protocol on the WebSocket, version 1. Every message is a JSON object with a
 //! `type`. Documented message by message in docs/signaling.md.
+//!
+//! Every type here, and in [`crate::wire`] which it uses, is the server's own: the SFU core's
+//! types are converted at the boundary, so a change in the core cannot change the protocol.
 
 use serde::{Deserialize, Serialize};
-use tern_sfu::{
-    LeaveReason, ParticipantId, ParticipantInfo, PcRole, TrackHint, TrackId, TrackInfo,
-};
+use tern_sfu::{ParticipantId, TrackId};
+
+use crate::wire::{LeaveReason, Participant, Role, Track, TrackHint};
 
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -50,7 +53,7 @@ pub enum ClientMessage {
     /// A trickled ICE candidate: the fields of `RTCIceCandidateInit`, plus `target`.
     Candidate {
         /// Which connection.
-        target: PcRole,
+        target: Role,
         /// The `candidate:...` attribute; empty for end-of-candidates.
         candidate: String,
         /// The m-line it was gathered for.
@@ -142,11 +145,11 @@ pub enum ServerMessage {
         /// The room.
         room: String,
         /// The participant itself.
-        participant: ParticipantInfo,
+        participant: Participant,
         /// Others already in the room.
-        participants: Vec<ParticipantInfo>,
+        participants: Vec<Participant>,
         /// Tracks already published.
-        tracks: Vec<TrackInfo>,
+        tracks: Vec<Track>,
         /// ICE servers to configure both connections with.
         ice_servers: Vec<IceServer>,
         /// The join's `req`.
@@ -169,7 +172,7 @@ pub enum ServerMessage {
     /// Someone joined.
     ParticipantJoined {
         /// Who.
-        participant: ParticipantInfo,
+        participant: Participant,
     },
     /// Someone left.
     ParticipantLeft {
@@ -181,7 +184,7 @@ pub enum ServerMessage {
     /// A track was published.
     TrackPublished {
         /// The track.
-        track: TrackInfo,
+        track: Track,
     },
     /// A track was unpublished.
     TrackUnpublished {
@@ -223,7 +226,7 @@ pub enum ServerMessage {
         /// The publisher connection's mid.
         mid: String,
         /// The track.
-        track: TrackInfo,
+        track: Track,
     },
     /// Fresh TURN credentials, sent halfway through the lifetime of the last ones: use them for
     /// both connections (`RTCPeerConnection.setConfiguration`).
@@ -280,7 +283,7 @@ mod tests {
         assert!(matches!(
             cand,
             ClientMessage::Candidate {
-                target: PcRole::Publisher,
+                target: Role::Publisher,
                 ..
             }
         ));

@@ -5,15 +5,14 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
-use tern_sfu::{
-    Command, LeaveReason, Notice, ParticipantId, Permissions, RemoteCandidate, Reply, SfuError,
-};
+use tern_sfu::{Command, Notice, ParticipantId, Permissions, RemoteCandidate, Reply, SfuError};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::AppState;
 use crate::auth::AuthError;
 use crate::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+use crate::wire::{self, LeaveReason};
 use crate::worker::{NOTICE_QUEUE, WorkerHandle};
 
 /// `GET /rtc`: upgrades to a signaling WebSocket with explicit size limits.
@@ -187,9 +186,9 @@ async fn join(
             let msg = ServerMessage::Joined {
                 v: PROTOCOL_VERSION,
                 room: room.to_string(),
-                participant,
-                participants: others,
-                tracks,
+                participant: participant.into(),
+                participants: wire::list(others),
+                tracks: wire::list(tracks),
                 ice_servers,
                 req: None,
             };
@@ -257,7 +256,7 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
             }
             notice = j.notices.recv() => match notice {
                 Some(Notice::Removed(reason)) => {
-                    send(socket, &ServerMessage::Closing { reason }).await;
+                    send(socket, &ServerMessage::Closing { reason: reason.into() }).await;
                     return true;
                 }
                 Some(n) => send(socket, &to_message(n)).await,
@@ -291,7 +290,7 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
                         }
                     }
                 }).await {
-                    send(socket, &ServerMessage::Closing { reason }).await;
+                    send(socket, &ServerMessage::Closing { reason: reason.into() }).await;
                     return true;
                 }
                 send(socket, &ServerMessage::Closing { reason: LeaveReason::ServerShutdown }).await;
@@ -331,7 +330,7 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
         ClientMessage::Offer { sdp, tracks, .. } => Command::PublisherOffer {
             participant,
             sdp,
-            tracks,
+            tracks: wire::list(tracks),
         },
         ClientMessage::Answer { sdp, .. } => Command::SubscriberAnswer { participant, sdp },
         ClientMessage::Candidate {
@@ -343,7 +342,7 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
             ..
         } => Command::Candidate {
             participant,
-            target,
+            target: target.into(),
             candidate: RemoteCandidate {
                 candidate,
                 sdp_mid,
@@ -413,24 +412,32 @@ pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
     serde_json::from_value(value).map_err(|e| ("bad_message", e.to_string()))
 }
 
+/// A core notice as a protocol v1 message.
 fn to_message(n: Notice) -> ServerMessage {
     match n {
-        Notice::ParticipantJoined(participant) => ServerMessage::ParticipantJoined { participant },
+        Notice::ParticipantJoined(participant) => ServerMessage::ParticipantJoined {
+            participant: participant.into(),
+        },
         Notice::ParticipantLeft {
             participant,
             reason,
         } => ServerMessage::ParticipantLeft {
             participant,
-            reason,
+            reason: reason.into(),
         },
-        Notice::TrackPublished(track) => ServerMessage::TrackPublished { track },
+        Notice::TrackPublished(track) => ServerMessage::TrackPublished {
+            track: track.into(),
+        },
         Notice::TrackUnpublished(track) => ServerMessage::TrackUnpublished { track },
         Notice::TrackMuted { track, muted } => ServerMessage::TrackMuted { track, muted },
         Notice::SubscriberOffer(sdp) => ServerMessage::Offer { sdp },
-        Notice::LocalTrackPublished { mid, track } => {
-            ServerMessage::LocalTrackPublished { mid, track }
-        }
-        Notice::Removed(reason) => ServerMessage::Closing { reason },
+        Notice::LocalTrackPublished { mid, track } => ServerMessage::LocalTrackPublished {
+            mid,
+            track: track.into(),
+        },
+        Notice::Removed(reason) => ServerMessage::Closing {
+            reason: reason.into(),
+        },
         Notice::SubscriptionFailed {
             track,
             code,

@@ -1,12 +1,10 @@
 //! What goes into the core from the control path ([`Command`]), what comes straight back
 //! ([`Reply`]), and what the core tells participants later ([`Notice`]).
 
-use serde::{Deserialize, Serialize};
-
 use crate::ids::{ParticipantId, TrackId};
 
 /// What a participant may do, from its access token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permissions {
     /// May publish tracks.
     pub publish: bool,
@@ -15,8 +13,7 @@ pub struct Permissions {
 }
 
 /// The kind of a track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackKind {
     /// Audio.
     Audio,
@@ -25,8 +22,7 @@ pub enum TrackKind {
 }
 
 /// Where a track comes from, as the publisher describes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TrackSource {
     /// A camera.
     Camera,
@@ -42,8 +38,7 @@ pub enum TrackSource {
 }
 
 /// Which of a participant's two peer connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PcRole {
     /// The participant offers, the server answers; carries what the participant publishes.
     Publisher,
@@ -52,7 +47,7 @@ pub enum PcRole {
 }
 
 /// A participant as others see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ParticipantInfo {
     /// Server-assigned id.
     pub id: ParticipantId,
@@ -63,7 +58,7 @@ pub struct ParticipantInfo {
 }
 
 /// A published track as others see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrackInfo {
     /// Server-assigned id. Also the msid track id on subscriber connections.
     pub id: TrackId,
@@ -78,17 +73,16 @@ pub struct TrackInfo {
 }
 
 /// A publisher's description of one m-line of its offer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrackHint {
     /// The m-line's mid.
     pub mid: String,
     /// What the track is.
-    #[serde(default)]
     pub source: TrackSource,
 }
 
 /// A room as the REST API lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RoomInfo {
     /// The room's name.
     pub name: String,
@@ -99,10 +93,9 @@ pub struct RoomInfo {
 }
 
 /// A participant with its tracks, as the REST API lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ParticipantDetail {
     /// Who.
-    #[serde(flatten)]
     pub info: ParticipantInfo,
     /// What it publishes.
     pub tracks: Vec<TrackInfo>,
@@ -260,8 +253,7 @@ pub enum Reply {
 }
 
 /// Why a participant was removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaveReason {
     /// It asked to leave, or its signaling connection closed.
     Left,
