@@ -85,6 +85,23 @@ pub enum ClientMessage {
         #[serde(default)]
         req: Option<u64>,
     },
+    /// How one shows a video track one receives: its tile's size, or not at all.
+    TrackSettings {
+        /// Track id.
+        track: TrackId,
+        /// Receive none of it.
+        #[serde(default)]
+        paused: bool,
+        /// The tile's width in device pixels (with `height`).
+        #[serde(default)]
+        width: Option<u32>,
+        /// The tile's height in device pixels (with `width`).
+        #[serde(default)]
+        height: Option<u32>,
+        /// Echoed in the reply or error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
     /// Mute or unmute one of one's own tracks.
     Mute {
         /// Track id.
@@ -115,6 +132,7 @@ impl ClientMessage {
             | ClientMessage::Candidate { req, .. }
             | ClientMessage::Subscribe { req, .. }
             | ClientMessage::Unsubscribe { req, .. }
+            | ClientMessage::TrackSettings { req, .. }
             | ClientMessage::Mute { req, .. } => *req,
             ClientMessage::Leave {} | ClientMessage::Ping {} => None,
         }

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
-use tern_sfu::{Command, Notice, ParticipantId, Permissions, RemoteCandidate, Reply, SfuError};
+use tern_sfu::{
+    Command, LayerRequest, Notice, ParticipantId, Permissions, RemoteCandidate, Reply, SfuError,
+};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -300,6 +302,28 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
     }
 }
 
+/// The largest tile side `track_settings` accepts, in device pixels.
+const MAX_TILE_SIDE: u32 = 16_384;
+
+/// A `track_settings` request: both sides or neither, each 1 to [`MAX_TILE_SIDE`].
+fn layer_request(
+    paused: bool,
+    width: Option<u32>,
+    height: Option<u32>,
+) -> Result<LayerRequest, &'static str> {
+    let size = match (width, height) {
+        (None, None) => None,
+        (Some(w), Some(h))
+            if (1..=MAX_TILE_SIDE).contains(&w) && (1..=MAX_TILE_SIDE).contains(&h) =>
+        {
+            Some((w, h))
+        }
+        (Some(_), Some(_)) => return Err("width and height must be 1 to 16384"),
+        _ => return Err("width and height go together"),
+    };
+    Ok(LayerRequest { paused, size })
+}
+
 /// One text message from a joined client. Returns false to end the session.
 async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
     let msg = match parse(text) {
@@ -358,6 +382,23 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
             participant,
             tracks,
         },
+        ClientMessage::TrackSettings {
+            track,
+            paused,
+            width,
+            height,
+            ..
+        } => match layer_request(paused, width, height) {
+            Ok(request) => Command::TrackSettings {
+                participant,
+                track,
+                request,
+            },
+            Err(message) => {
+                reply_error(socket, "bad_message", message, req).await;
+                return true;
+            }
+        },
         ClientMessage::Mute { track, muted, .. } => Command::SetMuted {
             participant,
             track,
@@ -384,13 +425,14 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
 }
 
 /// The `type`s a client may send.
-const CLIENT_TYPES: [&str; 9] = [
+const CLIENT_TYPES: [&str; 10] = [
     "join",
     "offer",
     "answer",
     "candidate",
     "subscribe",
     "unsubscribe",
+    "track_settings",
     "mute",
     "leave",
     "ping",

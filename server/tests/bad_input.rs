@@ -30,6 +30,22 @@ async fn malformed_messages_get_error_codes_and_the_session_survives() {
             r#"{"type":"mute","track":"TR_404","muted":true,"req":2}"#,
             "track_not_found",
         ),
+        (
+            r#"{"type":"track_settings","track":"TR_404","width":320,"height":180,"req":6}"#,
+            "track_not_found",
+        ),
+        (
+            r#"{"type":"track_settings","track":"TR_1","width":320,"req":7}"#,
+            "bad_message",
+        ),
+        (
+            r#"{"type":"track_settings","track":"TR_1","width":0,"height":180,"req":8}"#,
+            "bad_message",
+        ),
+        (
+            r#"{"type":"track_settings","track":"TR_1","width":99999,"height":180,"req":9}"#,
+            "bad_message",
+        ),
         (r#"{"type":"answer","sdp":"v=0\r\n","req":3}"#, "bad_sdp"),
         (
             r#"{"type":"offer","sdp":"garbage","tracks":[],"req":4}"#,

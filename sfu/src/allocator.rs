@@ -134,6 +134,9 @@ mod tests {
     use super::Grant::{Paused, UpTo};
     use super::*;
 
+    /// (estimate, audio, demands, expected grants, what the viewer sees).
+    type Case = (u64, u64, Vec<VideoDemand>, Vec<Grant>, &'static str);
+
     /// A simulcast camera: q 150k, h 500k, f 1.5M.
     const CAMERA: [u64; 4] = [150_000, 500_000, 1_500_000, 0];
 
@@ -163,7 +166,7 @@ mod tests {
             ..big
         };
         // (estimate, audio, demands, expected grants, what the viewer sees)
-        let cases: Vec<(u64, u64, Vec<VideoDemand>, Vec<Grant>, &str)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 5_000_000,
                 40_000,

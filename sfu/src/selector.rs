@@ -177,6 +177,15 @@ mod tests {
     use super::Verdict::{Drop, Forward, Switch};
     use super::*;
 
+    /// (request, layers, allowed, expected, what the viewer sees).
+    type Case<'a> = (
+        LayerRequest,
+        &'a [LayerView],
+        Option<u8>,
+        Option<u8>,
+        &'static str,
+    );
+
     fn view(arriving: bool, size: Option<(u16, u16)>) -> LayerView {
         LayerView { arriving, size }
     }
@@ -203,7 +212,7 @@ mod tests {
             size: None,
         };
         // (request, layers, allowed, expected, what the viewer sees)
-        let cases: [(LayerRequest, &[LayerView], Option<u8>, Option<u8>, &str); 13] = [
+        let cases: [Case; 13] = [
             (
                 any,
                 &sized,
