@@ -274,6 +274,7 @@ export class TernClient extends EventTarget {
         this.ownTracks.set(msg.mid, msg.track);
         break;
       case 'ok': this.settle(msg.req, null); break;
+      case 'send_layers': this.applySendLayers(msg).catch((e) => this.emit('error', e)); break;
       case 'track_unpublished':
         this.tracks.delete(msg.track);
         this.emit('track-unpublished', msg);
@@ -295,6 +296,21 @@ export class TernClient extends EventTarget {
         this.closeReason = msg.reason;
         break;
     }
+  }
+
+  // Dynacast: send only the encodings someone watches (the others cost uplink for nothing).
+  async applySendLayers({ mid, layers }) {
+    const sender = this.local.get(mid)?.sender;
+    if (!sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings?.length) return;
+    let changed = false;
+    for (const { rid, active } of layers) {
+      const enc = rid == null ? params.encodings[0] : params.encodings.find((e) => e.rid === rid);
+      if (enc && enc.active !== active) { enc.active = active; changed = true; }
+    }
+    if (changed) await sender.setParameters(params);
+    this.emit('send-layers', { mid, layers });
   }
 
   closePeers() {

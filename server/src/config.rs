@@ -307,6 +307,9 @@ pub struct Overrides {
     /// sfu.keyframe_min_gap_ms
     #[arg(long, env = "TERN_SFU_KEYFRAME_MIN_GAP_MS")]
     pub sfu_keyframe_min_gap_ms: Option<u64>,
+    /// sfu.bwe_initial_kbps
+    #[arg(long, env = "TERN_SFU_BWE_INITIAL_KBPS")]
+    pub sfu_bwe_initial_kbps: Option<u64>,
     /// sfu.disconnect_timeout_ms
     #[arg(long, env = "TERN_SFU_DISCONNECT_TIMEOUT_MS")]
     pub sfu_disconnect_timeout_ms: Option<u64>,
@@ -430,6 +433,7 @@ impl Config {
             &mut self.sfu.keyframe_min_gap_ms,
             &o.sfu_keyframe_min_gap_ms,
         );
+        set(&mut self.sfu.bwe_initial_kbps, &o.sfu_bwe_initial_kbps);
         set(
             &mut self.sfu.disconnect_timeout_ms,
             &o.sfu_disconnect_timeout_ms,

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use tern_sfu::{ParticipantId, TrackId};
 
-use crate::wire::{LeaveReason, Participant, Role, Track, TrackHint};
+use crate::wire::{self, LeaveReason, Participant, Role, Track, TrackHint};
 
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -251,6 +251,16 @@ pub enum ServerMessage {
     IceServers {
         /// As in `joined`.
         ice_servers: Vec<IceServer>,
+    },
+    /// Dynacast: which encodings of one's own video track anyone needs; turn the others off
+    /// with `RTCRtpSender.setParameters` (`active: false`) and back on when told.
+    SendLayers {
+        /// The track.
+        track: TrackId,
+        /// Its publisher connection m-line.
+        mid: String,
+        /// Every encoding, lowest first.
+        layers: Vec<wire::SendLayer>,
     },
     /// Answer to `ping`.
     Pong,

@@ -480,6 +480,14 @@ fn to_message(n: Notice) -> ServerMessage {
         Notice::Removed(reason) => ServerMessage::Closing {
             reason: reason.into(),
         },
+        Notice::SendLayers { track, mid, layers } => ServerMessage::SendLayers {
+            track,
+            mid,
+            layers: layers
+                .into_iter()
+                .map(|(rid, active)| wire::SendLayer { rid, active })
+                .collect(),
+        },
         Notice::SubscriptionFailed {
             track,
             code,

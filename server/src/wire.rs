@@ -37,6 +37,16 @@ pub struct Track {
     pub muted: bool,
 }
 
+/// Dynacast: one encoding of one's own video track, and whether to send it:
+/// `{"rid":"q","active":true}` (`rid` is `null` for a track sent without simulcast).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendLayer {
+    /// The encoding's rid.
+    pub rid: Option<String>,
+    /// Send it (`RTCRtpEncodingParameters.active`).
+    pub active: bool,
+}
+
 /// The kind of a track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -175,6 +175,11 @@ impl Sfu {
                 let measured = l.bitrate.bps(now);
                 let nominal = NOMINAL_BPS[(n - 1 - i).min(MAX_LAYERS - 1)];
                 layer_bps[i] = match (l.arriving, measured, i) {
+                    // Turned off by dynacast: grantable at what it took, which turns it on.
+                    (false, _, _) if !l.sending => match l.bitrate.last() {
+                        0 => nominal,
+                        last => last,
+                    },
                     (false, _, _) => 0,
                     // A lowest layer just started and not yet measured: let its first picture
                     // through (1 bit/s is "arriving, nearly free"); it is measured within 0.5 s.
@@ -193,6 +198,7 @@ impl Sfu {
             tracks.push(*track_id);
         }
         let grants = allocate(estimate, audio_bps, &demands);
+        tracing::trace!(participant = %id, estimate, audio_bps, ?demands, ?grants, "allocated");
         let (mut sending, mut desired, mut next_step) = (audio_bps, audio_bps, None);
         for (d, g) in demands.iter().zip(&grants) {
             let Some(wanted) = d.wanted else {

@@ -16,6 +16,7 @@ mod allocator;
 mod config;
 mod control;
 mod demux;
+mod dynacast;
 mod error;
 mod forward;
 mod ids;

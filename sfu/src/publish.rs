@@ -80,7 +80,7 @@ impl Sfu {
         p.published.insert(mid, track_id);
         let room_name = p.room.clone();
         tracing::info!(participant = %id, track = %track_id, ?kind, "published");
-        let mut track = Track::new(info.clone(), room_name.clone());
+        let mut track = Track::new(info.clone(), room_name.clone(), mid);
         // Until its first packet says otherwise, the track is sent in the first codec of our
         // answer, which is what an offerer sends in (RFC 3264 section 5.1). str0m writes the
         // negotiated codecs in its own configured order.

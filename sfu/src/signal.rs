@@ -304,6 +304,18 @@ pub enum Notice {
     SubscriberOffer(String),
     /// The participant itself was removed; the signaling session should close.
     Removed(LeaveReason),
+    /// Dynacast: which encodings of one of the participant's own video tracks anyone needs.
+    /// The client turns the others off (`RTCRtpSender.setParameters`, `active: false`) and
+    /// back on when told.
+    SendLayers {
+        /// The track.
+        track: TrackId,
+        /// Its publisher connection m-line.
+        mid: String,
+        /// Each encoding, lowest first: its rid (`None` for a track sent without simulcast)
+        /// and whether to send it.
+        layers: Vec<(Option<String>, bool)>,
+    },
     /// A subscription could not be set up and was dropped.
     SubscriptionFailed {
         /// The track.

@@ -29,4 +29,6 @@ pub struct SfuStats {
     pub rtc_errors: u64,
     /// Subscriptions dropped because the subscriber cannot receive the track's codec.
     pub subscriptions_refused: u64,
+    /// Dynacast messages telling a publisher which video layers to send.
+    pub dynacast_updates: u64,
 }

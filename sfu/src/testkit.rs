@@ -718,6 +718,103 @@ pub fn vp8_payload(keyframe: bool, tag: u32) -> Vec<u8> {
     p
 }
 
+/// The rids of [`Camera`]'s layers, lowest first.
+pub const CAMERA_RIDS: [&str; 3] = ["q", "h", "f"];
+/// The picture sizes of [`Camera`]'s layers.
+pub const CAMERA_SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
+
+/// A publisher's simulcast camera in a scenario: one frame at a time on layers q, h and f, each
+/// with its own sequence numbers and timestamp base (as a browser's encoders have), keyframes
+/// every `gop` frames, staggered by layer. Every packet carries the layer and frame number (see
+/// [`camera_packet_origin`]).
+pub struct Camera {
+    /// The publishing client.
+    pub who: usize,
+    /// Its m-line.
+    pub mid: Mid,
+    /// The next frame number.
+    pub frame: u32,
+    /// Which layers send.
+    pub on: [bool; 3],
+    /// Packets per frame of each layer.
+    pub packets: [usize; 3],
+    /// Payload bytes per packet (at least 15).
+    pub bytes: usize,
+    /// Frames between two keyframes of a layer.
+    pub gop: u32,
+    /// The next sequence number of each layer.
+    seq: [u64; 3],
+}
+
+impl Camera {
+    /// Tiny frames: one 100-byte packet per layer, a keyframe every 15 frames.
+    pub fn new(who: usize, mid: Mid) -> Self {
+        Self {
+            who,
+            mid,
+            frame: 0,
+            on: [true; 3],
+            packets: [1; 3],
+            bytes: 100,
+            gop: 15,
+            seq: [100, 20_000, 40_000],
+        }
+    }
+
+    /// Frames of about 150k, 500k and 1.5M bit/s at 30 frames a second (what tern-client.js
+    /// asks of a browser), a keyframe every 30 frames.
+    pub fn realistic(who: usize, mid: Mid) -> Self {
+        Self {
+            packets: [1, 2, 6],
+            bytes: 620,
+            gop: 30,
+            ..Self::new(who, mid)
+        }
+    }
+
+    /// Whether layer `layer` starts a keyframe at frame `n`.
+    pub fn is_keyframe(&self, layer: usize, n: u32) -> bool {
+        n % self.gop == (layer as u32 * 5) % self.gop
+    }
+
+    /// Sends the next frame on every layer that is on.
+    pub fn send_frame(&mut self, net: &mut Net) {
+        let n = self.frame;
+        for layer in (0..3).filter(|l| self.on[*l]) {
+            let tag = layer as u32 * 1_000_000 + n;
+            for k in 0..self.packets[layer] {
+                let mut payload = if k > 0 {
+                    // A continuation: not the start of a partition.
+                    let mut p = vec![0x00, 0x01];
+                    p.extend_from_slice(&tag.to_be_bytes());
+                    p
+                } else if self.is_keyframe(layer, n) {
+                    let (w, h) = CAMERA_SIZES[layer];
+                    vp8_keyframe_sized(w, h, tag)
+                } else {
+                    vp8_payload(false, tag)
+                };
+                payload.resize(self.bytes.max(15), 0xAB);
+                let seq = self.seq[layer];
+                self.seq[layer] += 1;
+                let ts = [7_000u32, 1_000_000, 3_000_000_000][layer].wrapping_add(n * 3000);
+                net.send_layer(self.who, self.mid, CAMERA_RIDS[layer], seq, ts, &payload);
+            }
+        }
+        self.frame += 1;
+    }
+}
+
+/// Where a [`Camera`] packet came from: (layer, frame, starts a keyframe).
+pub fn camera_packet_origin(payload: &[u8]) -> (u32, u32, bool) {
+    let key = payload.get(4..7) == Some(&[0x9d, 0x01, 0x2a][..]);
+    let at = if key { 11 } else { 2 };
+    let tag = payload
+        .get(at..at + 4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    (tag / 1_000_000, tag % 1_000_000, key)
+}
+
 /// The first packet of a VP8 keyframe of `width` x `height` (RFC 6386 section 9.1), tagged.
 pub fn vp8_keyframe_sized(width: u16, height: u16, tag: u32) -> Vec<u8> {
     let mut p = vec![0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a];

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{Pt, Rid};
+use str0m::media::{Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 
 use crate::config::SfuConfig;
@@ -17,6 +17,8 @@ use crate::throttle::KeyframeThrottle;
 /// One published source, with its layers.
 pub(crate) struct Track {
     pub info: TrackInfo,
+    /// Its m-line on the publisher connection.
+    pub mid: Mid,
     /// The room it is published in.
     pub room: Arc<str>,
     /// The publisher's last payload type and its codec parameters (the same for every layer).
@@ -48,6 +50,10 @@ pub(crate) struct Layer {
     pub size: Option<(u16, u16)>,
     /// Packets of it arrive now: one came within [`STALE_AFTER`].
     pub arriving: bool,
+    /// Dynacast: whether the publisher was last told to send it (it sends, until told).
+    pub sending: bool,
+    /// Dynacast: since when no subscriber has needed it.
+    pub unneeded_since: Option<Instant>,
     /// Keyframe requests towards the publisher for this layer.
     pub keyframes: KeyframeThrottle,
 }
@@ -60,9 +66,10 @@ pub(crate) struct LayerRef {
 }
 
 impl Track {
-    pub fn new(info: TrackInfo, room: Arc<str>) -> Self {
+    pub fn new(info: TrackInfo, room: Arc<str>, mid: Mid) -> Self {
         Self {
             info,
+            mid,
             room,
             codec: None,
             video_codec: None,
@@ -141,6 +148,8 @@ impl Layer {
             last_keyframe: None,
             size: None,
             arriving: false,
+            sending: true,
+            unneeded_since: None,
             keyframes: KeyframeThrottle::new(config.keyframe_interval(), config.keyframe_min_gap()),
         }
     }
@@ -208,6 +217,11 @@ impl BitrateMeter {
             self.window_bytes = 0;
         }
         self.window_bytes += bytes as u64;
+    }
+
+    /// Bits per second over the last full window measured, however old.
+    pub fn last(&self) -> u64 {
+        self.bps
     }
 
     /// Bits per second over the last full window, or 0 before the first, or when nothing has

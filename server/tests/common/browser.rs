@@ -125,10 +125,15 @@ impl Browser {
         }
     }
 
-    /// Opens `url` in a new page.
+    /// Opens `url` in a new window: every page is in the foreground, as two people at two
+    /// computers are (a background tab is `document.hidden`, and the demo pauses its video).
     pub async fn open(&mut self, url: &str) -> Page {
         let target = self
-            .call(None, "Target.createTarget", json!({"url": url}))
+            .call(
+                None,
+                "Target.createTarget",
+                json!({"url": url, "newWindow": true}),
+            )
             .await;
         let target_id = target["targetId"].as_str().expect("target id").to_string();
         let attached = self

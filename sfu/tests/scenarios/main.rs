@@ -3,7 +3,9 @@
 
 mod bad_input;
 mod candidates;
+mod congestion;
 mod disconnect;
+mod dynacast;
 mod forward;
 mod h264;
 mod ice_tcp;

@@ -3,59 +3,19 @@
 
 use std::time::Duration;
 
-use str0m::media::Mid;
 use str0m::rtp::RtpPacket;
-use tern_sfu::testkit::{Net, vp8_keyframe_sized, vp8_payload};
+use tern_sfu::testkit::{CAMERA_RIDS, Camera, Net, camera_packet_origin};
 use tern_sfu::{LayerRequest, TrackId};
 
-const RIDS: [&str; 3] = ["q", "h", "f"];
-const SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
 /// Frames between two keyframes of one layer; the layers' keyframes are staggered.
 const GOP: u32 = 15;
 /// 30 frames a second.
 const FRAME: Duration = Duration::from_millis(33);
 
-/// The publisher's side: each layer has its own sequence numbers and timestamp base, as a
-/// browser's encoders do.
-struct Camera {
-    mid: Mid,
-    frame: u32,
-    /// Layers that send.
-    on: [bool; 3],
-}
-
-impl Camera {
-    fn payload(layer: usize, n: u32) -> Vec<u8> {
-        let tag = layer as u32 * 1_000_000 + n;
-        // Layer l's keyframes come at frames l*5, l*5 + GOP, ...
-        if n % GOP == (layer as u32 * 5) % GOP {
-            vp8_keyframe_sized(SIZES[layer].0, SIZES[layer].1, tag)
-        } else {
-            vp8_payload(false, tag)
-        }
-    }
-
-    fn send_frames(&mut self, net: &mut Net, who: usize, frames: u32) {
-        for _ in 0..frames {
-            let n = self.frame;
-            for layer in 0..3 {
-                if !self.on[layer] {
-                    continue;
-                }
-                let seq = [100u64, 20_000, 60_000][layer] + u64::from(n);
-                let ts = [7_000u32, 1_000_000, 3_000_000_000][layer].wrapping_add(n * 3000);
-                net.send_layer(
-                    who,
-                    self.mid,
-                    RIDS[layer],
-                    seq,
-                    ts,
-                    &Self::payload(layer, n),
-                );
-            }
-            self.frame += 1;
-            net.run_for(FRAME);
-        }
+fn send_frames(camera: &mut Camera, net: &mut Net, frames: u32) {
+    for _ in 0..frames {
+        camera.send_frame(net);
+        net.run_for(FRAME);
     }
 }
 
@@ -74,14 +34,12 @@ fn received(net: &Net, who: usize, track: TrackId) -> Vec<Got> {
 }
 
 fn got(p: &RtpPacket) -> Got {
-    let key = p.payload.get(4..7) == Some(&[0x9d, 0x01, 0x2a][..]);
-    let at = if key { 11 } else { 2 };
-    let tag = u32::from_be_bytes(p.payload[at..at + 4].try_into().expect("tag"));
+    let (layer, frame, key) = camera_packet_origin(&p.payload);
     Got {
         seq: *p.seq_no,
         ts: p.header.timestamp,
-        layer: tag / 1_000_000,
-        frame: tag % 1_000_000,
+        layer,
+        frame,
         key,
     }
 }
@@ -90,14 +48,9 @@ fn meeting() -> (Net, usize, usize, Camera) {
     let mut net = Net::new();
     let alice = net.join("demo", "alice");
     let bob = net.join("demo", "bob");
-    let mid = net.publish_simulcast(alice, &RIDS);
+    let mid = net.publish_simulcast(alice, &CAMERA_RIDS);
     net.run_for(Duration::from_secs(2));
-    let camera = Camera {
-        mid,
-        frame: 0,
-        on: [true; 3],
-    };
-    (net, alice, bob, camera)
+    (net, alice, bob, Camera::new(alice, mid))
 }
 
 fn tile(width: u32, height: u32) -> LayerRequest {
@@ -128,7 +81,7 @@ fn a_small_tile_gets_the_quarter_layer_and_growing_it_switches_on_the_full_layer
     let (mut net, alice, bob, mut camera) = meeting();
     let track = net.announced_tracks(bob)[0];
     net.track_settings(bob, track, tile(300, 170));
-    camera.send_frames(&mut net, alice, 40);
+    send_frames(&mut camera, &mut net, 40);
 
     let got = received(&net, bob, track);
     assert!(!got.is_empty(), "bob sees video");
@@ -141,7 +94,7 @@ fn a_small_tile_gets_the_quarter_layer_and_growing_it_switches_on_the_full_layer
     let plis = net.clients[alice].keyframe_requests;
 
     net.track_settings(bob, track, tile(1280, 720));
-    camera.send_frames(&mut net, alice, 40);
+    send_frames(&mut camera, &mut net, 40);
     let got = received(&net, bob, track);
     let switched = got[before..]
         .iter()
@@ -171,7 +124,7 @@ fn a_small_tile_gets_the_quarter_layer_and_growing_it_switches_on_the_full_layer
     // Back to a small tile: down on the quarter layer's next keyframe.
     let at = got.len();
     net.track_settings(bob, track, tile(320, 180));
-    camera.send_frames(&mut net, alice, 20);
+    send_frames(&mut camera, &mut net, 20);
     let got = received(&net, bob, track);
     assert_eq!(
         got.last().expect("video").layer,
@@ -183,10 +136,10 @@ fn a_small_tile_gets_the_quarter_layer_and_growing_it_switches_on_the_full_layer
 
 #[test]
 fn a_layer_that_stops_arriving_is_replaced_within_one_keyframe_interval() {
-    let (mut net, alice, bob, mut camera) = meeting();
+    let (mut net, _, bob, mut camera) = meeting();
     let track = net.announced_tracks(bob)[0];
     // Layers are granted as their bitrates are measured (half a second) and fit the estimate.
-    camera.send_frames(&mut net, alice, 60);
+    send_frames(&mut camera, &mut net, 60);
     let got = received(&net, bob, track);
     assert_eq!(
         got.last().expect("video").layer,
@@ -198,7 +151,7 @@ fn a_layer_that_stops_arriving_is_replaced_within_one_keyframe_interval() {
     camera.on[2] = false;
     let stopped = net.received(bob, track).len();
     // Detecting the stop takes up to 500 ms (15 frames), then the next keyframe of the half layer.
-    camera.send_frames(&mut net, alice, 15 + GOP + 1);
+    send_frames(&mut camera, &mut net, 15 + GOP + 1);
     let got = received(&net, bob, track);
     assert!(got.len() > stopped, "video comes back");
     assert!(
@@ -210,7 +163,7 @@ fn a_layer_that_stops_arriving_is_replaced_within_one_keyframe_interval() {
 
     // When the full layer comes back, so does bob.
     camera.on[2] = true;
-    camera.send_frames(&mut net, alice, GOP + 1);
+    send_frames(&mut camera, &mut net, GOP + 1);
     let got = received(&net, bob, track);
     assert_eq!(
         got.last().expect("video").layer,
@@ -221,9 +174,9 @@ fn a_layer_that_stops_arriving_is_replaced_within_one_keyframe_interval() {
 
 #[test]
 fn a_paused_tile_gets_nothing_and_resumes_on_a_keyframe() {
-    let (mut net, alice, bob, mut camera) = meeting();
+    let (mut net, _, bob, mut camera) = meeting();
     let track = net.announced_tracks(bob)[0];
-    camera.send_frames(&mut net, alice, 20);
+    send_frames(&mut camera, &mut net, 20);
     let playing = net.received(bob, track).len();
     assert!(playing > 0);
 
@@ -235,7 +188,7 @@ fn a_paused_tile_gets_nothing_and_resumes_on_a_keyframe() {
             size: None,
         },
     );
-    camera.send_frames(&mut net, alice, 30);
+    send_frames(&mut camera, &mut net, 30);
     assert_eq!(
         net.received(bob, track).len(),
         playing,
@@ -243,7 +196,7 @@ fn a_paused_tile_gets_nothing_and_resumes_on_a_keyframe() {
     );
 
     net.track_settings(bob, track, tile(640, 360));
-    camera.send_frames(&mut net, alice, GOP + 1);
+    send_frames(&mut camera, &mut net, GOP + 1);
     let got = received(&net, bob, track);
     assert!(got.len() > playing, "visible again");
     let Got { layer, key, .. } = got[playing];
