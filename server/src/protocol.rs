@@ -262,6 +262,13 @@ pub enum ServerMessage {
         /// Every encoding, lowest first.
         layers: Vec<wire::SendLayer>,
     },
+    /// Who speaks changed: the active speaker, or the set of those speaking.
+    Speakers {
+        /// The active speaker (speaking now, or the last who spoke); `null` before anyone has.
+        active: Option<ParticipantId>,
+        /// Those speaking now, loudest first.
+        speaking: Vec<wire::Speaker>,
+    },
     /// Answer to `ping`.
     Pong,
 }

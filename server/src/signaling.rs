@@ -480,6 +480,16 @@ fn to_message(n: Notice) -> ServerMessage {
         Notice::Removed(reason) => ServerMessage::Closing {
             reason: reason.into(),
         },
+        Notice::Speakers { active, speaking } => ServerMessage::Speakers {
+            active,
+            speaking: speaking
+                .into_iter()
+                .map(|(participant, level)| wire::Speaker {
+                    participant,
+                    level: (level * 100.0).round() / 100.0,
+                })
+                .collect(),
+        },
         Notice::SendLayers { track, mid, layers } => ServerMessage::SendLayers {
             track,
             mid,

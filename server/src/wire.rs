@@ -47,6 +47,15 @@ pub struct SendLayer {
     pub active: bool,
 }
 
+/// Someone speaking: `{"participant":"PA_1","level":0.42}` (`level` 0 to 1, smoothed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Speaker {
+    /// Who.
+    pub participant: ParticipantId,
+    /// How loud, 0 (silence) to 1 (full scale), rounded to two decimals.
+    pub level: f32,
+}
+
 /// The kind of a track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

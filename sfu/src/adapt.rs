@@ -151,6 +151,7 @@ impl Sfu {
         let Some(estimate) = p.estimate else {
             return;
         };
+        let active_speaker = self.rooms.get(&p.room).and_then(|r| r.active_speaker);
         let mut audio_bps = 0;
         let mut tracks = Vec::new();
         let mut demands = Vec::new();
@@ -188,8 +189,9 @@ impl Sfu {
                     (true, m, _) => m,
                 };
             }
+            let speaking = active_speaker == Some(t.info.participant);
             demands.push(VideoDemand {
-                priority: priority(t.info.source),
+                priority: priority(t.info.source, speaking),
                 wanted: wanted_layer(down.sub.request, &views[..n]),
                 layer_bps,
                 layers: n as u8,
@@ -241,10 +243,12 @@ impl Sfu {
     }
 }
 
-/// Which video the allocator serves first: a shared screen, then cameras.
-fn priority(source: TrackSource) -> u8 {
-    match source {
-        TrackSource::Screen => 2,
+/// Which video the allocator serves first: a shared screen, then the active speaker's, then
+/// the rest.
+fn priority(source: TrackSource, active_speaker: bool) -> u8 {
+    match (source, active_speaker) {
+        (TrackSource::Screen, _) => 2,
+        (_, true) => 1,
         _ => 0,
     }
 }

@@ -36,6 +36,9 @@ impl Sfu {
         let keyframe = track
             .video_codec
             .is_none_or(|c| is_keyframe(c, &packet.payload));
+        if let (Some(voice), Some(level)) = (&mut track.voice, packet.header.ext_vals.audio_level) {
+            voice.on_level(now, level.unsigned_abs());
+        }
         let vp8 = track.video_codec == Some(VideoCodec::Vp8);
         let layer = &mut track.layers[usize::from(at.layer)];
         layer.ssrc = Some(packet.header.ssrc);

@@ -31,6 +31,7 @@ mod sdp;
 mod selector;
 mod sfu;
 mod signal;
+mod speaker;
 mod stats;
 mod subscribe;
 mod subscription;
@@ -55,5 +56,6 @@ pub use signal::{
     Command, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole, Permissions,
     RemoteCandidate, Reply, RoomInfo, TrackHint, TrackInfo, TrackKind, TrackSource,
 };
+pub use speaker::{VoiceMeter, next_active};
 pub use stats::SfuStats;
 pub use throttle::{KeyframeNeed, KeyframeThrottle};

@@ -1,8 +1,11 @@
 //! Rooms, and what the core tells a whole room.
 
+use std::time::Instant;
+
 use crate::ids::{ParticipantId, TrackId};
 use crate::sfu::Sfu;
 use crate::signal::Notice;
+use crate::speaker::next_active;
 
 /// A room: who is in it and what is published. Participants and tracks themselves live in the
 /// core's maps, keyed by id.
@@ -10,6 +13,10 @@ use crate::signal::Notice;
 pub(crate) struct Room {
     pub participants: Vec<ParticipantId>,
     pub tracks: Vec<TrackId>,
+    /// The active speaker, once someone has spoken.
+    pub active_speaker: Option<ParticipantId>,
+    /// Who spoke at the last look, as told.
+    pub speaking: Vec<ParticipantId>,
 }
 
 impl Room {
@@ -29,6 +36,49 @@ impl Sfu {
             .get(room)
             .map(|r| r.others(except).collect())
             .unwrap_or_default()
+    }
+
+    /// Look at who speaks in every room, and tell the room when the active speaker or the set
+    /// of speakers changed (run from housekeeping).
+    pub(crate) fn update_speakers(&mut self, now: Instant) {
+        let mut changed = Vec::new();
+        for (name, room) in self.rooms.iter_mut() {
+            let mut speaking: Vec<(ParticipantId, f32)> = Vec::new();
+            for t in room.tracks.iter().filter_map(|t| self.tracks.get(t)) {
+                let Some(voice) = t.voice.as_ref().filter(|v| v.speaking(now)) else {
+                    continue;
+                };
+                let who = t.info.participant;
+                match speaking.iter_mut().find(|(p, _)| *p == who) {
+                    Some((_, level)) => *level = level.max(voice.level()),
+                    None => speaking.push((who, voice.level())),
+                }
+            }
+            speaking.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let active = next_active(room.active_speaker, &speaking);
+            let ids: Vec<ParticipantId> = speaking.iter().map(|(p, _)| *p).collect();
+            let same_set =
+                ids.len() == room.speaking.len() && ids.iter().all(|p| room.speaking.contains(p));
+            if active != room.active_speaker || !same_set {
+                room.active_speaker = active;
+                room.speaking = ids;
+                changed.push((name.clone(), active, speaking));
+            }
+        }
+        for (room, active, speaking) in changed {
+            let everyone = self
+                .rooms
+                .get(&room)
+                .map(|r| r.participants.clone())
+                .unwrap_or_default();
+            for p in everyone {
+                let notice = Notice::Speakers {
+                    active,
+                    speaking: speaking.clone(),
+                };
+                self.notify(p, notice);
+            }
+        }
     }
 
     /// Tell everyone in `room` but `except`.

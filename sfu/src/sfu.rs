@@ -391,6 +391,7 @@ impl Sfu {
     fn housekeeping(&mut self, now: Instant) {
         self.check_stale_layers(now);
         self.update_dynacast(now);
+        self.update_speakers(now);
         if now >= self.next_reallocation {
             // Layer bitrates are measured anew every half second: share the estimates again.
             self.next_reallocation = now + REALLOCATION;

@@ -304,6 +304,13 @@ pub enum Notice {
     SubscriberOffer(String),
     /// The participant itself was removed; the signaling session should close.
     Removed(LeaveReason),
+    /// Who speaks in the room changed: the active speaker, or the set of those speaking.
+    Speakers {
+        /// The active speaker: the one speaking now, or the last one who spoke.
+        active: Option<ParticipantId>,
+        /// Those speaking now, loudest first, with their smoothed level (0 to 1).
+        speaking: Vec<(ParticipantId, f32)>,
+    },
     /// Dynacast: which encodings of one of the participant's own video tracks anyone needs.
     /// The client turns the others off (`RTCRtpSender.setParameters`, `active: false`) and
     /// back on when told.

@@ -17,7 +17,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, TcpType};
-use str0m::rtp::{RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
 pub use str0m_netem::{Bitrate, DataSize, LossModel, NetemConfig, Probability, RandomLoss};
 use str0m_netem::{Input as NetInput, Netem, Output as NetOutput};
@@ -335,6 +335,29 @@ impl Net {
             RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec())
                 .marker(true)
                 .nackable(true),
+        );
+    }
+
+    /// Client `i` writes one 20 ms Opus packet numbered `n` on `mid`, with an RFC 6464 audio
+    /// level of `dbov` (-dBov: 0 is the loudest, 127 silence).
+    pub fn send_audio_level(&mut self, i: usize, mid: Mid, n: u32, dbov: u8) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let pt = c
+            .publisher
+            .codec_config()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .expect("opus")
+            .pt();
+        let exts = ExtensionValues {
+            audio_level: Some(-(dbov.min(127) as i8)),
+            voice_activity: Some(dbov < 127),
+            ..Default::default()
+        };
+        let mut api = c.publisher.direct_api();
+        let tx = api.stream_tx_by_mid(mid, None).expect("send stream");
+        tx.write_rtp(
+            RtpWrite::new(pt, u64::from(n).into(), n * 960, now, opus_payload(n)).ext_vals(exts),
         );
     }
 

@@ -11,7 +11,8 @@ use crate::config::SfuConfig;
 use crate::ids::{ParticipantId, TrackId};
 use crate::keyframe::VideoCodec;
 use crate::selector::LayerView;
-use crate::signal::TrackInfo;
+use crate::signal::{TrackInfo, TrackKind};
+use crate::speaker::VoiceMeter;
 use crate::throttle::KeyframeThrottle;
 
 /// One published source, with its layers.
@@ -30,6 +31,8 @@ pub(crate) struct Track {
     pub layers: Vec<Layer>,
     /// Who receives it.
     pub subscribers: Vec<ParticipantId>,
+    /// Whether it carries speech, for audio tracks.
+    pub voice: Option<VoiceMeter>,
 }
 
 /// One encoding of a track: a simulcast layer, or the whole track when it does not simulcast.
@@ -68,13 +71,14 @@ pub(crate) struct LayerRef {
 impl Track {
     pub fn new(info: TrackInfo, room: Arc<str>, mid: Mid) -> Self {
         Self {
-            info,
             mid,
             room,
             codec: None,
             video_codec: None,
             layers: Vec::new(),
             subscribers: Vec::new(),
+            voice: (info.kind == TrackKind::Audio).then(VoiceMeter::default),
+            info,
         }
     }
 

@@ -16,3 +16,4 @@ mod nack;
 mod renegotiation;
 mod sdp;
 mod simulcast;
+mod speakers;
