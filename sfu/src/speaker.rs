@@ -163,10 +163,13 @@ mod tests {
         assert!(!m.speaking(t0 + Duration::from_secs(10)));
     }
 
+    /// (current, speaking, next, why).
+    type Case = (Option<u8>, &'static [(u8, f32)], Option<u8>, &'static str);
+
     #[test]
     fn the_active_speaker_changes_only_for_a_reason() {
         // (current, speaking, next, why)
-        let cases: [(Option<u8>, &[(u8, f32)], Option<u8>, &str); 6] = [
+        let cases: [Case; 6] = [
             (None, &[], None, "nobody has spoken yet"),
             (None, &[(1, 0.2), (2, 0.3)], Some(2), "the loudest speaker"),
             (
