@@ -4,7 +4,7 @@ import { TernClient } from '/tern-client.js';
 
 const $ = (id) => document.getElementById(id);
 const tiles = new Map(); // participant id -> tile element
-const state = { client: null, micMuted: false, camMuted: false };
+const state = { client: null, micMuted: false, camMuted: false, stats: false };
 
 function setStatus(text) { $('status').textContent = text; }
 
@@ -25,7 +25,9 @@ function tile(participant, label) {
   const mic = document.createElement('span');
   mic.className = 'mic-off';
   mic.textContent = 'muted';
-  t.append(video, name, mic);
+  const stats = document.createElement('span');
+  stats.className = 'stats';
+  t.append(video, name, mic, stats);
   $('grid').append(t);
   tiles.set(participant, t);
   return t;
@@ -67,6 +69,7 @@ async function join(room, name) {
     if (track.kind === 'video') {
       const video = t.querySelector('video');
       video.srcObject.addTrack(track);
+      t.dataset.track = info.id;
       // The server sends the simulcast layer this tile's size needs, and nothing while hidden.
       t.unwatch?.();
       t.unwatch = client.watchVideo(info.id, video);
@@ -80,6 +83,15 @@ async function join(room, name) {
       $('audio').append(audio);
     }
     setMutedClass(t, info.kind, info.muted);
+  });
+  // The active speaker gets the large tile; everyone speaking is outlined.
+  client.addEventListener('speakers', (e) => {
+    const speaking = new Set(e.detail.speaking.map((s) => s.participant));
+    for (const [pid, t] of tiles) {
+      const id = pid === 'self' ? client.self?.id : pid;
+      t.classList.toggle('speaking', speaking.has(id));
+      t.classList.toggle('active', id === e.detail.active);
+    }
   });
   client.addEventListener('track-muted', (e) => {
     const info = client.tracks.get(e.detail.track);
@@ -111,6 +123,25 @@ function toggle(kind) {
   button.textContent = kind === 'audio' ? (state[key] ? 'Unmute mic' : 'Mute mic') : (state[key] ? 'Start camera' : 'Stop camera');
   setMutedClass(tile('self', ''), kind, state[key]);
 }
+
+// On demand, each tile shows the layer it receives, its size and bitrate, and the estimate.
+async function showStats() {
+  if (!state.stats || !state.client) return;
+  const s = await state.client.videoStats();
+  for (const t of tiles.values()) {
+    const v = s.tracks[t.dataset.track];
+    const label = t.querySelector('.stats');
+    if (!v) { label.textContent = ''; continue; }
+    const kbps = (n) => `${Math.round(n / 1000)} kbit/s`;
+    label.textContent = `layer ${v.layer ?? '-'}${v.target !== null && v.target !== undefined && v.layer !== v.target ? ` -> ${v.target}` : ''}${v.bandwidthLimited ? ' (bandwidth)' : ''} | ${v.width}x${v.height} | ${kbps(v.bps)}${s.estimate ? ` | estimate ${kbps(s.estimate)}` : ''}`;
+  }
+}
+setInterval(showStats, 1000);
+$('stats').onclick = () => {
+  state.stats = !state.stats;
+  $('stats').setAttribute('aria-pressed', String(state.stats));
+  document.body.classList.toggle('show-stats', state.stats);
+};
 
 $('mic').onclick = () => toggle('audio');
 $('cam').onclick = () => toggle('video');

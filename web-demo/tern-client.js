@@ -28,7 +28,7 @@ export class TernError extends Error {
  * One participant's session: a signaling WebSocket, a publisher RTCPeerConnection (we offer)
  * and a subscriber RTCPeerConnection (the server offers). Events (CustomEvent, data in `detail`):
  * joined, participant-joined, participant-left, track-published, track, track-unpublished,
- * track-muted, error, closed.
+ * track-muted, speakers, quality, send-layers, error, closed.
  */
 export class TernClient extends EventTarget {
   constructor({ url, token, room, autoSubscribe = true, rtcConfig = {} }) {
@@ -154,6 +154,28 @@ export class TernClient extends EventTarget {
     if (this.ws) this.ws.close();
   }
 
+  /**
+   * What we receive, per video track id: the decoded size and bitrate from getStats(), and from
+   * the server's last `quality` message the layer forwarded, the one aimed at, and whether our
+   * bandwidth holds it back; plus our downlink estimate. For a stats overlay.
+   */
+  async videoStats() {
+    const out = { estimate: this.quality?.estimate ?? null, tracks: {} };
+    const now = performance.now();
+    this.lastBytes ??= new Map();
+    (await this.receiveStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+      const id = this.midToTrack.get(s.mid);
+      if (!id) return;
+      const prev = this.lastBytes.get(id);
+      this.lastBytes.set(id, { bytes: s.bytesReceived, at: now });
+      const bps = prev && now > prev.at ? ((s.bytesReceived - prev.bytes) * 8000) / (now - prev.at) : 0;
+      const q = this.quality?.tracks.find((t) => t.track === id) || {};
+      out.tracks[id] = { width: s.frameWidth || 0, height: s.frameHeight || 0, bps: Math.round(bps), layer: q.rid ?? q.layer ?? null, target: q.target ?? null, bandwidthLimited: !!q.bandwidth_limited };
+    });
+    return out;
+  }
+
   /** getStats() of the subscriber connection (what we receive). */
   async receiveStats() { return this.sub ? this.sub.getStats() : new Map(); }
   /** getStats() of the publisher connection (what we send). */
@@ -275,6 +297,14 @@ export class TernClient extends EventTarget {
         break;
       case 'ok': this.settle(msg.req, null); break;
       case 'send_layers': this.applySendLayers(msg).catch((e) => this.emit('error', e)); break;
+      case 'speakers':
+        this.activeSpeaker = msg.active;
+        this.emit('speakers', msg);
+        break;
+      case 'quality':
+        this.quality = msg;
+        this.emit('quality', msg);
+        break;
       case 'track_unpublished':
         this.tracks.delete(msg.track);
         this.emit('track-unpublished', msg);

@@ -269,6 +269,13 @@ pub enum ServerMessage {
         /// Those speaking now, loudest first.
         speaking: Vec<wire::Speaker>,
     },
+    /// How the video one receives is doing: at most once a second, when it changed.
+    Quality {
+        /// One's downlink bandwidth estimate in bit/s; `null` before there is one.
+        estimate: Option<u64>,
+        /// Each video one subscribes to.
+        tracks: Vec<wire::LayerReport>,
+    },
     /// Answer to `ping`.
     Pong,
 }

@@ -480,6 +480,10 @@ fn to_message(n: Notice) -> ServerMessage {
         Notice::Removed(reason) => ServerMessage::Closing {
             reason: reason.into(),
         },
+        Notice::Quality { estimate, tracks } => ServerMessage::Quality {
+            estimate,
+            tracks: tracks.into_iter().map(Into::into).collect(),
+        },
         Notice::Speakers { active, speaking } => ServerMessage::Speakers {
             active,
             speaking: speaking

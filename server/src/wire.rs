@@ -56,6 +56,40 @@ pub struct Speaker {
     pub level: f32,
 }
 
+/// One received video in a `quality` message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerReport {
+    /// The track.
+    pub track: TrackId,
+    /// The layer forwarded now, 0 the lowest; `null` when none is.
+    pub layer: Option<u8>,
+    /// That layer's rid, for a simulcast track.
+    pub rid: Option<String>,
+    /// The layer aimed at; `null` when paused.
+    pub target: Option<u8>,
+    /// The subscriber's bandwidth holds it below what its tile asks for.
+    pub bandwidth_limited: bool,
+}
+
+impl From<tern_sfu::LayerReport> for LayerReport {
+    fn from(r: tern_sfu::LayerReport) -> Self {
+        let tern_sfu::LayerReport {
+            track,
+            layer,
+            rid,
+            target,
+            bandwidth_limited,
+        } = r;
+        Self {
+            track,
+            layer,
+            rid,
+            target,
+            bandwidth_limited,
+        }
+    }
+}
+
 /// The kind of a track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

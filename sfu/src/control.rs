@@ -173,6 +173,7 @@ impl Sfu {
                 negotiation: SubscriberNegotiation::default(),
                 hints: HashMap::new(),
                 estimate: None,
+                quality: Default::default(),
             },
         );
         tracing::info!(participant = %id, identity = %info.identity, room, "joined");

@@ -38,6 +38,8 @@ impl Sfu {
             .is_none_or(|c| is_keyframe(c, &packet.payload));
         if let (Some(voice), Some(level)) = (&mut track.voice, packet.header.ext_vals.audio_level) {
             voice.on_level(now, level.unsigned_abs());
+            // Someone started or stopped talking: tell the room now, not at the next look.
+            self.speakers_changed |= voice.flipped(now);
         }
         let vp8 = track.video_codec == Some(VideoCodec::Vp8);
         let layer = &mut track.layers[usize::from(at.layer)];
@@ -133,6 +135,9 @@ impl Sfu {
             });
         }
         self.scratch = subscribers;
+        if std::mem::take(&mut self.speakers_changed) {
+            self.update_speakers(now);
+        }
         for sub_id in restart {
             self.restart_subscription(now, sub_id, at.track);
         }

@@ -25,6 +25,7 @@ mod negotiate;
 mod participant;
 mod picture_id;
 mod publish;
+mod quality;
 mod rewrite;
 mod room;
 mod sdp;
@@ -53,9 +54,9 @@ pub use rewrite::{FIRST_SEQ, RtpRewriter};
 pub use selector::{LayerRequest, LayerSelector, LayerView, Verdict, target_layer, wanted_layer};
 pub use sfu::{Output, Sfu};
 pub use signal::{
-    Command, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole, Permissions,
-    RemoteCandidate, Reply, RoomInfo, TrackHint, TrackInfo, TrackKind, TrackSource,
+    Command, LayerReport, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole,
+    Permissions, RemoteCandidate, Reply, RoomInfo, TrackHint, TrackInfo, TrackKind, TrackSource,
 };
-pub use speaker::{VoiceMeter, next_active};
+pub use speaker::{Speaking, VoiceMeter, next_active};
 pub use stats::SfuStats;
 pub use throttle::{KeyframeNeed, KeyframeThrottle};

@@ -11,6 +11,7 @@ use str0m::rtp::Ssrc;
 
 use crate::error::SfuError;
 use crate::ids::{ParticipantId, TrackId};
+use crate::quality::QualityReported;
 use crate::sfu::Remote;
 use crate::signal::{ParticipantInfo, PcRole, Permissions, RemoteCandidate, TrackSource};
 use crate::subscription::Subscription;
@@ -141,6 +142,8 @@ pub(crate) struct Participant {
     pub hints: HashMap<String, TrackSource>,
     /// The subscriber connection's bandwidth estimate in bit/s, once there is one.
     pub estimate: Option<u64>,
+    /// What it was last told of its video's quality.
+    pub quality: QualityReported,
 }
 
 /// The text of an optional field, unless absent or empty.

@@ -1,11 +1,11 @@
 //! Rooms, and what the core tells a whole room.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::ids::{ParticipantId, TrackId};
 use crate::sfu::Sfu;
 use crate::signal::Notice;
-use crate::speaker::next_active;
+use crate::speaker::{Speaking, next_active};
 
 /// A room: who is in it and what is published. Participants and tracks themselves live in the
 /// core's maps, keyed by id.
@@ -43,26 +43,38 @@ impl Sfu {
     pub(crate) fn update_speakers(&mut self, now: Instant) {
         let mut changed = Vec::new();
         for (name, room) in self.rooms.iter_mut() {
-            let mut speaking: Vec<(ParticipantId, f32)> = Vec::new();
+            let mut speaking: Vec<Speaking<ParticipantId>> = Vec::new();
             for t in room.tracks.iter().filter_map(|t| self.tracks.get(t)) {
                 let Some(voice) = t.voice.as_ref().filter(|v| v.speaking(now)) else {
                     continue;
                 };
                 let who = t.info.participant;
-                match speaking.iter_mut().find(|(p, _)| *p == who) {
-                    Some((_, level)) => *level = level.max(voice.level()),
-                    None => speaking.push((who, voice.level())),
+                let (level, since) = (voice.level(), voice.speaking_for(now));
+                match speaking.iter_mut().find(|(p, _, _)| *p == who) {
+                    Some((_, l, s)) => (*l, *s) = (l.max(level), (*s).max(since)),
+                    None => speaking.push((who, level, since)),
                 }
             }
             speaking.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let active = next_active(room.active_speaker, &speaking);
-            let ids: Vec<ParticipantId> = speaking.iter().map(|(p, _)| *p).collect();
+            // How long the active speaker has been silent: its least silent audio track.
+            let silent = room
+                .tracks
+                .iter()
+                .filter_map(|t| self.tracks.get(t))
+                .filter(|t| Some(t.info.participant) == room.active_speaker)
+                .filter_map(|t| t.voice.as_ref().map(|v| v.silent_for(now)))
+                .min()
+                .unwrap_or(Duration::MAX);
+            let active = next_active(room.active_speaker, silent, &speaking);
+            let ids: Vec<ParticipantId> = speaking.iter().map(|(p, _, _)| *p).collect();
             let same_set =
                 ids.len() == room.speaking.len() && ids.iter().all(|p| room.speaking.contains(p));
             if active != room.active_speaker || !same_set {
                 room.active_speaker = active;
                 room.speaking = ids;
-                changed.push((name.clone(), active, speaking));
+                let levels: Vec<(ParticipantId, f32)> =
+                    speaking.iter().map(|(p, l, _)| (*p, *l)).collect();
+                changed.push((name.clone(), active, levels));
             }
         }
         for (room, active, speaking) in changed {

@@ -85,6 +85,8 @@ pub struct Sfu {
     /// Reused buffer for a track's subscriber list while forwarding.
     pub(crate) scratch: Vec<ParticipantId>,
     pub(crate) next_track: u64,
+    /// An audio track started or stopped speaking during this input.
+    pub(crate) speakers_changed: bool,
     pub(crate) stats: SfuStats,
 }
 
@@ -125,6 +127,7 @@ impl Sfu {
             to_negotiate: Vec::new(),
             scratch: Vec::new(),
             next_track: track_id_base,
+            speakers_changed: false,
             stats: SfuStats::default(),
         })
     }
@@ -392,6 +395,7 @@ impl Sfu {
         self.check_stale_layers(now);
         self.update_dynacast(now);
         self.update_speakers(now);
+        self.report_quality(now);
         if now >= self.next_reallocation {
             // Layer bitrates are measured anew every half second: share the estimates again.
             self.next_reallocation = now + REALLOCATION;

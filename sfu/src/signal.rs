@@ -252,6 +252,21 @@ pub enum Reply {
     Participants(Vec<ParticipantDetail>),
 }
 
+/// The state of one video subscription, as [`Notice::Quality`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerReport {
+    /// The track.
+    pub track: TrackId,
+    /// The layer forwarded now (0 is the lowest), if any.
+    pub layer: Option<u8>,
+    /// That layer's rid, for a simulcast track.
+    pub rid: Option<String>,
+    /// The layer aimed at (the forwarded one changes on its next keyframe); `None`: paused.
+    pub target: Option<u8>,
+    /// The subscriber's bandwidth holds it below what its tile asks for.
+    pub bandwidth_limited: bool,
+}
+
 /// Why a participant was removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaveReason {
@@ -310,6 +325,13 @@ pub enum Notice {
         active: Option<ParticipantId>,
         /// Those speaking now, loudest first, with their smoothed level (0 to 1).
         speaking: Vec<(ParticipantId, f32)>,
+    },
+    /// How the video the participant receives is doing (at most once a second, on change).
+    Quality {
+        /// Its downlink estimate in bit/s, once there is one.
+        estimate: Option<u64>,
+        /// Each video it subscribes to.
+        tracks: Vec<LayerReport>,
     },
     /// Dynacast: which encodings of one of the participant's own video tracks anyone needs.
     /// The client turns the others off (`RTCRtpSender.setParameters`, `active: false`) and

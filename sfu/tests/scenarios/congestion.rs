@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use str0m::media::{MediaKind, Mid};
 use tern_sfu::testkit::{Bitrate, CAMERA_RIDS, Camera, DataSize, Net, NetemConfig, opus_payload};
-use tern_sfu::{TrackId, TrackKind};
+use tern_sfu::{Notice, TrackId, TrackKind};
 
 const TICK: Duration = Duration::from_millis(10);
 
@@ -56,6 +56,24 @@ fn width(net: &Net, bob: usize, track: TrackId) -> u16 {
         .map_or(0, |p| u16::from_le_bytes([p.payload[7], p.payload[8]]))
 }
 
+/// The last `quality` notice bob got: his estimate, and whether `track` is held back.
+fn quality(net: &Net, bob: usize, track: TrackId) -> (Option<u64>, bool) {
+    net.clients[bob]
+        .notices
+        .iter()
+        .rev()
+        .find_map(|n| match n {
+            Notice::Quality { estimate, tracks } => {
+                let limited = tracks
+                    .iter()
+                    .any(|t| t.track == track && t.bandwidth_limited);
+                Some((*estimate, limited))
+            }
+            _ => None,
+        })
+        .expect("bob was told about his video")
+}
+
 #[test]
 fn under_a_rate_cap_audio_stays_whole_while_video_steps_down_and_back_up() {
     let mut net = Net::new();
@@ -71,7 +89,7 @@ fn under_a_rate_cap_audio_stays_whole_while_video_steps_down_and_back_up() {
     let tracks = net.announced_tracks(bob);
     let kind = |t: &TrackId| {
         let info = net.clients[bob].notices.iter().find_map(|n| match n {
-            tern_sfu::Notice::TrackPublished(i) if i.id == *t => Some(i.kind),
+            Notice::TrackPublished(i) if i.id == *t => Some(i.kind),
             _ => None,
         });
         info.expect("announced")
@@ -123,9 +141,16 @@ fn under_a_rate_cap_audio_stays_whole_while_video_steps_down_and_back_up() {
         width(&net, bob, v_track) < 1280 || video_bytes == 0,
         "video stepped down (or paused)"
     );
+    let (estimate, limited) = quality(&net, bob, v_track);
+    assert!(
+        estimate.is_some_and(|e| e < 400_000),
+        "bob is told his estimate: {estimate:?}"
+    );
+    assert!(limited, "and that bandwidth holds his video back");
 
     // The cap lifts: probing finds the bandwidth again and the video climbs back.
     net.set_downlink(bob, Some(latency));
     alice.run(&mut net, Duration::from_secs(20));
     assert_eq!(width(&net, bob, v_track), 1280, "back on the full layer");
+    assert!(!quality(&net, bob, v_track).1, "no longer held back");
 }
