@@ -69,6 +69,73 @@ fn in_namespace() {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        simulcast_from_firefox(&mut chromium, &alice, &mut firefox, &bob).await;
         server.shutdown();
     });
+}
+
+/// Bytes sent per rid of the page's outbound video.
+const OUTBOUND_RIDS: &str = "(async () => { const out = {}; (await window.ternDemo.client.sendStats()).forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || 'none'] = s.bytesSent || 0; }); return out; })()";
+
+/// The widest video the page decodes now.
+const INBOUND_WIDTH: &str = "(async () => { let w = 0; (await window.ternDemo.client.receiveStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') w = Math.max(w, s.frameWidth || 0); }); return w; })()";
+
+fn resize_tiles(width: u32, height: u32) -> String {
+    format!(
+        "document.querySelectorAll('.tile:not([data-participant=\"self\"]) video').forEach((v) => {{ v.style.width = '{width}px'; v.style.height = '{height}px'; }}); true"
+    )
+}
+
+/// Firefox publishes its camera as simulcast (its own rid handling: tern-client.js asks for
+/// rids q, h, f in `sendEncodings`), and Chromium's tile of it gets a small layer or a large one
+/// as it is resized.
+async fn simulcast_from_firefox(
+    chromium: &mut Browser,
+    alice: &common::browser::Page,
+    firefox: &mut Firefox,
+    bob: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rids = firefox.eval(bob, OUTBOUND_RIDS).await;
+        let sending = |rid: &str| rids[rid].as_u64().unwrap_or(0) > 0;
+        if sending("q") && sending("h") && sending("f") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "firefox sends rids q, h and f: {rids}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut widths = Vec::new();
+    for (w, h) in [(1280, 720), (160, 90), (1280, 720)] {
+        chromium.eval(alice, &resize_tiles(w, h)).await;
+        let wanted = |got: u64| {
+            if w > 320 {
+                got > 320
+            } else {
+                got > 0 && got <= 320
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let got = loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let got = chromium
+                .eval(alice, INBOUND_WIDTH)
+                .await
+                .as_u64()
+                .unwrap_or(0);
+            if wanted(got) {
+                break got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromium's {w}x{h} tile of firefox: frameWidth {got} (so far {widths:?})"
+            );
+        };
+        widths.push(got);
+    }
+    eprintln!("chromium decoded firefox at widths {widths:?} (large, small, large)");
+    assert!(widths[1] < widths[0] && widths[1] < widths[2], "{widths:?}");
 }

@@ -139,3 +139,83 @@ async fn a_tile_gets_the_layer_its_size_needs_and_resizing_causes_no_freeze() {
         "no freeze across the switches: freezeCount small {small:?}, large {large:?}, back {back:?}"
     );
 }
+
+/// Alice's bytes sent on rid `rid`.
+async fn sent(browser: &mut Browser, alice: &Page, rid: &str) -> u64 {
+    browser.eval(alice, OUTBOUND_RIDS).await[rid]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// How much alice sends on `rid` over `d`.
+async fn sent_during(browser: &mut Browser, alice: &Page, rid: &str, d: Duration) -> u64 {
+    let before = sent(browser, alice, rid).await;
+    tokio::time::sleep(d).await;
+    sent(browser, alice, rid).await.saturating_sub(before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynacast_stops_the_full_layer_nobody_watches_and_resumes_it_for_a_large_tile() {
+    let server = common::server_with(|c| c.auth.keys.clear()).await; // development mode
+    let base = format!("http://{}", server.http_addr);
+    let mut browser = Browser::launch().await;
+    let alice = browser.open(&format!("{base}/?room=dyn&name=alice")).await;
+    let bob = browser.open(&format!("{base}/?room=dyn&name=bob")).await;
+    wait_for_width(
+        &mut browser,
+        &bob,
+        Duration::from_secs(30),
+        "bob sees alice",
+        |w| w > 0,
+    )
+    .await;
+    browser.eval(&bob, &resize_tiles(240, 135)).await;
+    wait_for_width(
+        &mut browser,
+        &bob,
+        Duration::from_secs(30),
+        "a small tile",
+        |w| w > 0 && w <= 320,
+    )
+    .await;
+
+    // Only a small tile watches alice: within a few seconds her `f` encoding stops.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let grew = sent_during(&mut browser, &alice, "f", Duration::from_secs(1)).await;
+        if grew == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice still sends rid f ({grew} bytes a second) with nobody watching it"
+        );
+    }
+    let quiet = sent_during(&mut browser, &alice, "f", Duration::from_secs(2)).await;
+    assert_eq!(quiet, 0, "rid f stays off");
+    assert!(
+        sent_during(&mut browser, &alice, "q", Duration::from_secs(1)).await > 0,
+        "the quarter layer bob watches keeps going"
+    );
+
+    // A large tile: `f` comes back, and bob gets it.
+    browser.eval(&bob, &resize_tiles(1280, 720)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if sent_during(&mut browser, &alice, "f", Duration::from_millis(500)).await > 10_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice's rid f did not resume for a large tile"
+        );
+    }
+    wait_for_width(
+        &mut browser,
+        &bob,
+        Duration::from_secs(40),
+        "the large tile",
+        |w| w >= 1280,
+    )
+    .await;
+}
