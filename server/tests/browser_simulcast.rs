@@ -81,8 +81,17 @@ async fn a_tile_gets_the_layer_its_size_needs_and_resizing_causes_no_freeze() {
     let alice = browser.open(&format!("{base}/?room=sim&name=alice")).await;
     let bob = browser.open(&format!("{base}/?room=sim&name=bob")).await;
 
-    // Alice's browser sends three layers.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Bob shows alice large: alice's browser sends all three layers.
+    wait_for_width(
+        &mut browser,
+        &bob,
+        Duration::from_secs(30),
+        "bob sees alice",
+        |w| w > 0,
+    )
+    .await;
+    browser.eval(&bob, &resize_tiles(1280, 720)).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let rids = browser.eval(&alice, OUTBOUND_RIDS).await;
         let sending = |rid: &str| rids[rid].as_u64().unwrap_or(0) > 0;

@@ -41,13 +41,39 @@ impl Browser {
     /// Launches with these flags added to the usual ones, and these profile preferences (the
     /// JSON of `Default/Preferences`, as a user's settings or an enterprise policy leave them).
     pub async fn launch_with(extra: &[&str], preferences: Option<&str>) -> Browser {
+        Self::launch_from(
+            Command::new(chromium_path()),
+            "127.0.0.1",
+            extra,
+            preferences,
+        )
+        .await
+    }
+
+    /// Launches inside the named network namespace (`ip netns`), its DevTools endpoint on
+    /// `devtools_ip`, an address of that namespace the test reaches.
+    pub async fn launch_in_netns(netns: &str, devtools_ip: &str, extra: &[&str]) -> Browser {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns]).arg(chromium_path());
+        let address = format!("--remote-debugging-address={devtools_ip}");
+        let mut flags = vec![address.as_str()];
+        flags.extend_from_slice(extra);
+        Self::launch_from(command, devtools_ip, &flags, None).await
+    }
+
+    async fn launch_from(
+        mut command: Command,
+        devtools_ip: &str,
+        extra: &[&str],
+        preferences: Option<&str>,
+    ) -> Browser {
         let profile = tempfile::tempdir().expect("profile dir");
         if let Some(prefs) = preferences {
             let dir = profile.path().join("Default");
             std::fs::create_dir_all(&dir).expect("profile Default dir");
             std::fs::write(dir.join("Preferences"), prefs).expect("preferences");
         }
-        let child = Command::new(chromium_path())
+        let child = command
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -85,7 +111,7 @@ impl Browser {
         let (Some(port), Some(path)) = (lines.next(), lines.next()) else {
             panic!("chromium wrote no DevToolsActivePort")
         };
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}{path}"))
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{devtools_ip}:{port}{path}"))
             .await
             .expect("devtools connects");
         Browser {

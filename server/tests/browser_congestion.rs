@@ -1,0 +1,191 @@
+//! Browser end to end under congestion: bob's downlink is capped at about 300 kbit/s while he
+//! watches alice's simulcast camera in a large tile. His audio from alice keeps playing with
+//! under 1 % loss while the video steps down, and the video climbs back when the cap lifts.
+//!
+//! The test re-runs itself in a network namespace of its own (root; CI runs as root). There,
+//! the server and alice's Chromium use 198.18.0.1; bob's Chromium runs in a second namespace,
+//! 198.18.0.2, across a veth pair whose server-side end gets a `tbf` rate cap (TESTING.md: `tc
+//! netem` is not in this kernel). Nothing leaves the namespaces.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::browser::{Browser, Page};
+use serde_json::Value;
+
+const NETNS_ENV: &str = "TERN_TEST_IN_NETNS";
+const SERVER_IP: &str = "198.18.0.1";
+const BOB_IP: &str = "198.18.0.2";
+
+#[test]
+fn under_a_300_kbit_downlink_audio_keeps_playing_while_video_steps_down_and_recovers() {
+    if std::env::var_os(NETNS_ENV).is_some() {
+        return in_namespace();
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let status = Command::new("unshare")
+        .args(["--net", "--mount", "--", "sh", "-c"])
+        .arg("ip link set lo up && exec \"$0\" --exact under_a_300_kbit_downlink_audio_keeps_playing_while_video_steps_down_and_recovers --nocapture")
+        .arg(&exe)
+        .env(NETNS_ENV, "1")
+        .status()
+        .expect("unshare runs (util-linux)");
+    assert!(
+        status.success(),
+        "the test failed inside its network namespace (needs root): {status}"
+    );
+}
+
+/// Runs a shell command, which must succeed.
+fn sh(command: &str) {
+    let status = Command::new("sh")
+        .args(["-c", command])
+        .status()
+        .expect("sh");
+    assert!(status.success(), "`{command}` failed: {status}");
+}
+
+/// Bob's namespace, removed when dropped.
+struct BobNetns(String);
+
+impl BobNetns {
+    fn create() -> Self {
+        let name = format!("ternbob{}", std::process::id());
+        // `ip netns` keeps its mounts under /run/netns: private to this test's mount namespace.
+        sh("mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns");
+        sh(&format!(
+            "ip netns add {name} && \
+             ip link add srv0 type veth peer name bob0 netns {name} && \
+             ip addr add {SERVER_IP}/24 dev srv0 && ip link set srv0 up && \
+             ip netns exec {name} ip addr add {BOB_IP}/24 dev bob0 && \
+             ip netns exec {name} ip link set bob0 up && \
+             ip netns exec {name} ip link set lo up"
+        ));
+        Self(name)
+    }
+}
+
+impl Drop for BobNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Bob's inbound: (audio packetsReceived, audio packetsLost, audio totalAudioEnergy, video
+/// frameWidth, video bytesReceived).
+const INBOUND: &str = r#"(async () => {
+  const c = window.ternDemo && window.ternDemo.client;
+  if (!c) return null;
+  const out = [0, 0, 0, 0, 0];
+  (await c.receiveStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    if (s.kind === 'audio') { out[0] += s.packetsReceived || 0; out[1] += s.packetsLost || 0; out[2] += s.totalAudioEnergy || 0; }
+    else { out[3] = Math.max(out[3], s.frameWidth || 0); out[4] += s.bytesReceived || 0; }
+  });
+  return out;
+})()"#;
+
+#[derive(Debug, Clone, Copy)]
+struct Inbound {
+    audio_received: u64,
+    audio_lost: i64,
+    audio_energy: f64,
+    width: u64,
+    video_bytes: u64,
+}
+
+async fn inbound(browser: &mut Browser, bob: &Page) -> Option<Inbound> {
+    let v = browser.eval(bob, INBOUND).await;
+    let n = |i: usize| v.get(i).and_then(Value::as_f64).unwrap_or(0.0);
+    v.is_array().then(|| Inbound {
+        audio_received: n(0) as u64,
+        audio_lost: n(1) as i64,
+        audio_energy: n(2),
+        width: n(3) as u64,
+        video_bytes: n(4) as u64,
+    })
+}
+
+/// Waits until bob's video is at least `width` wide.
+async fn wait_width(browser: &mut Browser, bob: &Page, width: u64, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let now = inbound(browser, bob).await;
+        if now.is_some_and(|i| i.width >= width) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "bob's video did not reach {width} px within {within:?}: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn in_namespace() {
+    let bob_netns = BobNetns::create();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let server = common::server_with(|c| {
+            c.auth.keys.clear();
+            c.auth.dev_allow_remote = true;
+            c.http.listen = format!("{SERVER_IP}:0").parse().expect("addr");
+            c.rtc.bind_ip = SERVER_IP.parse().expect("ip");
+            c.turn.enabled = false;
+        })
+        .await;
+        let base = format!("http://{}", server.http_addr);
+        let secure = format!("--unsafely-treat-insecure-origin-as-secure={base}");
+        let mut alice_browser = Browser::launch_with(&[&secure], None).await;
+        let mut bob_browser = Browser::launch_in_netns(&bob_netns.0, BOB_IP, &[&secure]).await;
+        let _alice = alice_browser
+            .open(&format!("{base}/?room=cap&name=alice"))
+            .await;
+        let bob = bob_browser.open(&format!("{base}/?room=cap&name=bob")).await;
+        let large = "document.querySelectorAll('.tile:not([data-participant=\"self\"]) video').forEach((v) => { v.style.width = '1280px'; v.style.height = '720px'; }); true";
+        wait_width(&mut bob_browser, &bob, 1, Duration::from_secs(40)).await;
+        bob_browser.eval(&bob, large).await;
+        let full = wait_width(&mut bob_browser, &bob, 1280, Duration::from_secs(60)).await;
+        eprintln!("uncapped: bob reached 1280 px {full:?} after his tile grew");
+
+        // Cap bob's downlink.
+        sh("tc qdisc add dev srv0 root tbf rate 300kbit burst 4kb latency 100ms");
+        // Let the estimate and the allocator settle, then measure for 10 s.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        let before = inbound(&mut bob_browser, &bob).await.expect("stats");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let after = inbound(&mut bob_browser, &bob).await.expect("stats");
+        let received = after.audio_received - before.audio_received;
+        let lost = (after.audio_lost - before.audio_lost).max(0) as u64;
+        let video_kbps = (after.video_bytes - before.video_bytes) * 8 / 10 / 1000;
+        eprintln!(
+            "capped at 300 kbit/s, 10 s: audio {received} packets, {lost} lost; video {video_kbps} kbit/s at {} px",
+            after.width
+        );
+        assert!(received > 400, "audio keeps arriving: {received} packets in 10 s");
+        assert!(
+            lost * 100 < received + lost,
+            "audio loss under 1 %: {lost} of {}",
+            received + lost
+        );
+        assert!(
+            after.audio_energy > before.audio_energy,
+            "bob's audio keeps playing"
+        );
+        assert!(after.width < 1280, "the video stepped down: {after:?}");
+        assert!(video_kbps < 300, "the video fits the cap: {video_kbps} kbit/s");
+
+        // Lift the cap: the video climbs back.
+        sh("tc qdisc del dev srv0 root");
+        let recovered = wait_width(&mut bob_browser, &bob, 1280, Duration::from_secs(60)).await;
+        eprintln!("cap lifted: bob back at 1280 px after {recovered:?}");
+        server.shutdown();
+    });
+    drop(bob_netns);
+}
