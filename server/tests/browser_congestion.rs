@@ -19,15 +19,21 @@ const NETNS_ENV: &str = "TERN_TEST_IN_NETNS";
 const SERVER_IP: &str = "198.18.0.1";
 const BOB_IP: &str = "198.18.0.2";
 
+const TEST: &str =
+    "under_a_300_kbit_downlink_audio_keeps_playing_while_video_steps_down_and_recovers";
+
 #[test]
 fn under_a_300_kbit_downlink_audio_keeps_playing_while_video_steps_down_and_recovers() {
+    common::browser::relay_devtools_if_asked();
     if std::env::var_os(NETNS_ENV).is_some() {
         return in_namespace();
     }
     let exe = std::env::current_exe().expect("test binary");
     let status = Command::new("unshare")
         .args(["--net", "--mount", "--", "sh", "-c"])
-        .arg("ip link set lo up && exec \"$0\" --exact under_a_300_kbit_downlink_audio_keeps_playing_while_video_steps_down_and_recovers --nocapture")
+        .arg(format!(
+            "ip link set lo up && exec \"$0\" --exact {TEST} --nocapture"
+        ))
         .arg(&exe)
         .env(NETNS_ENV, "1")
         .status()
@@ -74,11 +80,13 @@ impl Drop for BobNetns {
 }
 
 /// Bob's inbound: (audio packetsReceived, audio packetsLost, audio totalAudioEnergy, video
-/// frameWidth, video bytesReceived).
+/// frameWidth, video bytesReceived, the layer tern forwards him (-1: none), whether tern says his
+/// bandwidth holds the video back).
 const INBOUND: &str = r#"(async () => {
   const c = window.ternDemo && window.ternDemo.client;
   if (!c) return null;
-  const out = [0, 0, 0, 0, 0];
+  const q = (c.quality && c.quality.tracks[0]) || {};
+  const out = [0, 0, 0, 0, 0, q.layer ?? -1, q.bandwidth_limited ? 1 : 0];
   (await c.receiveStats()).forEach((s) => {
     if (s.type !== 'inbound-rtp') return;
     if (s.kind === 'audio') { out[0] += s.packetsReceived || 0; out[1] += s.packetsLost || 0; out[2] += s.totalAudioEnergy || 0; }
@@ -94,6 +102,8 @@ struct Inbound {
     audio_energy: f64,
     width: u64,
     video_bytes: u64,
+    layer: i64,
+    bandwidth_limited: bool,
 }
 
 async fn inbound(browser: &mut Browser, bob: &Page) -> Option<Inbound> {
@@ -105,6 +115,8 @@ async fn inbound(browser: &mut Browser, bob: &Page) -> Option<Inbound> {
         audio_energy: n(2),
         width: n(3) as u64,
         video_bytes: n(4) as u64,
+        layer: n(5) as i64,
+        bandwidth_limited: n(6) > 0.0,
     })
 }
 
@@ -143,7 +155,7 @@ fn in_namespace() {
         let base = format!("http://{}", server.http_addr);
         let secure = format!("--unsafely-treat-insecure-origin-as-secure={base}");
         let mut alice_browser = Browser::launch_with(&[&secure], None).await;
-        let mut bob_browser = Browser::launch_in_netns(&bob_netns.0, BOB_IP, &[&secure]).await;
+        let mut bob_browser = Browser::launch_in_netns(&bob_netns.0, BOB_IP, TEST, &[&secure]).await;
         let _alice = alice_browser
             .open(&format!("{base}/?room=cap&name=alice"))
             .await;
@@ -165,8 +177,8 @@ fn in_namespace() {
         let lost = (after.audio_lost - before.audio_lost).max(0) as u64;
         let video_kbps = (after.video_bytes - before.video_bytes) * 8 / 10 / 1000;
         eprintln!(
-            "capped at 300 kbit/s, 10 s: audio {received} packets, {lost} lost; video {video_kbps} kbit/s at {} px",
-            after.width
+            "capped at 300 kbit/s, 10 s: audio {received} packets, {lost} lost; video {video_kbps} kbit/s, layer {} (-1: paused)",
+            after.layer
         );
         assert!(received > 400, "audio keeps arriving: {received} packets in 10 s");
         assert!(
@@ -178,12 +190,24 @@ fn in_namespace() {
             after.audio_energy > before.audio_energy,
             "bob's audio keeps playing"
         );
-        assert!(after.width < 1280, "the video stepped down: {after:?}");
+        assert!(after.layer < 2, "the video stepped down (or paused): {after:?}");
+        assert!(after.bandwidth_limited, "bob is told why: {after:?}");
         assert!(video_kbps < 300, "the video fits the cap: {video_kbps} kbit/s");
 
         // Lift the cap: the video climbs back.
         sh("tc qdisc del dev srv0 root");
-        let recovered = wait_width(&mut bob_browser, &bob, 1280, Duration::from_secs(60)).await;
+        let lifted = Instant::now();
+        let recovered = loop {
+            let now = inbound(&mut bob_browser, &bob).await;
+            if now.is_some_and(|i| i.layer == 2 && i.width >= 1280 && !i.bandwidth_limited) {
+                break lifted.elapsed();
+            }
+            assert!(
+                lifted.elapsed() < Duration::from_secs(60),
+                "the full layer did not come back within 60 s: {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
         eprintln!("cap lifted: bob back at 1280 px after {recovered:?}");
         server.shutdown();
     });

@@ -3,6 +3,7 @@
 //! deliver to the sink. No allocation per packet (the payload `Arc` is shared) and only hash
 //! lookups.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::Rtc;
@@ -12,6 +13,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 
 use crate::ids::{ParticipantId, TrackId};
 use crate::keyframe::{VideoCodec, is_keyframe, vp8_keyframe_size};
+use crate::red::{self, AudioForm, RedWrapper};
 use crate::sfu::{PcKey, Sfu};
 use crate::signal::{PcRole, TrackKind};
 use crate::subscription::Incoming;
@@ -24,7 +26,8 @@ impl Sfu {
         let Some(at) = self.resolve(publisher, &packet) else {
             return;
         };
-        let Some(params) = self.track_codec(publisher, at.track, *packet.header.payload_type)
+        let Some((params, packet_red)) =
+            self.track_codec(publisher, at.track, *packet.header.payload_type)
         else {
             self.stats.forward_errors += 1;
             return;
@@ -109,6 +112,26 @@ impl Sfu {
                 wants_keyframe |= down.sub.awaiting_keyframe() == Some(at.layer);
                 continue;
             };
+            let (out_pt, payload) = if video {
+                (out_pt, packet.payload.clone())
+            } else {
+                let red_pt = *down
+                    .red_pt
+                    .get_or_insert_with(|| negotiated_red(&s.subscriber.rtc, params));
+                let audio = AudioOut {
+                    packet_red,
+                    in_opus_pt: *params.pt(),
+                    out_opus_pt: out_pt,
+                    out_red_pt: red_pt,
+                };
+                match audio.payload(&packet, &mut down.red) {
+                    Some(out) => out,
+                    None => {
+                        self.stats.forward_errors += 1;
+                        continue;
+                    }
+                }
+            };
             let mut direct = s.subscriber.rtc.direct_api();
             let Some(tx) = direct.stream_tx(&out_ssrc) else {
                 self.stats.forward_errors += 1;
@@ -119,7 +142,7 @@ impl Sfu {
                 out.seq.into(),
                 out.timestamp,
                 packet.timestamp,
-                packet.payload.clone(),
+                payload,
             )
             .marker(packet.header.marker)
             .nackable(video)
@@ -178,27 +201,29 @@ impl Sfu {
         Some(at)
     }
 
-    /// The publisher's codec for payload type `pt` on `track`, cached on the track (it rarely
-    /// changes).
+    /// The publisher's codec for payload type `pt` on `track`, and whether `pt` is that codec in
+    /// RED (RFC 2198); cached on the track (it rarely changes).
     fn track_codec(
         &mut self,
         publisher: ParticipantId,
         track: TrackId,
         pt: u8,
-    ) -> Option<PayloadParams> {
+    ) -> Option<(PayloadParams, bool)> {
         let t = self.tracks.get_mut(&track)?;
         match t.codec {
-            Some((cached, params)) if *cached == pt => Some(params),
+            Some((cached, params)) if *cached == pt => Some((params, false)),
+            Some((_, params)) if params.red().is_some_and(|red| *red == pt) => Some((params, true)),
             _ => {
                 let p = self.participants.get(&publisher)?;
-                let params = p
-                    .publisher
-                    .rtc
-                    .codec_config()
-                    .find(|c| *c.pt() == pt)
-                    .copied()?;
+                let config = p.publisher.rtc.codec_config();
+                let found = config.find(|c| *c.pt() == pt).map(|c| (*c, false));
+                let (params, red) = found.or_else(|| {
+                    config
+                        .find(|c| c.red().is_some_and(|red| *red == pt))
+                        .map(|c| (*c, true))
+                })?;
                 t.set_codec(Some(params));
-                Some(params)
+                Some((params, red))
             }
         }
     }
@@ -269,6 +294,47 @@ impl Sfu {
             .get_mut(&at.track)?
             .layers
             .get_mut(usize::from(at.layer))
+    }
+}
+
+/// The subscriber's RED payload type for the audio codec `params`, if its connection negotiated
+/// RED (str0m keeps RED in a connection's codec only when the answer accepted it).
+fn negotiated_red(rtc: &Rtc, params: PayloadParams) -> Option<u8> {
+    rtc.codec_config().match_params(params)?.red().map(|pt| *pt)
+}
+
+/// One audio packet's way to one subscriber: payload types on both sides, and whether RED.
+struct AudioOut {
+    packet_red: bool,
+    in_opus_pt: u8,
+    out_opus_pt: u8,
+    out_red_pt: Option<u8>,
+}
+
+impl AudioOut {
+    /// The payload type and payload to send; `None` for a RED payload that does not parse.
+    fn payload(&self, packet: &RtpPacket, wrapper: &mut RedWrapper) -> Option<(u8, Arc<[u8]>)> {
+        let same_numbers = self.in_opus_pt == self.out_opus_pt;
+        match (
+            AudioForm::of(self.packet_red, self.out_red_pt.is_some()),
+            self.out_red_pt,
+        ) {
+            (AudioForm::AsIs, Some(red)) if same_numbers => Some((red, packet.payload.clone())),
+            (AudioForm::AsIs, Some(red)) => {
+                let out = red::relabel(&packet.payload, self.in_opus_pt, self.out_opus_pt)?;
+                Some((red, out.into()))
+            }
+            (AudioForm::Unwrap, _) => {
+                let primary = red::primary(&packet.payload)?;
+                Some((self.out_opus_pt, Arc::from(primary)))
+            }
+            (AudioForm::Wrap, Some(red)) => {
+                let ts = packet.header.timestamp;
+                let out = wrapper.wrap(self.out_opus_pt, &packet.payload, ts);
+                Some((red, out.into()))
+            }
+            _ => Some((self.out_opus_pt, packet.payload.clone())),
+        }
     }
 }
 

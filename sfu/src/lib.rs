@@ -26,6 +26,7 @@ mod participant;
 mod picture_id;
 mod publish;
 mod quality;
+mod red;
 mod rewrite;
 mod room;
 mod sdp;

@@ -75,7 +75,7 @@ impl Sfu {
                     && p.subscriber.rtc.media(mid).is_none()
                 {
                     p.sub_mids.remove(&mid);
-                    (sub.mid, sub.pt_map) = (None, None);
+                    (sub.mid, sub.pt_map, sub.red_pt) = (None, None, None);
                 }
             }
             p.negotiation.dirty = true;
@@ -205,7 +205,10 @@ impl Sfu {
             );
             if let Some((pt, out)) = out {
                 sub.pt_map = Some((pt, *out.pt()));
-                let pts = [Some(out.pt()), out.resend()].into_iter().flatten();
+                // Its RTX for video, its RED (RFC 2198) for audio.
+                let pts = [Some(out.pt()), out.resend(), out.red()]
+                    .into_iter()
+                    .flatten();
                 keep.insert(mid.to_string(), pts.map(|pt| *pt).collect());
             }
             sub.mid = Some(mid);

@@ -12,6 +12,7 @@ use str0m::rtp::Ssrc;
 use crate::error::SfuError;
 use crate::ids::{ParticipantId, TrackId};
 use crate::quality::QualityReported;
+use crate::red::RedWrapper;
 use crate::sfu::Remote;
 use crate::signal::{ParticipantInfo, PcRole, Permissions, RemoteCandidate, TrackSource};
 use crate::subscription::Subscription;
@@ -105,6 +106,10 @@ pub(crate) struct Downlink {
     pub ssrc: Option<Ssrc>,
     /// Cached payload type mapping: publisher pt -> subscriber pt.
     pub pt_map: Option<(u8, u8)>,
+    /// Audio: the RED payload type its m-line negotiated, if any (once looked up).
+    pub red_pt: Option<Option<u8>>,
+    /// Audio: what wrapping plain audio in RED keeps.
+    pub red: RedWrapper,
     /// Layer choice, numbering and keyframe state.
     pub sub: Subscription,
 }

@@ -106,7 +106,8 @@ impl Sfu {
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
-            .enable_opus(true, false)
+            // Opus with RED (RFC 2198): browsers then send each audio packet with the previous.
+            .enable_opus(true, true)
             .enable_vp8(true)
             .enable_h264(true)
             .set_dtls_cert(dtls_cert);

@@ -74,6 +74,8 @@ impl Sfu {
             mid: None,
             ssrc: None,
             pt_map: None,
+            red_pt: None,
+            red: Default::default(),
             sub: Subscription::new(track.info.kind),
         };
         p.subscriptions.insert(track_id, down);

@@ -17,7 +17,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive, TcpType};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RedEncoder, RedundantBlock, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
 pub use str0m_netem::{Bitrate, DataSize, LossModel, NetemConfig, Probability, RandomLoss};
 use str0m_netem::{Input as NetInput, Netem, Output as NetOutput};
@@ -160,8 +160,8 @@ impl Net {
         let video = [Codec::Vp8, Codec::H264];
         let mut client = Client {
             id,
-            publisher: client_rtc_with(self.now, pub_addr, &video, tcp),
-            subscriber: client_rtc_with(self.now, sub_addr, &video, tcp),
+            publisher: client_rtc_with(self.now, pub_addr, &video, tcp, false),
+            subscriber: client_rtc_with(self.now, sub_addr, &video, tcp, false),
             tcp,
             pub_addr,
             sub_addr,
@@ -266,7 +266,7 @@ impl Net {
     /// as its only video codec, so that is what it will send in.
     pub fn publish_video_codec_only(&mut self, i: usize, codec: Codec) {
         let c = &mut self.clients[i];
-        c.publisher = client_rtc_with(self.now, c.pub_addr, &[codec], c.tcp);
+        c.publisher = client_rtc_with(self.now, c.pub_addr, &[codec], c.tcp, false);
         c.publisher.direct_api().set_ice_controlling(true);
     }
 
@@ -274,7 +274,7 @@ impl Net {
     /// among the video codecs.
     pub fn receive_only_video_codec(&mut self, i: usize, codec: Codec) {
         let c = &mut self.clients[i];
-        c.subscriber = client_rtc_with(self.now, c.sub_addr, &[codec], c.tcp);
+        c.subscriber = client_rtc_with(self.now, c.sub_addr, &[codec], c.tcp, false);
     }
 
     /// Client `i` stops sending on `mid` and renegotiates.
@@ -336,6 +336,43 @@ impl Net {
                 .marker(true)
                 .nackable(true),
         );
+    }
+
+    /// Client `i`'s connections, not yet negotiated, offer Opus with RED (RFC 2198) as browsers
+    /// do: it may then send RED ([`Net::send_red`]) and receives RED where tern sends it.
+    pub fn use_red(&mut self, i: usize) {
+        let c = &mut self.clients[i];
+        c.publisher = client_rtc_with(self.now, c.pub_addr, &[Codec::Vp8], c.tcp, true);
+        c.publisher.direct_api().set_ice_controlling(true);
+        c.subscriber = client_rtc_with(self.now, c.sub_addr, &[Codec::Vp8], c.tcp, true);
+    }
+
+    /// Client `i` writes one RED packet on `mid`: Opus packet `n` ([`opus_payload`]) with packet
+    /// `n - 1` as its redundancy, as a browser sends.
+    pub fn send_red(&mut self, i: usize, mid: Mid, n: u32) {
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let opus = *c
+            .publisher
+            .codec_config()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .expect("opus");
+        let red = opus.red().expect("the client negotiated RED");
+        let previous = (n > 0).then(|| RedundantBlock {
+            pt: *opus.pt(),
+            timestamp_offset: 960,
+            payload: opus_payload(n - 1),
+        });
+        let payload = RedEncoder::encode(*opus.pt(), &opus_payload(n), previous.as_slice());
+        let mut api = c.publisher.direct_api();
+        let tx = api.stream_tx_by_mid(mid, None).expect("send stream");
+        tx.write_rtp(RtpWrite::new(
+            red,
+            u64::from(n + 1).into(),
+            n * 960,
+            now,
+            payload,
+        ));
     }
 
     /// Client `i` writes one 20 ms Opus packet numbered `n` on `mid`, with an RFC 6464 audio
@@ -683,11 +720,11 @@ fn take_drop(budget: &mut usize, datagram: &[u8]) -> bool {
 
 /// A client connection with Opus and these video codecs (VP8, H.264), in this order, and a UDP
 /// host candidate or an active TCP one.
-fn client_rtc_with(now: Instant, addr: SocketAddr, video: &[Codec], tcp: bool) -> Rtc {
+fn client_rtc_with(now: Instant, addr: SocketAddr, video: &[Codec], tcp: bool, red: bool) -> Rtc {
     let mut builder = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()
-        .enable_opus(true, false);
+        .enable_opus(true, red);
     for codec in video {
         builder = match codec {
             Codec::H264 => builder.enable_h264(true),

@@ -14,6 +14,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// A running browser and its DevTools connection.
 pub struct Browser {
     child: Child,
+    /// The DevTools relay into the browser's network namespace, if any.
+    _relay: Option<KillOnDrop>,
     _profile: tempfile::TempDir,
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
@@ -41,29 +43,32 @@ impl Browser {
     /// Launches with these flags added to the usual ones, and these profile preferences (the
     /// JSON of `Default/Preferences`, as a user's settings or an enterprise policy leave them).
     pub async fn launch_with(extra: &[&str], preferences: Option<&str>) -> Browser {
-        Self::launch_from(
-            Command::new(chromium_path()),
-            "127.0.0.1",
-            extra,
-            preferences,
-        )
-        .await
+        Self::launch_from(Command::new(chromium_path()), None, extra, preferences).await
     }
 
-    /// Launches inside the named network namespace (`ip netns`), its DevTools endpoint on
-    /// `devtools_ip`, an address of that namespace the test reaches.
-    pub async fn launch_in_netns(netns: &str, devtools_ip: &str, extra: &[&str]) -> Browser {
+    /// Launches inside the named network namespace (`ip netns`). Chromium's DevTools listen on
+    /// that namespace's loopback only, so the test binary is run there too as a relay (see
+    /// [`relay_devtools_if_asked`]) from `relay_ip`, an address of that namespace the test
+    /// reaches, to it. `test` names the calling test, which must call the relay function first.
+    pub async fn launch_in_netns(
+        netns: &str,
+        relay_ip: &str,
+        test: &str,
+        extra: &[&str],
+    ) -> Browser {
         let mut command = Command::new("ip");
         command.args(["netns", "exec", netns]).arg(chromium_path());
-        let address = format!("--remote-debugging-address={devtools_ip}");
-        let mut flags = vec![address.as_str()];
-        flags.extend_from_slice(extra);
-        Self::launch_from(command, devtools_ip, &flags, None).await
+        let relay = Relay {
+            netns,
+            ip: relay_ip,
+            test,
+        };
+        Self::launch_from(command, Some(relay), extra, None).await
     }
 
     async fn launch_from(
         mut command: Command,
-        devtools_ip: &str,
+        relay: Option<Relay<'_>>,
         extra: &[&str],
         preferences: Option<&str>,
     ) -> Browser {
@@ -111,11 +116,19 @@ impl Browser {
         let (Some(port), Some(path)) = (lines.next(), lines.next()) else {
             panic!("chromium wrote no DevToolsActivePort")
         };
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{devtools_ip}:{port}{path}"))
+        let (host, relay_child) = match relay {
+            None => (format!("127.0.0.1:{port}"), None),
+            Some(r) => {
+                let (child, at) = r.start(port);
+                (at, Some(child))
+            }
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{host}{path}"))
             .await
             .expect("devtools connects");
         Browser {
             child,
+            _relay: relay_child.map(KillOnDrop),
             _profile: profile,
             ws,
             next_id: 0,
@@ -223,4 +236,80 @@ impl Drop for Browser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A child process killed when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The environment variable that makes a test binary a DevTools relay: `LISTEN_IP PORT`.
+const RELAY_ENV: &str = "TERN_TEST_DEVTOOLS_RELAY";
+
+/// Where a relay runs: its network namespace, the address it listens on, the test to run.
+struct Relay<'a> {
+    netns: &'a str,
+    ip: &'a str,
+    test: &'a str,
+}
+
+impl Relay<'_> {
+    /// Starts the relay to `127.0.0.1:port` in the namespace; returns it and `ip:port` to use.
+    fn start(&self, port: &str) -> (Child, String) {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().expect("test binary");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", self.netns])
+            .arg(exe)
+            .args(["--exact", self.test, "--nocapture"])
+            .env(RELAY_ENV, format!("{} {port}", self.ip))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("relay starts");
+        let stdout = child.stdout.take().expect("relay stdout");
+        let at = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("RELAY ").map(str::to_string))
+            .expect("the relay says where it listens");
+        (child, at)
+    }
+}
+
+/// When this test binary was started as a DevTools relay (by [`Browser::launch_in_netns`]):
+/// forwards TCP from the given address to Chromium's DevTools on this namespace's loopback,
+/// and never returns. Otherwise returns at once.
+pub fn relay_devtools_if_asked() {
+    let Ok(spec) = std::env::var(RELAY_ENV) else {
+        return;
+    };
+    let (ip, port) = spec.split_once(' ').expect("LISTEN_IP PORT");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind((ip, 0))
+            .await
+            .expect("relay binds");
+        let at = listener.local_addr().expect("addr");
+        println!("RELAY {at}");
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                continue;
+            };
+            let target = format!("127.0.0.1:{port}");
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
 }

@@ -13,6 +13,7 @@ mod join_leave;
 mod keyframes;
 mod late_joiner;
 mod nack;
+mod red;
 mod renegotiation;
 mod sdp;
 mod simulcast;
