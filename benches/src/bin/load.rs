@@ -2,6 +2,7 @@
 //! receive everyone else. Reports server RSS (idle and loaded) and server CPU per forwarded packet.
 //!
 //! cargo build --release -p tern-server && cargo run --release -p tern-benches --bin load -- 2 10
+//! (`--simulcast`: each camera is sent as three layers, of which subscribers get the top one)
 
 #[path = "../../../server/tests/common/mod.rs"]
 #[allow(dead_code, missing_docs, clippy::all)]
@@ -28,8 +29,13 @@ async fn forwarded(http: SocketAddr) -> f64 {
 }
 
 /// One participant: publishes 50 audio packets/s (100 B) and 90 video packets/s (1,100 B,
-/// ~0.8 Mbit/s) until `end`, receiving everything the others send.
-async fn participant(mut c: RtcClient, start: Instant, end: Instant) -> RtcClient {
+/// ~0.8 Mbit/s) until `end`, receiving everything the others send. With `simulcast`, the video
+/// is the top layer `f` of three, beside `h` (30 packets/s of 1,100 B) and `q` (30 of 400 B):
+/// subscribers, who say nothing of their tiles, get `f`.
+async fn participant(mut c: RtcClient, start: Instant, end: Instant, simulcast: bool) -> RtcClient {
+    if simulcast {
+        return simulcast_participant(c, start, end).await;
+    }
     let mids = c.publish(&[MediaKind::Audio, MediaKind::Video]).await;
     let (mut a, mut v) = (0u32, 0u32);
     let video: Vec<u8> = vp8_payload(true, 0)
@@ -52,8 +58,39 @@ async fn participant(mut c: RtcClient, start: Instant, end: Instant) -> RtcClien
     c
 }
 
+async fn simulcast_participant(mut c: RtcClient, start: Instant, end: Instant) -> RtcClient {
+    let audio = c.publish(&[MediaKind::Audio]).await[0];
+    let video = c.publish_simulcast(&["q", "h", "f"]).await;
+    let (mut a, mut frame) = (0u32, 0u32);
+    let mut seq = [1u64, 20_000, 40_000];
+    let packet =
+        |len: usize| -> Vec<u8> { vp8_payload(true, 0).into_iter().cycle().take(len).collect() };
+    let (small, large) = (packet(400), packet(1100));
+    while Instant::now() < end {
+        let t = start.elapsed().as_millis() as u32;
+        while a * 20 < t {
+            c.send_rtp(audio, a as u64 + 1, a * 960, &opus_payload(a));
+            a += 1;
+        }
+        while frame * 33 < t {
+            let ts = frame * 3000;
+            for (layer, (rid, packets)) in [("q", 1), ("h", 1), ("f", 3)].into_iter().enumerate() {
+                for _ in 0..packets {
+                    let payload = if layer == 0 { &small } else { &large };
+                    c.send_layer(video, rid, seq[layer], ts, payload);
+                    seq[layer] += 1;
+                }
+            }
+            frame += 1;
+        }
+        c.run_for(Duration::from_millis(5)).await;
+    }
+    c
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    let simulcast = std::env::args().any(|a| a == "--simulcast");
     let counts: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -81,7 +118,7 @@ async fn main() {
         let end = start + WARMUP + WINDOW;
         let tasks: Vec<_> = clients
             .into_iter()
-            .map(|c| tokio::spawn(participant(c, start, end)))
+            .map(|c| tokio::spawn(participant(c, start, end, simulcast)))
             .collect();
         tokio::time::sleep(WARMUP).await;
         let (_, cpu0) = proc_usage(pid);

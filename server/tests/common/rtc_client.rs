@@ -114,6 +114,60 @@ impl RtcClient {
         mids
     }
 
+    /// Publishes a camera as simulcast layers with these rids (RFC 8853) and negotiates it;
+    /// returns its mid. Send on a layer with [`RtcClient::send_layer`].
+    pub async fn publish_simulcast(&mut self, rids: &[&str]) -> Mid {
+        let mut simulcast = str0m::media::Simulcast::new();
+        for rid in rids {
+            simulcast.add_send_layer(str0m::media::SimulcastLayer::new(rid));
+        }
+        let mut api = self.publisher.rtc.sdp_api();
+        let mid = api.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            None,
+            None,
+            Some(simulcast),
+        );
+        let (offer, pending) = api.apply().expect("an offer");
+        self.pending_offer = Some(pending);
+        let tracks = json!([{"mid": mid.to_string(), "source": "camera"}]);
+        self.ws
+            .send(
+                json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": tracks, "req": 2}),
+            )
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.pending_offer.is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "no answer to the simulcast offer"
+            );
+            self.step(Instant::now() + Duration::from_millis(50)).await;
+        }
+        mid
+    }
+
+    /// Writes one VP8 packet on the simulcast layer `rid` of `mid`.
+    pub fn send_layer(&mut self, mid: Mid, rid: &str, seq: u64, ts: u32, payload: &[u8]) {
+        let pt = self
+            .publisher
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .expect("vp8")
+            .pt();
+        let mut api = self.publisher.rtc.direct_api();
+        let tx = api
+            .stream_tx_by_mid(mid, Some(rid.into()))
+            .expect("a send stream for the layer");
+        tx.write_rtp(
+            RtpWrite::new(pt, seq.into(), ts, Instant::now(), payload.to_vec())
+                .marker(true)
+                .nackable(true),
+        );
+    }
+
     /// Writes one RTP packet on a publisher mid.
     pub fn send_rtp(&mut self, mid: Mid, seq: u64, ts: u32, payload: &[u8]) {
         let kind = self.publisher.rtc.media(mid).expect("media").kind();
