@@ -296,7 +296,12 @@ export class TernClient extends EventTarget {
         this.ownTracks.set(msg.mid, msg.track);
         break;
       case 'ok': this.settle(msg.req, null); break;
-      case 'send_layers': this.applySendLayers(msg).catch((e) => this.emit('error', e)); break;
+      case 'send_layers':
+        // One setParameters at a time: two at once race on the parameters' transaction.
+        this.layersQueue = (this.layersQueue || Promise.resolve())
+          .then(() => this.applySendLayers(msg))
+          .catch((e) => this.emit('error', e));
+        break;
       case 'speakers':
         this.activeSpeaker = msg.active;
         this.emit('speakers', msg);

@@ -213,9 +213,18 @@ impl Sfu {
             }
             sub.mid = Some(mid);
             p.sub_mids.insert(mid, *track_id);
+            p.negotiation.bundle_tag.get_or_insert(mid);
         }
+        // The first m-line tags the BUNDLE group and its transport (RFC 8843). Stopping it
+        // moves the tag, and Chromium then starts a new transport (a new DTLS handshake on a
+        // connection that has one) or, when no m-line is left, refuses an offer without a
+        // BUNDLE group. So it is never stopped: when its track ends it stays, inactive.
         for mid in p.negotiation.mids_to_stop.drain(..) {
-            api.stop_media(mid);
+            if Some(mid) == p.negotiation.bundle_tag {
+                api.set_direction(mid, Direction::Inactive);
+            } else {
+                api.stop_media(mid);
+            }
         }
         if let Some((offer, pending)) = api.apply() {
             p.negotiation.pending = Some(pending);

@@ -121,6 +121,9 @@ pub(crate) struct SubscriberNegotiation {
     pub pending: Option<SdpPendingOffer>,
     /// m-lines to stop in the next offer (unsubscribed tracks).
     pub mids_to_stop: Vec<Mid>,
+    /// The first m-line ever offered: it tags the BUNDLE group, and is never stopped (see
+    /// `Sfu::negotiate`).
+    pub bundle_tag: Option<Mid>,
     /// Something changed and a new offer is needed.
     pub dirty: bool,
 }

@@ -19,8 +19,8 @@ use common::browser::{Browser, Page};
 /// The viewer's widest decoded video and its connect time (`performance.now()` ms).
 const WIDTH: &str = "(async () => { const c = window.ternDemo?.client; if (!c) return null; let w = 0; (await c.receiveStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') w = Math.max(w, s.frameWidth || 0); }); return [w, c.marks.connectStart, performance.now()]; })()";
 
-/// The page's outbound video bytes, all encodings.
-const SENT: &str = "(async () => { const c = window.ternDemo?.client; if (!c) return 0; let b = 0; (await c.sendStats()).forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') b += s.bytesSent || 0; }); return b; })()";
+/// The page's outbound video bytes per rid.
+const SENT: &str = "(async () => { const c = window.ternDemo?.client; const out = {}; if (!c) return out; (await c.sendStats()).forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || '-'] = s.bytesSent || 0; }); return out; })()";
 
 fn resize(width: u32, height: u32) -> String {
     format!(
@@ -63,17 +63,31 @@ fn summary(name: &str, mut v: Vec<f64>) {
     );
 }
 
-async fn sent_kbps(browser: &mut Browser, pages: &[Page], d: Duration) -> f64 {
+/// Everyone's outbound video over `d`, in kbit/s: the total, and per rid summed over pages.
+async fn sent_kbps(
+    browser: &mut Browser,
+    pages: &[Page],
+    d: Duration,
+) -> (f64, Vec<(String, f64)>) {
     let mut before = Vec::new();
     for p in pages {
-        before.push(browser.eval(p, SENT).await.as_f64().unwrap_or(0.0));
+        before.push(browser.eval(p, SENT).await);
     }
     tokio::time::sleep(d).await;
-    let mut total = 0.0;
+    let mut per_rid: Vec<(String, f64)> = Vec::new();
     for (p, b) in pages.iter().zip(before) {
-        total += browser.eval(p, SENT).await.as_f64().unwrap_or(0.0) - b;
+        let after = browser.eval(p, SENT).await;
+        for (rid, bytes) in after.as_object().into_iter().flatten() {
+            let grew = bytes.as_f64().unwrap_or(0.0) - b[rid].as_f64().unwrap_or(0.0);
+            let kbps = grew * 8.0 / d.as_secs_f64() / 1000.0;
+            match per_rid.iter_mut().find(|(r, _)| r == rid) {
+                Some((_, k)) => *k += kbps,
+                None => per_rid.push((rid.clone(), kbps)),
+            }
+        }
     }
-    total * 8.0 / d.as_secs_f64() / 1000.0
+    per_rid.sort_by(|a, b| a.0.cmp(&b.0));
+    (per_rid.iter().map(|(_, k)| k).sum(), per_rid)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +112,10 @@ async fn main() {
         // As soon as the tile exists, it is large.
         let deadline = Instant::now() + Duration::from_secs(20);
         while browser.eval(&viewer, &resize(1280, 720)).await.as_u64() < Some(2) {
-            assert!(Instant::now() < deadline, "no tile");
+            let status = browser
+                .eval(&viewer, "JSON.stringify([document.getElementById('status').textContent, [...document.querySelectorAll('.tile')].map(t => t.dataset.participant), [...window.ternDemo.client.participants.keys()]])")
+                .await;
+            assert!(Instant::now() < deadline, "viewer {i}: no tile ({status})");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let (at, start) = wait_width(&mut browser, &viewer, |w| w >= 1280).await;
@@ -141,12 +158,12 @@ async fn main() {
     for p in &pages {
         browser.eval(p, &resize(240, 135)).await;
     }
-    let all_layers = sent_kbps(&mut browser, &pages, Duration::from_millis(2500)).await;
+    let (all_layers, all_rids) = sent_kbps(&mut browser, &pages, Duration::from_millis(2500)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let dynacast = sent_kbps(&mut browser, &pages, Duration::from_secs(5)).await;
+    let (dynacast, dyn_rids) = sent_kbps(&mut browser, &pages, Duration::from_secs(5)).await;
     println!(
-        "4-person meeting, small tiles: uplink video {all_layers:.0} kbit/s with every layer, \
-         {dynacast:.0} kbit/s with dynacast ({:.0} % saved)",
+        "4-person meeting, small tiles: uplink video {all_layers:.0} kbit/s with every layer \
+         ({all_rids:.0?}), {dynacast:.0} kbit/s with dynacast ({dyn_rids:.0?}): {:.0} % saved",
         100.0 * (1.0 - dynacast / all_layers)
     );
     server.shutdown();

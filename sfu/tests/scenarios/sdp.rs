@@ -159,3 +159,90 @@ fn a_publisher_switching_codec_is_followed_by_its_subscribers() {
     assert!(!got.is_empty(), "H.264 reaches bob after the new offer");
     assert_eq!(got[0].payload[0] & 0x1F, 5, "starting at an IDR");
 }
+
+/// The subscriber offers bob got, in order.
+fn offers(net: &Net, i: usize) -> Vec<String> {
+    net.clients[i]
+        .notices
+        .iter()
+        .filter_map(|n| match n {
+            tern_sfu::Notice::SubscriberOffer(sdp) => Some(sdp.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The mids of an SDP's `a=group:BUNDLE` line.
+fn bundle(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=group:BUNDLE"))
+        .map(|g| g.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// The first m-line tags the BUNDLE group: when its track ends it stays, inactive, so the tag
+/// never moves (Chromium would start a new transport) and every offer has a BUNDLE group (one
+/// without is refused by Chromium with max-bundle).
+#[test]
+fn the_bundle_tag_m_line_is_kept_inactive_so_the_group_never_loses_its_tag() {
+    let mut net = Net::new();
+    let alice = net.join("demo", "alice");
+    let bob = net.join("demo", "bob");
+    let mid = net.publish(alice, &[MediaKind::Audio])[0];
+    net.run_for(Duration::from_secs(1));
+    net.unpublish(alice, mid);
+    net.run_for(Duration::from_secs(1));
+    let all = offers(&net, bob);
+    let last = all.last().expect("an offer after the unpublish");
+    assert_eq!(
+        bundle(last).len(),
+        1,
+        "one m-line stays in the group:\n{last}"
+    );
+    assert!(last.contains("a=inactive"), "kept inactive:\n{last}");
+    let parked = bundle(last)[0].clone();
+
+    // A new track: a new m-line, after the tag, which stays first.
+    net.publish(alice, &[MediaKind::Video]);
+    net.run_for(Duration::from_secs(1));
+    let all = offers(&net, bob);
+    let last = all.last().expect("an offer for the new track");
+    let group = bundle(last);
+    assert_eq!(group.len(), 2, "the tag and the new m-line:\n{last}");
+    assert_eq!(group[0], parked, "the tag has not moved:\n{last}");
+    assert_eq!(net.announced_tracks(bob).len(), 2);
+    let video = net.announced_tracks(bob)[1];
+    assert_ne!(
+        net.sub_mid(bob, video).to_string(),
+        parked,
+        "the new track has its own m-line"
+    );
+}
+
+/// Viewers come and go while alice publishes: each departure parks or stops alice's subscriber
+/// m-lines, and alice stays, and the next viewer sees her.
+#[test]
+fn viewers_coming_and_going_leave_the_publisher_whole() {
+    let mut net = Net::new();
+    let alice = net.join("demo", "alice");
+    net.publish(alice, &[MediaKind::Audio, MediaKind::Video]);
+    net.run_for(Duration::from_secs(1));
+    for round in 0..3 {
+        let viewer = net.join("demo", &format!("viewer{round}"));
+        net.publish(viewer, &[MediaKind::Audio, MediaKind::Video]);
+        net.run_for(Duration::from_secs(2));
+        assert_eq!(net.announced_tracks(viewer).len(), 2, "round {round}");
+        let id = net.clients[viewer].id;
+        net.command(tern_sfu::Command::Leave { participant: id })
+            .expect("left");
+        net.run_for(Duration::from_secs(2));
+        assert!(
+            !net.clients[alice]
+                .notices
+                .iter()
+                .any(|n| matches!(n, Notice::Removed(_))),
+            "alice is still there after round {round}: {:?}",
+            net.clients[alice].notices
+        );
+    }
+}
