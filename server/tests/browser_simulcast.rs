@@ -147,6 +147,26 @@ async fn a_tile_gets_the_layer_its_size_needs_and_resizing_causes_no_freeze() {
         back.2, small.2,
         "no freeze across the switches: freezeCount small {small:?}, large {large:?}, back {back:?}"
     );
+
+    // On demand, the tile shows what it receives: the layer, its size and bitrate, the estimate.
+    browser
+        .eval(&bob, "document.getElementById('stats').click(); true")
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let overlay = browser
+        .eval(
+            &bob,
+            "[...document.querySelectorAll('.tile .stats')].map((s) => s.textContent).join(' / ')",
+        )
+        .await;
+    let text = overlay.as_str().unwrap_or_default();
+    assert!(
+        text.contains("layer q")
+            && text.contains("320x180")
+            && text.contains("kbit/s")
+            && text.contains("estimate"),
+        "the stats overlay shows layer, size, bitrate and estimate: {text:?}"
+    );
 }
 
 /// Alice's bytes sent on rid `rid`.
