@@ -34,7 +34,7 @@ function tile(participant, label) {
 }
 
 function removeTile(participant) {
-  tiles.get(participant)?.unwatch?.();
+  for (const stop of tiles.get(participant)?.watchers?.values() ?? []) stop();
   tiles.get(participant)?.remove();
   tiles.delete(participant);
   document.querySelectorAll(`audio[data-participant="${participant}"]`).forEach((a) => a.remove());
@@ -71,8 +71,9 @@ async function join(room, name) {
       video.srcObject.addTrack(track);
       t.dataset.track = info.id;
       // The server sends the simulcast layer this tile's size needs, and nothing while hidden.
-      t.unwatch?.();
-      t.unwatch = client.watchVideo(info.id, video);
+      t.watchers ??= new Map();
+      t.watchers.get(info.id)?.();
+      t.watchers.set(info.id, client.watchVideo(info.id, video));
       // The first frame shown from anyone: the join-to-video figure in docs/performance.md.
       video.requestVideoFrameCallback?.(() => { client.marks.firstFrame ??= performance.now(); });
     } else {
@@ -91,6 +92,12 @@ async function join(room, name) {
       const id = pid === 'self' ? client.self?.id : pid;
       t.classList.toggle('speaking', speaking.has(id));
       t.classList.toggle('active', id === e.detail.active);
+    }
+  });
+  client.addEventListener('track-unpublished', (e) => {
+    for (const t of tiles.values()) {
+      t.watchers?.get(e.detail.track)?.();
+      t.watchers?.delete(e.detail.track);
     }
   });
   client.addEventListener('track-muted', (e) => {
@@ -133,7 +140,9 @@ async function showStats() {
     const label = t.querySelector('.stats');
     if (!v) { label.textContent = ''; continue; }
     const kbps = (n) => `${Math.round(n / 1000)} kbit/s`;
-    label.textContent = `layer ${v.layer ?? '-'}${v.target !== null && v.target !== undefined && v.layer !== v.target ? ` -> ${v.target}` : ''}${v.bandwidthLimited ? ' (bandwidth)' : ''} | ${v.width}x${v.height} | ${kbps(v.bps)}${s.estimate ? ` | estimate ${kbps(s.estimate)}` : ''}`;
+    const layer = v.rid ?? v.layer ?? '-';
+    const switching = v.target !== null && v.layer !== v.target ? ` -> ${v.target}` : '';
+    label.textContent = `layer ${layer}${switching}${v.bandwidthLimited ? ' (bandwidth)' : ''} | ${v.width}x${v.height} | ${kbps(v.bps)}${s.estimate ? ` | estimate ${kbps(s.estimate)}` : ''}`;
   }
 }
 setInterval(showStats, 1000);

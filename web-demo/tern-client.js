@@ -123,7 +123,10 @@ export class TernClient extends EventTarget {
         const key = JSON.stringify(settings);
         if (key === last) return;
         last = key;
-        this.setTrackSettings(trackId, settings).catch((e) => this.emit('error', e));
+        this.setTrackSettings(trackId, settings).catch((e) => {
+          last = ''; // say it again on the next change
+          if (e.code !== 'track_not_found') this.emit('error', e);
+        });
       }, 100);
     };
     const resize = new ResizeObserver(update);
@@ -171,7 +174,7 @@ export class TernClient extends EventTarget {
       this.lastBytes.set(id, { bytes: s.bytesReceived, at: now });
       const bps = prev && now > prev.at ? ((s.bytesReceived - prev.bytes) * 8000) / (now - prev.at) : 0;
       const q = this.quality?.tracks.find((t) => t.track === id) || {};
-      out.tracks[id] = { width: s.frameWidth || 0, height: s.frameHeight || 0, bps: Math.round(bps), layer: q.rid ?? q.layer ?? null, target: q.target ?? null, bandwidthLimited: !!q.bandwidth_limited };
+      out.tracks[id] = { width: s.frameWidth || 0, height: s.frameHeight || 0, bps: Math.round(bps), layer: q.layer ?? null, rid: q.rid ?? null, target: q.target ?? null, bandwidthLimited: !!q.bandwidth_limited };
     });
     return out;
   }

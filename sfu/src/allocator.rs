@@ -97,7 +97,7 @@ pub fn allocate(estimate: u64, audio_bps: u64, demands: &[VideoDemand]) -> Vec<G
 /// Whether `total` fits in the budget: fully for what was granted before, with headroom for more.
 fn fits(total: u64, budget: u64, rising: bool) -> bool {
     if rising {
-        total * 100 <= budget * HEADROOM_PERCENT
+        total.saturating_mul(100) <= budget.saturating_mul(HEADROOM_PERCENT)
     } else {
         total <= budget
     }

@@ -62,8 +62,9 @@ impl Sfu {
 }
 
 /// Turn on every layer up to `needed` at once, and off those above it once unneeded for
-/// [`TURN_OFF_AFTER`]. The lower layers stay on: subscribers fall back to them. True when what
-/// the publisher sends changes.
+/// [`TURN_OFF_AFTER`]; the layers below stay on (subscribers fall back to them), and all of them
+/// go off when nobody asks for the track (`needed` is `None`). True when what the publisher
+/// sends changes.
 fn decide(t: &mut Track, needed: Option<u8>, now: Instant) -> bool {
     let mut changed = false;
     for (i, layer) in t.layers.iter_mut().enumerate() {

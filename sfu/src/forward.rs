@@ -42,7 +42,9 @@ impl Sfu {
         if let (Some(voice), Some(level)) = (&mut track.voice, packet.header.ext_vals.audio_level) {
             voice.on_level(now, level.unsigned_abs());
             // Someone started or stopped talking: tell the room now, not at the next look.
-            self.speakers_changed |= voice.flipped(now);
+            if voice.flipped(now) {
+                self.speakers_changed = Some(track.room.clone());
+            }
         }
         let vp8 = track.video_codec == Some(VideoCodec::Vp8);
         let layer = &mut track.layers[usize::from(at.layer)];
@@ -78,8 +80,11 @@ impl Sfu {
         let mut subscribers = std::mem::take(&mut self.scratch);
         subscribers.clear();
         subscribers.extend_from_slice(&track.subscribers);
-        let in_pt = *packet.header.payload_type;
+        // The publisher's payload type of the codec (for RED audio, Opus's, not RED's).
+        let in_pt = *params.pt();
         let mut wants_keyframe = false;
+        // A RED packet's primary, unwrapped once for every subscriber without RED.
+        let mut unwrapped: Option<Option<Arc<[u8]>>> = None;
         // Subscribers whose m-line cannot carry the publisher's new codec (allocates only then).
         let mut restart = Vec::new();
         for &sub_id in &subscribers {
@@ -124,7 +129,7 @@ impl Sfu {
                     out_opus_pt: out_pt,
                     out_red_pt: red_pt,
                 };
-                match audio.payload(&packet, &mut down.red) {
+                match audio.payload(&packet, &mut down.red, &mut unwrapped) {
                     Some(out) => out,
                     None => {
                         self.stats.forward_errors += 1;
@@ -158,8 +163,8 @@ impl Sfu {
             });
         }
         self.scratch = subscribers;
-        if std::mem::take(&mut self.speakers_changed) {
-            self.update_speakers(now);
+        if let Some(room) = self.speakers_changed.take() {
+            self.update_room_speakers(now, &room);
         }
         for sub_id in restart {
             self.restart_subscription(now, sub_id, at.track);
@@ -313,7 +318,13 @@ struct AudioOut {
 
 impl AudioOut {
     /// The payload type and payload to send; `None` for a RED payload that does not parse.
-    fn payload(&self, packet: &RtpPacket, wrapper: &mut RedWrapper) -> Option<(u8, Arc<[u8]>)> {
+    /// `unwrapped` caches the packet's primary across subscribers.
+    fn payload(
+        &self,
+        packet: &RtpPacket,
+        wrapper: &mut RedWrapper,
+        unwrapped: &mut Option<Option<Arc<[u8]>>>,
+    ) -> Option<(u8, Arc<[u8]>)> {
         let same_numbers = self.in_opus_pt == self.out_opus_pt;
         match (
             AudioForm::of(self.packet_red, self.out_red_pt.is_some()),
@@ -325,8 +336,10 @@ impl AudioOut {
                 Some((red, out.into()))
             }
             (AudioForm::Unwrap, _) => {
-                let primary = red::primary(&packet.payload)?;
-                Some((self.out_opus_pt, Arc::from(primary)))
+                let primary = unwrapped
+                    .get_or_insert_with(|| red::primary(&packet.payload).map(Arc::from))
+                    .clone()?;
+                Some((self.out_opus_pt, primary))
             }
             (AudioForm::Wrap, Some(red)) => {
                 let ts = packet.header.timestamp;

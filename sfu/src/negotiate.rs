@@ -78,6 +78,12 @@ impl Sfu {
                     (sub.mid, sub.pt_map, sub.red_pt) = (None, None, None);
                 }
             }
+            // The tag is the first m-line that came to be.
+            if let Some(tag) = p.negotiation.bundle_tag
+                && p.subscriber.rtc.media(tag).is_none()
+            {
+                p.negotiation.bundle_tag = None;
+            }
             p.negotiation.dirty = true;
             self.schedule_negotiation(id);
             return Err(SfuError::BadSdp(e.to_string()));

@@ -36,7 +36,7 @@ impl Sfu {
             let due = last.at.is_none_or(|t| now >= t + REPORT_EVERY);
             // The estimate alone is news when it moved by a fifth.
             let moved = match (last.estimate, estimate) {
-                (Some(a), Some(b)) => a.abs_diff(b) * 5 > a,
+                (Some(a), Some(b)) => a.abs_diff(b).saturating_mul(5) > a,
                 (a, b) => a != b,
             };
             if !due || (last.tracks == tracks && !moved) {
@@ -60,11 +60,14 @@ impl Sfu {
                 let t = self.tracks.get(track)?;
                 let layer = down.sub.selector.current();
                 let wanted = wanted_layer(down.sub.request, &views[..n]);
-                let limited = match (down.sub.allowed, wanted) {
-                    (Some(Grant::Paused), Some(_)) => true,
-                    (Some(Grant::UpTo(l)), Some(w)) => l < w,
-                    _ => false,
-                };
+                // Nothing arriving is the publisher's doing, not the subscriber's bandwidth.
+                let arriving = views[..n].iter().any(|v| v.arriving);
+                let limited = arriving
+                    && match (down.sub.allowed, wanted) {
+                        (Some(Grant::Paused), Some(_)) => true,
+                        (Some(Grant::UpTo(l)), Some(w)) => l < w,
+                        _ => false,
+                    };
                 Some(LayerReport {
                     track: *track,
                     layer,

@@ -1,5 +1,6 @@
 //! Rooms, and what the core tells a whole room.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::ids::{ParticipantId, TrackId};
@@ -38,58 +39,66 @@ impl Sfu {
             .unwrap_or_default()
     }
 
-    /// Look at who speaks in every room, and tell the room when the active speaker or the set
-    /// of speakers changed (run from housekeeping).
+    /// Look at who speaks in every room (run from housekeeping).
     pub(crate) fn update_speakers(&mut self, now: Instant) {
-        let mut changed = Vec::new();
-        for (name, room) in self.rooms.iter_mut() {
-            let mut speaking: Vec<Speaking<ParticipantId>> = Vec::new();
-            for t in room.tracks.iter().filter_map(|t| self.tracks.get(t)) {
-                let Some(voice) = t.voice.as_ref().filter(|v| v.speaking(now)) else {
-                    continue;
-                };
-                let who = t.info.participant;
-                let (level, since) = (voice.level(), voice.speaking_for(now));
-                match speaking.iter_mut().find(|(p, _, _)| *p == who) {
-                    Some((_, l, s)) => (*l, *s) = (l.max(level), (*s).max(since)),
-                    None => speaking.push((who, level, since)),
-                }
+        let rooms: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            self.update_room_speakers(now, &room);
+        }
+    }
+
+    /// Look at who speaks in `room`, and tell the room when the active speaker or the set of
+    /// speakers changed.
+    pub(crate) fn update_room_speakers(&mut self, now: Instant, room: &str) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let mut speaking: Vec<Speaking<ParticipantId>> = Vec::new();
+        // How long the active speaker has been silent: its least silent audio track.
+        let mut silent = Duration::MAX;
+        let tracks = &mut self.tracks;
+        for id in &r.tracks {
+            let Some(t) = tracks.get_mut(id) else {
+                continue;
+            };
+            let who = t.info.participant;
+            let Some(voice) = t.voice.as_mut() else {
+                continue;
+            };
+            // A track whose packets stopped stops speaking here, not at its next packet.
+            voice.flipped(now);
+            if Some(who) == r.active_speaker {
+                silent = silent.min(voice.silent_for(now));
             }
-            speaking.sort_by(|a, b| b.1.total_cmp(&a.1));
-            // How long the active speaker has been silent: its least silent audio track.
-            let silent = room
-                .tracks
-                .iter()
-                .filter_map(|t| self.tracks.get(t))
-                .filter(|t| Some(t.info.participant) == room.active_speaker)
-                .filter_map(|t| t.voice.as_ref().map(|v| v.silent_for(now)))
-                .min()
-                .unwrap_or(Duration::MAX);
-            let active = next_active(room.active_speaker, silent, &speaking);
-            let ids: Vec<ParticipantId> = speaking.iter().map(|(p, _, _)| *p).collect();
-            let same_set =
-                ids.len() == room.speaking.len() && ids.iter().all(|p| room.speaking.contains(p));
-            if active != room.active_speaker || !same_set {
-                room.active_speaker = active;
-                room.speaking = ids;
-                let levels: Vec<(ParticipantId, f32)> =
-                    speaking.iter().map(|(p, l, _)| (*p, *l)).collect();
-                changed.push((name.clone(), active, levels));
+            if !voice.speaking(now) {
+                continue;
+            }
+            let (level, since) = (voice.level(), voice.speaking_for(now));
+            match speaking.iter_mut().find(|(p, _, _)| *p == who) {
+                Some((_, l, s)) => (*l, *s) = (l.max(level), (*s).max(since)),
+                None => speaking.push((who, level, since)),
             }
         }
-        for (room, active, speaking) in changed {
-            let everyone = self
-                .rooms
-                .get(&room)
-                .map(|r| r.participants.clone())
-                .unwrap_or_default();
-            for p in everyone {
-                let notice = Notice::Speakers {
-                    active,
-                    speaking: speaking.clone(),
-                };
-                self.notify(p, notice);
-            }
+        speaking.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let active = next_active(r.active_speaker, silent, &speaking);
+        let ids: Vec<ParticipantId> = speaking.iter().map(|(p, _, _)| *p).collect();
+        let same_set = ids.len() == r.speaking.len() && ids.iter().all(|p| r.speaking.contains(p));
+        if active == r.active_speaker && same_set {
+            return;
+        }
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.active_speaker = active;
+        r.speaking = ids;
+        let everyone = r.participants.clone();
+        let levels: Vec<(ParticipantId, f32)> = speaking.iter().map(|(p, l, _)| (*p, *l)).collect();
+        for p in everyone {
+            let notice = Notice::Speakers {
+                active,
+                speaking: levels.clone(),
+            };
+            self.notify(p, notice);
         }
     }
 

@@ -64,7 +64,8 @@ pub fn wanted_layer(request: LayerRequest, layers: &[LayerView]) -> Option<u8> {
             .find(|i| {
                 let (lw, lh) = layer_size(layers, *i);
                 // A layer within 10 % of the tile is sharp enough.
-                lw * 10 >= w * 9 && lh * 10 >= h * 9
+                let covers = |l: u32, t: u32| u64::from(l) * 10 >= u64::from(t) * 9;
+                covers(lw, w) && covers(lh, h)
             })
             .unwrap_or(top),
     })

@@ -85,8 +85,8 @@ pub struct Sfu {
     /// Reused buffer for a track's subscriber list while forwarding.
     pub(crate) scratch: Vec<ParticipantId>,
     pub(crate) next_track: u64,
-    /// An audio track started or stopped speaking during this input.
-    pub(crate) speakers_changed: bool,
+    /// The room where an audio track started or stopped speaking during this input.
+    pub(crate) speakers_changed: Option<Arc<str>>,
     pub(crate) stats: SfuStats,
 }
 
@@ -128,7 +128,7 @@ impl Sfu {
             to_negotiate: Vec::new(),
             scratch: Vec::new(),
             next_track: track_id_base,
-            speakers_changed: false,
+            speakers_changed: None,
             stats: SfuStats::default(),
         })
     }

@@ -95,8 +95,24 @@ impl Sfu {
         track: TrackId,
     ) {
         tracing::info!(participant = %subscriber, %track, "codec changed; offering the track again");
+        // What the subscriber asked for (its tile) and what its bandwidth allows carry over.
+        let kept = self
+            .participants
+            .get(&subscriber)
+            .and_then(|p| p.subscriptions.get(&track))
+            .map(|d| (d.sub.request, d.sub.allowed));
         self.remove_subscription(subscriber, track);
         self.add_subscription(now, subscriber, track);
+        if let Some((request, allowed)) = kept {
+            if let Some(d) = self
+                .participants
+                .get_mut(&subscriber)
+                .and_then(|p| p.subscriptions.get_mut(&track))
+            {
+                (d.sub.request, d.sub.allowed) = (request, allowed);
+            }
+            self.retarget(now, subscriber, track);
+        }
     }
 
     /// Drop a subscription; its m-line is stopped in the next offer.

@@ -13,7 +13,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A running browser and its DevTools connection.
 pub struct Browser {
-    child: Child,
+    /// Chromium, killed when the browser is dropped (or a launch fails half way).
+    _child: KillOnDrop,
     /// The DevTools relay into the browser's network namespace, if any.
     _relay: Option<KillOnDrop>,
     _profile: tempfile::TempDir,
@@ -100,6 +101,7 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
+            .map(KillOnDrop)
             .expect("chromium starts (install it with the README's test command)");
         let port_file = profile.path().join("DevToolsActivePort");
         let mut text = String::new();
@@ -120,15 +122,15 @@ impl Browser {
             None => (format!("127.0.0.1:{port}"), None),
             Some(r) => {
                 let (child, at) = r.start(port);
-                (at, Some(child))
+                (at, Some(KillOnDrop(child)))
             }
         };
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{host}{path}"))
             .await
             .expect("devtools connects");
         Browser {
-            child,
-            _relay: relay_child.map(KillOnDrop),
+            _child: child,
+            _relay: relay_child,
             _profile: profile,
             ws,
             next_id: 0,
@@ -228,13 +230,6 @@ impl Browser {
         base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().unwrap_or_default())
             .expect("base64 PNG")
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
