@@ -311,6 +311,8 @@ impl Shell {
                         tcp.close(from);
                     }
                 }
+                // The server opens no taps yet (recording and broadcast will).
+                Output::Tap(..) | Output::TapEnded(_) => {}
                 Output::Notice(to, notice) => {
                     let removed = matches!(notice, Notice::Removed(_));
                     // A full queue means the session fell behind; a closed one, that it is

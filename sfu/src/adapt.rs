@@ -52,6 +52,13 @@ impl Sfu {
         if t.info.kind != TrackKind::Video {
             return;
         }
+        let taps = t.taps.clone();
+        for tap in taps {
+            self.retarget_tap(now, tap);
+        }
+        let Some(t) = self.tracks.get(&track) else {
+            return;
+        };
         let mut subscribers = std::mem::take(&mut self.scratch);
         subscribers.clear();
         subscribers.extend_from_slice(&t.subscribers);

@@ -85,6 +85,9 @@ impl Sfu {
                 self.remove_participant(now, participant, LeaveReason::Left);
                 Ok(Reply::Done)
             }
+            Command::AddTap { track } => self.add_tap(now, track).map(Reply::TapAdded),
+            Command::TapKeyframe { tap } => self.tap_keyframe(now, tap).map(|_| Reply::Done),
+            Command::RemoveTap { tap } => self.remove_tap(tap).map(|_| Reply::Done),
             Command::ListRooms => Ok(Reply::Rooms(self.list_rooms())),
             Command::ListParticipants { room } => {
                 self.list_participants(&room).map(Reply::Participants)

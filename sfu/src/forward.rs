@@ -14,9 +14,10 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use crate::ids::{ParticipantId, TrackId};
 use crate::keyframe::{VideoCodec, is_keyframe, vp8_keyframe_size};
 use crate::red::{self, AudioForm, RedWrapper};
-use crate::sfu::{PcKey, Sfu};
+use crate::sfu::{Output, PcKey, Sfu};
 use crate::signal::{PcRole, TrackKind};
 use crate::subscription::Incoming;
+use crate::tap::{TapPacket, tap_codec};
 use crate::throttle::KeyframeNeed;
 use crate::track::LayerRef;
 
@@ -77,6 +78,39 @@ impl Sfu {
             ..Default::default()
         };
 
+        // Taps first: they need no connection, and the track is at hand.
+        if !track.taps.is_empty()
+            && let Some(codec) = tap_codec(track.info.kind, track.video_codec)
+        {
+            for tap_id in &track.taps {
+                let Some(tap) = self.taps.get_mut(tap_id) else {
+                    continue;
+                };
+                let Some(out) = tap.sub.decide(&incoming) else {
+                    continue;
+                };
+                let payload = if packet_red {
+                    match red::primary(&packet.payload) {
+                        Some(primary) => Arc::from(primary),
+                        None => continue,
+                    }
+                } else {
+                    packet.payload.clone()
+                };
+                let packet = TapPacket {
+                    track: at.track,
+                    codec,
+                    clock_rate: incoming.clock_rate,
+                    seq: out.seq,
+                    timestamp: out.timestamp,
+                    marker: packet.header.marker,
+                    keyframe: video && keyframe,
+                    payload,
+                    arrival: packet.timestamp,
+                };
+                self.outputs.push_back(Output::Tap(*tap_id, packet));
+            }
+        }
         let mut subscribers = std::mem::take(&mut self.scratch);
         subscribers.clear();
         subscribers.extend_from_slice(&track.subscribers);

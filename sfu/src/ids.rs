@@ -51,6 +51,12 @@ prefixed_id!(
     TrackId,
     "TR_"
 );
+prefixed_id!(
+    /// One tap (a recording or broadcast sink of a track). Unique within its worker's core,
+    /// which numbers taps from the same base as tracks.
+    TapId,
+    "TP_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -37,6 +37,7 @@ mod speaker;
 mod stats;
 mod subscribe;
 mod subscription;
+mod tap;
 mod throttle;
 mod track;
 
@@ -48,7 +49,7 @@ pub use allocator::{Grant, VideoDemand, allocate};
 pub use config::SfuConfig;
 pub use demux::{DatagramKind, classify, stun_local_ufrag};
 pub use error::{Fault, SfuError};
-pub use ids::{ParticipantId, TrackId};
+pub use ids::{ParticipantId, TapId, TrackId};
 pub use keyframe::{VideoCodec, is_keyframe, vp8_keyframe_size};
 pub use picture_id::PictureIdRewriter;
 pub use rewrite::{FIRST_SEQ, RtpRewriter};
@@ -60,4 +61,5 @@ pub use signal::{
 };
 pub use speaker::{Speaking, VoiceMeter, next_active};
 pub use stats::SfuStats;
+pub use tap::{TapCodec, TapPacket};
 pub use throttle::{KeyframeNeed, KeyframeThrottle};

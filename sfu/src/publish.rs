@@ -136,6 +136,7 @@ impl Sfu {
         }
         let notice = Notice::TrackUnpublished(track_id);
         self.tell_others(&track.room, track.info.participant, notice);
+        self.end_taps(&track.taps);
         for sub in &track.subscribers {
             self.remove_subscription(*sub, track_id);
             self.schedule_negotiation(*sub);

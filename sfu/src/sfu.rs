@@ -13,11 +13,12 @@ use str0m::{Event, IceConnectionState, Input, Rtc};
 
 use crate::config::SfuConfig;
 use crate::demux::{DatagramKind, classify, stun_local_ufrag};
-use crate::ids::{ParticipantId, TrackId};
+use crate::ids::{ParticipantId, TapId, TrackId};
 use crate::participant::Participant;
 use crate::room::Room;
 use crate::signal::{LeaveReason, Notice, PcRole};
 use crate::stats::SfuStats;
+use crate::tap::{Tap, TapPacket};
 use crate::track::{LayerRef, Track};
 
 /// How often the core looks at slow timers (keyframe throttles, disconnect timeouts).
@@ -40,6 +41,10 @@ pub enum Output {
     RoomClosed(String),
     /// Close the ICE-TCP connection from this remote address: its participant is gone.
     CloseStream(SocketAddr),
+    /// A packet for a tap's consumer (hand it to a bounded queue; drop and count when full).
+    Tap(TapId, TapPacket),
+    /// A tap ended because its track did.
+    TapEnded(TapId),
     /// Nothing more to do until this time, or until the next input.
     Timeout(Instant),
 }
@@ -67,6 +72,7 @@ pub struct Sfu {
     pub(crate) rooms: HashMap<Arc<str>, Room>,
     pub(crate) participants: HashMap<ParticipantId, Participant>,
     pub(crate) tracks: HashMap<TrackId, Track>,
+    pub(crate) taps: HashMap<TapId, Tap>,
     /// Remote address to connection. The worker has one UDP socket and one TCP listener, so the
     /// transport and the remote address are the only parts of the 5-tuple that vary.
     routes: HashMap<Remote, PcKey>,
@@ -117,6 +123,7 @@ impl Sfu {
             rooms: HashMap::new(),
             participants: HashMap::new(),
             tracks: HashMap::new(),
+            taps: HashMap::new(),
             routes: HashMap::new(),
             ufrags: HashMap::new(),
             timers: BinaryHeap::new(),

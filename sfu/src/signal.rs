@@ -207,6 +207,22 @@ pub enum Command {
         /// Who.
         participant: ParticipantId,
     },
+    /// Tap a track for a recorder or broadcaster. Replies [`Reply::TapAdded`]; its packets come
+    /// out as [`crate::Output::Tap`].
+    AddTap {
+        /// The track.
+        track: TrackId,
+    },
+    /// Ask the tapped track's publisher for a keyframe (the tap's consumer restarted).
+    TapKeyframe {
+        /// The tap.
+        tap: crate::TapId,
+    },
+    /// End a tap.
+    RemoveTap {
+        /// The tap.
+        tap: crate::TapId,
+    },
     /// List the rooms on this worker. Replies [`Reply::Rooms`].
     ListRooms,
     /// List the participants of a room. Replies [`Reply::Participants`].
@@ -246,6 +262,8 @@ pub enum Reply {
     },
     /// The SDP answer for a publisher offer.
     Answer(String),
+    /// The tap started.
+    TapAdded(crate::TapId),
     /// Rooms on this worker.
     Rooms(Vec<RoomInfo>),
     /// Participants in a room.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
     Command, LayerRequest, Notice, Output, ParticipantId, Permissions, Reply, Sfu, SfuConfig,
-    TrackHint, TrackId, TrackSource,
+    TapId, TapPacket, TrackHint, TrackId, TrackSource,
 };
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
@@ -78,6 +78,10 @@ pub struct Net {
     pub closed_rooms: Vec<String>,
     /// ICE-TCP connections the core asked to close.
     pub closed_streams: Vec<SocketAddr>,
+    /// What each tap received.
+    pub tapped: HashMap<TapId, Vec<TapPacket>>,
+    /// Taps the core ended.
+    pub ended_taps: Vec<TapId>,
     /// Record the RTP media clients send to the server instead of delivering it (for benches);
     /// everything else (STUN, DTLS, RTCP) is still delivered.
     pub capture: Option<Vec<(SocketAddr, Vec<u8>)>>,
@@ -102,6 +106,8 @@ impl Net {
             clients: Vec::new(),
             closed_rooms: Vec::new(),
             closed_streams: Vec::new(),
+            tapped: HashMap::new(),
+            ended_taps: Vec::new(),
             capture: None,
             next_port: 10_000,
         }
@@ -497,6 +503,8 @@ impl Net {
                     Output::Timeout(_) => break,
                     Output::RoomClosed(r) => self.closed_rooms.push(r),
                     Output::CloseStream(addr) => self.closed_streams.push(addr),
+                    Output::Tap(tap, packet) => self.tapped.entry(tap).or_default().push(packet),
+                    Output::TapEnded(tap) => self.ended_taps.push(tap),
                     Output::Notice(to, n) => {
                         moved = true;
                         self.deliver_notice(to, n);

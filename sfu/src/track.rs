@@ -8,7 +8,7 @@ use str0m::media::{Mid, Pt, Rid};
 use str0m::rtp::Ssrc;
 
 use crate::config::SfuConfig;
-use crate::ids::{ParticipantId, TrackId};
+use crate::ids::{ParticipantId, TapId, TrackId};
 use crate::keyframe::VideoCodec;
 use crate::selector::LayerView;
 use crate::signal::{TrackInfo, TrackKind};
@@ -31,6 +31,8 @@ pub(crate) struct Track {
     pub layers: Vec<Layer>,
     /// Who receives it.
     pub subscribers: Vec<ParticipantId>,
+    /// Its taps (recording, broadcast).
+    pub taps: Vec<TapId>,
     /// Whether it carries speech, for audio tracks.
     pub voice: Option<VoiceMeter>,
 }
@@ -77,6 +79,7 @@ impl Track {
             video_codec: None,
             layers: Vec::new(),
             subscribers: Vec::new(),
+            taps: Vec::new(),
             voice: (info.kind == TrackKind::Audio).then(VoiceMeter::default),
             info,
         }

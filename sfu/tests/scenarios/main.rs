@@ -18,3 +18,4 @@ mod renegotiation;
 mod sdp;
 mod simulcast;
 mod speakers;
+mod taps;
