@@ -5,8 +5,9 @@
 //! Audio is reserved first and never competes. Then every video gets its lowest layer, in
 //! priority order, before any gets a higher one; a video whose lowest layer does not fit is
 //! paused. Then layers rise one step at a time, highest priority first, up to what each
-//! subscriber asked for. Rising above the previous allocation needs headroom, so a layer does not
-//! go up and down on every small change of the estimate.
+//! subscriber asked for. Rising above the previous allocation needs headroom, and what was
+//! granted is kept until the estimate falls well short of it, so a layer does not go up and down
+//! on every small change of the estimate.
 
 /// What a subscription may forward, as the allocator decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +35,12 @@ pub struct VideoDemand {
     pub previous: Option<Grant>,
 }
 
-/// Going above the previous grant needs the total to stay under this share of the budget.
+/// Going above the previous grant needs the total to stay under this share of the budget...
 const HEADROOM_PERCENT: u64 = 85;
+/// ...and what was granted before is kept until the total exceeds this share of it. An
+/// estimate that only follows what is sent (nothing is congested) wanders a few percent either
+/// side of it; congestion takes it far below.
+const KEEP_PERCENT: u64 = 115;
 
 /// The grant of each demand, in the order given. `estimate` is the subscriber's downlink in
 /// bit/s; `audio_bps` is reserved out of it first.
@@ -94,13 +99,11 @@ pub fn allocate(estimate: u64, audio_bps: u64, demands: &[VideoDemand]) -> Vec<G
         .collect()
 }
 
-/// Whether `total` fits in the budget: fully for what was granted before, with headroom for more.
+/// Whether `total` fits in the budget: with headroom for more, with tolerance for what was
+/// granted before.
 fn fits(total: u64, budget: u64, rising: bool) -> bool {
-    if rising {
-        total.saturating_mul(100) <= budget.saturating_mul(HEADROOM_PERCENT)
-    } else {
-        total <= budget
-    }
+    let share = if rising { HEADROOM_PERCENT } else { KEEP_PERCENT };
+    total.saturating_mul(100) <= budget.saturating_mul(share)
 }
 
 impl VideoDemand {
@@ -264,7 +267,9 @@ mod tests {
         let rising = video(0, Some(2), Some(UpTo(0)));
         assert_eq!(allocate(590_000, 40_000, &[rising]), vec![UpTo(0)]);
         assert_eq!(allocate(640_000, 40_000, &[rising]), vec![UpTo(1)]);
-        // Below what the kept layer needs, it steps down.
-        assert_eq!(allocate(500_000, 40_000, &[kept]), vec![UpTo(0)]);
+        // An estimate a few percent under what flows keeps it (it only follows what is sent)...
+        assert_eq!(allocate(500_000, 40_000, &[kept]), vec![UpTo(1)]);
+        // ...well under it, congestion, steps down.
+        assert_eq!(allocate(450_000, 40_000, &[kept]), vec![UpTo(0)]);
     }
 }
