@@ -102,7 +102,11 @@ pub fn allocate(estimate: u64, audio_bps: u64, demands: &[VideoDemand]) -> Vec<G
 /// Whether `total` fits in the budget: with headroom for more, with tolerance for what was
 /// granted before.
 fn fits(total: u64, budget: u64, rising: bool) -> bool {
-    let share = if rising { HEADROOM_PERCENT } else { KEEP_PERCENT };
+    let share = if rising {
+        HEADROOM_PERCENT
+    } else {
+        KEEP_PERCENT
+    };
     total.saturating_mul(100) <= budget.saturating_mul(share)
 }
 
