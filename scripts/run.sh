@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-# The server itself needs no system packages yet; recording (ffmpeg) will add its own here.
-ensure_packages
+# Recording runs ffmpeg as a sidecar.
+ensure_packages ffmpeg:ffmpeg
 cargo build --release --locked -p tern-server --bin tern
 exec ./target/release/tern "$@"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Run tern's whole test suite: lints, unit and scenario tests, loopback integration tests and the
 # headless-browser end-to-end tests (Chromium, and Firefox with Chromium in a network namespace
-# of its own, which needs root). Installs what the tests need when it is missing.
+# of its own, which needs root), and the recording tests (the real ffmpeg, an S3-compatible server
+# the tests start themselves). Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_packages chromium:chromium firefox-esr:firefox-esr ip:iproute2 unshare:util-linux \
-  turnutils_uclient:coturn openssl:openssl
+  turnutils_uclient:coturn openssl:openssl ffmpeg:ffmpeg curl:curl
+ensure_s3s_fs
 export CHROMIUM=${CHROMIUM:-$(command -v chromium)}
 cargo fmt --all --check
 bash scripts/check-clock.sh

@@ -37,12 +37,28 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with a status, a stable code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
             message: message.into(),
         }
+    }
+
+    /// Its stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// Its message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// A 500 `internal` error.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 }
 
@@ -81,7 +97,11 @@ impl From<SfuError> for ApiError {
 }
 
 /// Checks the bearer token: valid, admin, and (if it names a room) for `room`.
-fn admin(state: &AppState, headers: &HeaderMap, room: Option<&str>) -> Result<Claims, ApiError> {
+pub fn admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    room: Option<&str>,
+) -> Result<Claims, ApiError> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -122,7 +142,8 @@ async fn ask(state: &AppState, worker: usize, cmd: Command) -> Result<Reply, Api
     Ok(reply?)
 }
 
-fn worker_of(state: &AppState, room: &str) -> Result<usize, ApiError> {
+/// The worker that holds `room`, or `room_not_found`.
+pub fn worker_of(state: &AppState, room: &str) -> Result<usize, ApiError> {
     state
         .registry
         .find(room)

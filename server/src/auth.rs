@@ -25,6 +25,8 @@ pub struct Grants {
     pub publish_data: bool,
     /// May use the REST API (for the token's room, or every room if the token names none).
     pub admin: bool,
+    /// May start and stop recordings of its room from signaling (the demo's Record button).
+    pub record: bool,
 }
 
 /// The claims of a tern access token.

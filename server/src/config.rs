@@ -27,6 +27,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[turn]`: the STUN/TURN relay.
     pub turn: crate::turn_config::TurnConfig,
+    /// `[recording]`: the FFmpeg sidecar, the spool and object storage.
+    pub recording: tern_recording::RecordingConfig,
 }
 
 /// `[http]`.
@@ -354,6 +356,55 @@ pub struct Overrides {
     /// `[turn]` keys.
     #[command(flatten)]
     pub turn: crate::turn_config::TurnOverrides,
+    /// recording.ffmpeg
+    #[arg(long, env = "TERN_RECORDING_FFMPEG")]
+    pub recording_ffmpeg: Option<PathBuf>,
+    /// recording.spool_dir
+    #[arg(long, env = "TERN_RECORDING_SPOOL_DIR")]
+    pub recording_spool_dir: Option<PathBuf>,
+    /// recording.max_concurrent
+    #[arg(long, env = "TERN_RECORDING_MAX_CONCURRENT")]
+    pub recording_max_concurrent: Option<usize>,
+    /// recording.empty_room_grace_secs
+    #[arg(long, env = "TERN_RECORDING_EMPTY_ROOM_GRACE_SECS")]
+    pub recording_empty_room_grace_secs: Option<u64>,
+    /// recording.segment_secs
+    #[arg(long, env = "TERN_RECORDING_SEGMENT_SECS")]
+    pub recording_segment_secs: Option<u32>,
+    /// recording.spool_max_bytes
+    #[arg(long, env = "TERN_RECORDING_SPOOL_MAX_BYTES")]
+    pub recording_spool_max_bytes: Option<u64>,
+    /// recording.storage.backend: local, s3, gcs or azure
+    #[arg(long, env = "TERN_RECORDING_STORAGE", value_parser = parse_backend)]
+    pub recording_storage: Option<tern_recording::Backend>,
+    /// recording.storage.local_dir
+    #[arg(long, env = "TERN_RECORDING_LOCAL_DIR")]
+    pub recording_local_dir: Option<PathBuf>,
+    /// recording.storage.bucket
+    #[arg(long, env = "TERN_RECORDING_BUCKET")]
+    pub recording_bucket: Option<String>,
+    /// recording.storage.endpoint
+    #[arg(long, env = "TERN_RECORDING_ENDPOINT")]
+    pub recording_endpoint: Option<String>,
+    /// recording.storage.region
+    #[arg(long, env = "TERN_RECORDING_REGION")]
+    pub recording_region: Option<String>,
+    /// recording.storage.prefix
+    #[arg(long, env = "TERN_RECORDING_PREFIX")]
+    pub recording_prefix: Option<String>,
+}
+
+fn parse_backend(s: &str) -> Result<tern_recording::Backend, String> {
+    use tern_recording::Backend;
+    match s.to_ascii_lowercase().as_str() {
+        "local" => Ok(Backend::Local),
+        "s3" => Ok(Backend::S3),
+        "gcs" => Ok(Backend::Gcs),
+        "azure" => Ok(Backend::Azure),
+        other => Err(format!(
+            "unknown storage {other:?}; use local, s3, gcs or azure"
+        )),
+    }
 }
 
 impl Config {
@@ -469,6 +520,26 @@ impl Config {
         set(&mut self.log.level, &o.log_level);
         set(&mut self.log.format, &o.log_format);
         o.turn.apply(&mut self.turn);
+        let r = &mut self.recording;
+        set(&mut r.ffmpeg, &o.recording_ffmpeg);
+        set(&mut r.spool_dir, &o.recording_spool_dir);
+        set(&mut r.max_concurrent, &o.recording_max_concurrent);
+        set(
+            &mut r.empty_room_grace_secs,
+            &o.recording_empty_room_grace_secs,
+        );
+        set(&mut r.segment_secs, &o.recording_segment_secs);
+        set(&mut r.spool_max_bytes, &o.recording_spool_max_bytes);
+        set(&mut r.storage.backend, &o.recording_storage);
+        set(&mut r.storage.local_dir, &o.recording_local_dir);
+        set(&mut r.storage.bucket, &o.recording_bucket);
+        if o.recording_endpoint.is_some() {
+            r.storage.endpoint = o.recording_endpoint.clone();
+        }
+        if o.recording_region.is_some() {
+            r.storage.region = o.recording_region.clone();
+        }
+        set(&mut r.storage.prefix, &o.recording_prefix);
     }
 }
 

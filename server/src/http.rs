@@ -49,7 +49,8 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/rtc", get(signaling::upgrade))
         .route("/healthz", get(healthz))
-        .merge(api::routes());
+        .merge(api::routes())
+        .merge(crate::recordings::routes());
     if state.config.http.metrics_listen.is_none() {
         router = router.route("/metrics", get(metrics));
     }
@@ -170,6 +171,8 @@ async fn dev_token(State(state): State<AppState>, Query(q): Query<DevTokenQuery>
             subscribe: true,
             publish_data: true,
             admin: false,
+            // Development mode: the demo's Record button works.
+            record: true,
         },
         exp: unix_seconds(now + DEV_TOKEN_TTL),
         nbf: None,

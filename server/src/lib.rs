@@ -9,6 +9,7 @@ pub mod http_server;
 pub mod ice_tcp;
 pub mod metrics;
 pub mod protocol;
+pub mod recordings;
 pub mod registry;
 pub mod signaling;
 pub mod tls;
@@ -16,6 +17,7 @@ pub mod turn;
 pub mod turn_config;
 pub mod turn_metrics;
 pub mod wire;
+pub mod wire_recording;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -59,6 +61,8 @@ pub struct Inner {
     pub turn: Option<turn::TurnService>,
     /// HTTPS/WSS on the HTTP listener, when configured.
     pub tls: Option<Arc<tls::Tls>>,
+    /// The recorder, or why recording cannot work (storage misconfigured).
+    pub recorder: Result<tern_recording::Recorder, String>,
     next_participant: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each signaling session holds a clone; shutdown waits until only this one is left.
@@ -173,6 +177,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     if let Some(t) = &tls {
         t.watch();
     }
+    let recorder = tern_recording::Recorder::new(config.recording.clone()).map_err(|e| {
+        tracing::error!(error = %e, "recording is unavailable");
+        e.to_string()
+    });
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
@@ -188,6 +196,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         metrics: metrics::install(),
         turn,
         tls,
+        recorder,
         next_participant: AtomicU64::new(0),
         shutdown: shutdown_rx,
         sessions: Arc::new(()),
@@ -200,6 +209,21 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
                 tick.tick().await;
                 if let Some(t) = &s.turn {
                     metrics::record_turn(&t.relay().stats());
+                }
+            }
+        });
+    }
+    if let Ok(r) = &state.recorder {
+        let resumed = r.resume_spool();
+        tracing::info!(store = r.store().describe(), resumed, "recording ready");
+        let s = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while !s.is_shutting_down() {
+                tick.tick().await;
+                if let Ok(r) = &s.recorder {
+                    let (running, spooled) = r.gauges();
+                    metrics::record_recordings(running, spooled);
                 }
             }
         });
@@ -251,6 +275,11 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         // WebSocket sessions outlive the HTTP server (they are upgraded connections): let them
         // send `closing` and close before the process exits.
         serve_state.sessions_closed(Duration::from_secs(5)).await;
+        // Recordings finish their files and uploads; what storage has not taken stays in the
+        // spool for the next start.
+        if let Ok(r) = &serve_state.recorder {
+            r.shutdown(Duration::from_secs(20)).await;
+        }
         if let Some(t) = &serve_state.turn {
             t.signal_stop();
         }

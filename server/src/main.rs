@@ -62,7 +62,7 @@ struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 6 * 3600)]
     ttl_secs: u64,
-    /// Grants, comma-separated: join, publish, subscribe, publish_data.
+    /// Grants, comma-separated: join, publish, subscribe, publish_data, record.
     #[arg(
         long,
         value_delimiter = ',',
@@ -72,6 +72,9 @@ struct TokenArgs {
     /// Grant use of the REST API.
     #[arg(long)]
     admin: bool,
+    /// Grant starting and stopping recordings of the room (same as the `record` grant).
+    #[arg(long)]
+    record: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -103,6 +106,7 @@ const SECRET_FLAG_WARNING: &str = "warning: --api-secret on the command line is 
 fn token(a: TokenArgs) -> anyhow::Result<()> {
     let mut grants = Grants {
         admin: a.admin,
+        record: a.record,
         ..Default::default()
     };
     for g in &a.grants {
@@ -111,9 +115,12 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
             "publish" => grants.publish = true,
             "subscribe" => grants.subscribe = true,
             "publish_data" => grants.publish_data = true,
+            "record" => grants.record = true,
             "" => {}
             other => {
-                anyhow::bail!("unknown grant {other:?}; use join, publish, subscribe, publish_data")
+                anyhow::bail!(
+                    "unknown grant {other:?}; use join, publish, subscribe, publish_data, record"
+                )
             }
         }
     }

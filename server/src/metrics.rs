@@ -23,6 +23,20 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Records one worker's taps: packets dropped because a recording's queue was full, and how
+/// many taps it feeds.
+pub fn record_taps(index: usize, dropped: u64, taps: usize) {
+    let w = index.to_string();
+    metrics::counter!("tern_tap_dropped_total", "worker" => w.clone()).absolute(dropped);
+    metrics::gauge!("tern_taps", "worker" => w).set(taps as f64);
+}
+
+/// Records the recorder's gauges.
+pub fn record_recordings(running: usize, spooled_bytes: u64) {
+    metrics::gauge!("tern_recordings_running").set(running as f64);
+    metrics::gauge!("tern_recording_spool_bytes").set(spooled_bytes as f64);
+}
+
 /// Copies one worker's core counters and gauges into the metrics facade.
 pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64, tcp: Option<TcpStats>) {
     let w = index.to_string();

@@ -112,6 +112,28 @@ pub enum ClientMessage {
         #[serde(default)]
         req: Option<u64>,
     },
+    /// Start recording the room (needs the `record` grant). Answered with `recording`.
+    StartRecording {
+        /// Record each track on its own (WebM, no transcoding) instead of the composite.
+        #[serde(default)]
+        per_track: bool,
+        /// The composite's layout: `grid` (the default).
+        #[serde(default)]
+        layout: Option<String>,
+        /// Echoed in the reply or error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
+    /// Stop a recording of the room (needs the `record` grant); without `id`, every running
+    /// one. Answered with `ok`.
+    StopRecording {
+        /// The recording.
+        #[serde(default)]
+        id: Option<String>,
+        /// Echoed in the reply or error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
     /// Leave the room; the server closes the socket.
     Leave {},
     /// Keep-alive; answered with `pong`.
@@ -133,7 +155,9 @@ impl ClientMessage {
             | ClientMessage::Subscribe { req, .. }
             | ClientMessage::Unsubscribe { req, .. }
             | ClientMessage::TrackSettings { req, .. }
-            | ClientMessage::Mute { req, .. } => *req,
+            | ClientMessage::Mute { req, .. }
+            | ClientMessage::StartRecording { req, .. }
+            | ClientMessage::StopRecording { req, .. } => *req,
             ClientMessage::Leave {} | ClientMessage::Ping {} => None,
         }
     }
@@ -170,6 +194,9 @@ pub enum ServerMessage {
         tracks: Vec<Track>,
         /// ICE servers to configure both connections with.
         ice_servers: Vec<IceServer>,
+        /// Recordings of the room running now: people must know they are recorded.
+        #[serde(default)]
+        recordings: Vec<crate::wire_recording::RecordingStatus>,
         /// The join's `req`.
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<u64>,
@@ -275,6 +302,17 @@ pub enum ServerMessage {
         estimate: Option<u64>,
         /// Each video one subscribes to.
         tracks: Vec<wire::LayerReport>,
+    },
+    /// A recording of the room started or changed state (`starting`, `active`, then
+    /// `stopping` when it no longer records); also the answer to `start_recording`.
+    Recording {
+        /// The recording.
+        id: String,
+        /// Its state.
+        state: String,
+        /// The `start_recording` request it answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
     },
     /// Answer to `ping`.
     Pong,

@@ -36,6 +36,8 @@ const WS_BUFFER: usize = 4096;
 struct Joined {
     id: ParticipantId,
     room: String,
+    /// The token's `record` grant.
+    record: bool,
     worker: WorkerHandle,
     notices: mpsc::Receiver<Notice>,
 }
@@ -183,6 +185,7 @@ async fn join(
             participant,
             others,
             tracks,
+            room_taps,
         } => {
             metrics::counter!("tern_joins_total").increment(1);
             let msg = ServerMessage::Joined {
@@ -192,12 +195,14 @@ async fn join(
                 participants: wire::list(others),
                 tracks: wire::list(tracks),
                 ice_servers,
+                recordings: room_taps.into_iter().map(recording_status).collect(),
                 req: None,
             };
             Ok((
                 Joined {
                     id,
                     room: room.to_string(),
+                    record: claims.grants.record,
                     worker,
                     notices,
                 },
@@ -247,7 +252,7 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
                 last_seen = Instant::now();
                 match msg {
                     Message::Text(text) => {
-                        if !handle_text(socket, &j, &text).await {
+                        if !handle_text(state, socket, &j, &text).await {
                             return false;
                         }
                     }
@@ -324,8 +329,48 @@ fn layer_request(
     Ok(LayerRequest { paused, size })
 }
 
+/// Recording from signaling needs the token's `record` grant.
+fn record_granted(j: &Joined) -> Result<(), (&'static str, String)> {
+    if j.record {
+        Ok(())
+    } else {
+        let e = AuthError::NotGranted("record");
+        Err((e.code(), e.to_string()))
+    }
+}
+
+/// Stops recording `id` of the participant's room, or every running one.
+async fn stop_recordings(
+    state: &AppState,
+    j: &Joined,
+    id: Option<&str>,
+) -> Result<(), (&'static str, String)> {
+    record_granted(j)?;
+    let recorder = crate::recordings::recorder(state).map_err(|e| (e.code(), e.to_string()))?;
+    let running = recorder.running_in(&j.room);
+    let targets: Vec<String> = match id {
+        Some(id) if running.iter().any(|r| r.id == id) => vec![id.to_string()],
+        Some(id) => {
+            let e = tern_recording::RecorderError::NotRecording(id.to_string(), "not running");
+            return Err((e.code(), e.to_string()));
+        }
+        None => running.into_iter().map(|r| r.id).collect(),
+    };
+    if targets.is_empty() {
+        let e = tern_recording::RecorderError::NotRecording(j.room.clone(), "not running");
+        return Err((e.code(), format!("room {} is not being recorded", j.room)));
+    }
+    for id in targets {
+        recorder
+            .stop(&id)
+            .await
+            .map_err(|e| (e.code(), e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// One text message from a joined client. Returns false to end the session.
-async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
+async fn handle_text(state: &AppState, socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
     let msg = match parse(text) {
         Ok(m) => m,
         Err((code, message)) => {
@@ -404,6 +449,39 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
             track,
             muted,
         },
+        ClientMessage::StartRecording {
+            per_track, layout, ..
+        } => {
+            let body = crate::recordings::StartBody {
+                layout,
+                per_track: Some(per_track),
+            };
+            let reply = match record_granted(j) {
+                Ok(()) => crate::recordings::start_recording(state, &j.room, &body)
+                    .await
+                    .map_err(|e| (e.code(), e.message().to_string())),
+                Err(e) => Err(e),
+            };
+            match reply {
+                Ok(rec) => {
+                    let (id, state) = (rec.id, rec.state.as_str().to_string());
+                    send(socket, &ServerMessage::Recording { id, state, req }).await;
+                }
+                Err((code, message)) => reply_error(socket, code, &message, req).await,
+            }
+            return true;
+        }
+        ClientMessage::StopRecording { id, .. } => {
+            match stop_recordings(state, j, id.as_deref()).await {
+                Ok(()) => {
+                    if let Some(req) = req {
+                        send(socket, &ServerMessage::Ok { req }).await;
+                    }
+                }
+                Err((code, message)) => reply_error(socket, code, &message, req).await,
+            }
+            return true;
+        }
     };
     match j.worker.request(cmd).await {
         Ok(Ok(Reply::Answer(sdp))) => send(socket, &ServerMessage::Answer { sdp, req }).await,
@@ -425,7 +503,7 @@ async fn handle_text(socket: &mut WebSocket, j: &Joined, text: &str) -> bool {
 }
 
 /// The `type`s a client may send.
-const CLIENT_TYPES: [&str; 10] = [
+const CLIENT_TYPES: [&str; 12] = [
     "join",
     "offer",
     "answer",
@@ -434,6 +512,8 @@ const CLIENT_TYPES: [&str; 10] = [
     "unsubscribe",
     "track_settings",
     "mute",
+    "start_recording",
+    "stop_recording",
     "leave",
     "ping",
 ];
@@ -452,6 +532,14 @@ pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
         return Err(("unknown_type", format!("unknown message type {kind:?}")));
     }
     serde_json::from_value(value).map_err(|e| ("bad_message", e.to_string()))
+}
+
+/// A room tap's label as participants see it.
+fn recording_status(label: tern_sfu::RoomTapLabel) -> crate::wire_recording::RecordingStatus {
+    let tern_sfu::RoomTapLabel { kind, id, state } = label;
+    match kind {
+        tern_sfu::RoomTapKind::Recording => crate::wire_recording::RecordingStatus { id, state },
+    }
 }
 
 /// A core notice as a protocol v1 message.
@@ -502,6 +590,14 @@ fn to_message(n: Notice) -> ServerMessage {
                 .map(|(rid, active)| wire::SendLayer { rid, active })
                 .collect(),
         },
+        Notice::RoomTap(label) => {
+            let status = recording_status(label);
+            ServerMessage::Recording {
+                id: status.id,
+                state: status.state,
+                req: None,
+            }
+        }
         Notice::SubscriptionFailed {
             track,
             code,
@@ -528,6 +624,7 @@ fn with_req(msg: ServerMessage, req: Option<u64>) -> ServerMessage {
             participants,
             tracks,
             ice_servers,
+            recordings,
             ..
         } => ServerMessage::Joined {
             v,
@@ -536,6 +633,7 @@ fn with_req(msg: ServerMessage, req: Option<u64>) -> ServerMessage {
             participants,
             tracks,
             ice_servers,
+            recordings,
             req,
         },
         other => other,

@@ -364,6 +364,10 @@ mod tests {
                 username: Some("1700000000:PA_2".into()),
                 credential: Some("c".into()),
             }],
+            recordings: vec![crate::wire_recording::RecordingStatus {
+                id: "RC_1".into(),
+                state: "active".into(),
+            }],
             req: Some(1),
         };
         assert_eq!(
@@ -374,6 +378,7 @@ mod tests {
                 r#""participants":[{"id":"PA_1","identity":"alice-3f","name":"Alice"}],"#,
                 r#""tracks":[{"id":"TR_3","participant":"PA_1","kind":"audio","source":"microphone","muted":false}],"#,
                 r#""ice_servers":[{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"1700000000:PA_2","credential":"c"}],"#,
+                r#""recordings":[{"id":"RC_1","state":"active"}],"#,
                 r#""req":1}"#
             )
         );

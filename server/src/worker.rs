@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
-use tern_sfu::{Command, Notice, Output, ParticipantId, Reply, Sfu, SfuConfig, SfuError};
+use tern_recording::{TapMessage, TapSink};
+use tern_sfu::{
+    Command, Notice, Output, ParticipantId, Reply, RoomTapEvent, RoomTapId, Sfu, SfuConfig,
+    SfuError, TapId,
+};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,6 +33,7 @@ type ReplyTx = oneshot::Sender<Result<Reply, SfuError>>;
 enum WorkerMsg {
     Command(Command, ReplyTx),
     Join(Command, mpsc::Sender<Notice>, ReplyTx),
+    TapRoom(Command, TapSink, ReplyTx),
 }
 
 /// The control path's handle on one worker.
@@ -68,6 +73,20 @@ impl WorkerHandle {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(WorkerMsg::Join(cmd, notices, tx))
+            .await
+            .map_err(|_| WorkerGone(self.index))?;
+        rx.await.map_err(|_| WorkerGone(self.index))
+    }
+
+    /// Sends a `TapRoom`, registering where the room tap's events and packets go first.
+    pub async fn tap_room(
+        &self,
+        cmd: Command,
+        sink: TapSink,
+    ) -> Result<Result<Reply, SfuError>, WorkerGone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(WorkerMsg::TapRoom(cmd, sink, tx))
             .await
             .map_err(|_| WorkerGone(self.index))?;
         rx.await.map_err(|_| WorkerGone(self.index))
@@ -185,6 +204,11 @@ struct Shell {
     sessions: HashMap<ParticipantId, mpsc::Sender<Notice>>,
     registry: Arc<Registry>,
     send_errors: u64,
+    /// Where each room tap's events go, and each of its taps' packets.
+    room_sinks: HashMap<RoomTapId, TapSink>,
+    tap_sinks: HashMap<TapId, TapSink>,
+    /// Tap packets dropped because a recording's queue was full.
+    tap_dropped: u64,
 }
 
 async fn run(
@@ -213,6 +237,9 @@ async fn run(
         sessions: HashMap::new(),
         registry,
         send_errors: 0,
+        room_sinks: HashMap::new(),
+        tap_sinks: HashMap::new(),
+        tap_dropped: 0,
     };
     let mut buf = vec![0u8; 2048];
     let mut stats = tokio::time::interval(Duration::from_secs(1));
@@ -258,6 +285,7 @@ async fn run(
             _ = stats.tick() => {
                 let tcp = shell.tcp.as_ref().map(IceTcp::stats);
                 crate::metrics::record_worker(index, &shell.sfu, shell.send_errors, tcp);
+                crate::metrics::record_taps(index, shell.tap_dropped, shell.tap_sinks.len());
             }
         }
     }
@@ -269,7 +297,15 @@ impl Shell {
         let now = Instant::now();
         match msg {
             WorkerMsg::Command(cmd, reply) => {
-                let _ = reply.send(self.sfu.handle_command(now, cmd));
+                let untapped = match &cmd {
+                    Command::UntapRoom { tap, .. } => Some(*tap),
+                    _ => None,
+                };
+                let result = self.sfu.handle_command(now, cmd);
+                if let (Some(id), Ok(_)) = (untapped, &result) {
+                    self.room_sinks.remove(&id);
+                }
+                let _ = reply.send(result);
             }
             WorkerMsg::Join(cmd, notices, reply) => {
                 let Command::Join {
@@ -288,6 +324,27 @@ impl Shell {
                 }
                 let _ = reply.send(result);
             }
+            WorkerMsg::TapRoom(cmd, sink, reply) => {
+                let result = self.sfu.handle_command(now, cmd);
+                if let Ok(Reply::RoomTapped(id)) = &result {
+                    self.room_sinks.insert(*id, sink);
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn room_tap_event(&mut self, id: RoomTapId, event: RoomTapEvent) {
+        let Some(sink) = self.room_sinks.get(&id) else {
+            return;
+        };
+        if let RoomTapEvent::TrackTapped { tap, .. } = &event {
+            self.tap_sinks.insert(*tap, sink.clone());
+        }
+        let closed = event == RoomTapEvent::Closed;
+        let _ = sink.events.send(TapMessage::Event(event));
+        if closed {
+            self.room_sinks.remove(&id);
         }
     }
 
@@ -311,8 +368,21 @@ impl Shell {
                         tcp.close(from);
                     }
                 }
-                // The server opens no taps yet (recording and broadcast will).
-                Output::Tap(..) | Output::TapEnded(_) => {}
+                Output::Tap(tap, packet) => {
+                    // A recording never slows the media path: a full queue drops the packet.
+                    if let Some(sink) = self.tap_sinks.get(&tap)
+                        && let Err(mpsc::error::TrySendError::Full(_)) =
+                            sink.media.try_send((tap, packet))
+                    {
+                        self.tap_dropped += 1;
+                    }
+                }
+                Output::TapEnded(tap) => {
+                    if let Some(sink) = self.tap_sinks.remove(&tap) {
+                        let _ = sink.events.send(TapMessage::Ended(tap));
+                    }
+                }
+                Output::RoomTap(id, event) => self.room_tap_event(id, event),
                 Output::Notice(to, notice) => {
                     let removed = matches!(notice, Notice::Removed(_));
                     // A full queue means the session fell behind; a closed one, that it is

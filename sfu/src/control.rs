@@ -88,6 +88,13 @@ impl Sfu {
             Command::AddTap { track } => self.add_tap(now, track).map(Reply::TapAdded),
             Command::TapKeyframe { tap } => self.tap_keyframe(now, tap).map(|_| Reply::Done),
             Command::RemoveTap { tap } => self.remove_tap(tap).map(|_| Reply::Done),
+            Command::TapRoom { room, label } => {
+                self.tap_room(now, &room, label).map(Reply::RoomTapped)
+            }
+            Command::SetRoomTapState { tap, state } => {
+                self.set_room_tap_state(tap, state).map(|_| Reply::Done)
+            }
+            Command::UntapRoom { tap, state } => self.untap_room(tap, state).map(|_| Reply::Done),
             Command::ListRooms => Ok(Reply::Rooms(self.list_rooms())),
             Command::ListParticipants { room } => {
                 self.list_participants(&room).map(Reply::Participants)
@@ -101,15 +108,24 @@ impl Sfu {
             }
             Command::CloseRoom { room } => {
                 let ids = self.room(&room)?.participants.clone();
+                self.end_room_taps(&room);
                 for id in ids {
                     self.remove_participant(now, id, LeaveReason::RoomClosed);
                 }
+                self.close_if_empty(&room);
                 Ok(Reply::Done)
             }
             Command::Shutdown => {
+                let rooms: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
+                for room in &rooms {
+                    self.end_room_taps(room);
+                }
                 let ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
                 for id in ids {
                     self.remove_participant(now, id, LeaveReason::ServerShutdown);
+                }
+                for room in &rooms {
+                    self.close_if_empty(room);
                 }
                 Ok(Reply::Done)
             }
@@ -199,10 +215,12 @@ impl Sfu {
             .filter_map(|o| self.participants.get(o))
             .map(|p| p.info.clone())
             .collect();
+        self.room_occupancy_changed(&room);
         Ok(Reply::Joined {
             participant: info,
             others,
             tracks,
+            room_taps: self.room_tap_labels(&room),
         })
     }
 
@@ -236,7 +254,8 @@ impl Sfu {
         };
         room.participants.retain(|o| *o != id);
         let others = room.participants.clone();
-        let empty = others.is_empty();
+        // A tapped room stays open while empty: its recording waits out a grace period.
+        let empty = others.is_empty() && room.taps.is_empty();
         for other in others {
             self.notify(
                 other,
@@ -250,9 +269,20 @@ impl Sfu {
             self.notify(id, Notice::Removed(reason));
         }
         if empty {
-            self.rooms.remove(&p.room);
-            self.outputs
-                .push_back(Output::RoomClosed(p.room.to_string()));
+            self.close_room(&p.room);
+        } else {
+            self.room_occupancy_changed(&p.room);
+        }
+    }
+
+    /// Closes `room` if no one is in it and nothing taps it.
+    fn close_if_empty(&mut self, room: &str) {
+        if let Some((name, r)) = self.rooms.get_key_value(room)
+            && r.participants.is_empty()
+            && r.taps.is_empty()
+        {
+            let name = name.clone();
+            self.close_room(&name);
         }
     }
 

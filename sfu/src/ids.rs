@@ -57,6 +57,12 @@ prefixed_id!(
     TapId,
     "TP_"
 );
+prefixed_id!(
+    /// One room tap (a recorder's or broadcaster's hold on a whole room). Unique within its
+    /// worker's core.
+    RoomTapId,
+    "RT_"
+);
 
 #[cfg(test)]
 mod tests {

@@ -111,6 +111,7 @@ impl Sfu {
         };
         room.tracks.push(track_id);
         let others: Vec<ParticipantId> = room.others(id).collect();
+        self.tap_new_track(now, &room_name, track_id);
         for other in others {
             self.notify(other, Notice::TrackPublished(info.clone()));
             let auto = self

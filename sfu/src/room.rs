@@ -18,6 +18,8 @@ pub(crate) struct Room {
     pub active_speaker: Option<ParticipantId>,
     /// Who spoke at the last look, as told.
     pub speaking: Vec<ParticipantId>,
+    /// Its room taps (recordings, broadcasts); the room stays open while it has any.
+    pub taps: Vec<crate::ids::RoomTapId>,
 }
 
 impl Room {

@@ -43,8 +43,10 @@ pub enum Output {
     CloseStream(SocketAddr),
     /// A packet for a tap's consumer (hand it to a bounded queue; drop and count when full).
     Tap(TapId, TapPacket),
-    /// A tap ended because its track did.
+    /// A tap ended because its track did (or its room tap ended).
     TapEnded(TapId),
+    /// Something a room tap's holder is told.
+    RoomTap(crate::RoomTapId, crate::RoomTapEvent),
     /// Nothing more to do until this time, or until the next input.
     Timeout(Instant),
 }
@@ -73,6 +75,7 @@ pub struct Sfu {
     pub(crate) participants: HashMap<ParticipantId, Participant>,
     pub(crate) tracks: HashMap<TrackId, Track>,
     pub(crate) taps: HashMap<TapId, Tap>,
+    pub(crate) room_taps: HashMap<crate::RoomTapId, crate::room_tap::RoomTap>,
     /// Remote address to connection. The worker has one UDP socket and one TCP listener, so the
     /// transport and the remote address are the only parts of the 5-tuple that vary.
     routes: HashMap<Remote, PcKey>,
@@ -124,6 +127,7 @@ impl Sfu {
             participants: HashMap::new(),
             tracks: HashMap::new(),
             taps: HashMap::new(),
+            room_taps: HashMap::new(),
             routes: HashMap::new(),
             ufrags: HashMap::new(),
             timers: BinaryHeap::new(),

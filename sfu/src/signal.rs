@@ -223,6 +223,28 @@ pub enum Command {
         /// The tap.
         tap: crate::TapId,
     },
+    /// Tap every track of a room, now and later, for a recorder or broadcaster. Replies
+    /// [`Reply::RoomTapped`]; what the holder is told comes out as [`crate::Output::RoomTap`].
+    TapRoom {
+        /// The room (it must exist).
+        room: String,
+        /// What participants are told about it.
+        label: crate::RoomTapLabel,
+    },
+    /// Change the state participants see for a room tap.
+    SetRoomTapState {
+        /// The room tap.
+        tap: crate::RoomTapId,
+        /// Its new state.
+        state: String,
+    },
+    /// End a room tap and its taps; participants are told its last state.
+    UntapRoom {
+        /// The room tap.
+        tap: crate::RoomTapId,
+        /// Its last state.
+        state: String,
+    },
     /// List the rooms on this worker. Replies [`Reply::Rooms`].
     ListRooms,
     /// List the participants of a room. Replies [`Reply::Participants`].
@@ -259,11 +281,15 @@ pub enum Reply {
         others: Vec<ParticipantInfo>,
         /// The tracks already published in the room.
         tracks: Vec<TrackInfo>,
+        /// What taps the room (recordings, broadcasts).
+        room_taps: Vec<crate::RoomTapLabel>,
     },
     /// The SDP answer for a publisher offer.
     Answer(String),
     /// The tap started.
     TapAdded(crate::TapId),
+    /// The room tap started.
+    RoomTapped(crate::RoomTapId),
     /// Rooms on this worker.
     Rooms(Vec<RoomInfo>),
     /// Participants in a room.
@@ -335,6 +361,8 @@ pub enum Notice {
     /// A new offer for the participant's subscriber connection; answer with
     /// [`Command::SubscriberAnswer`].
     SubscriberOffer(String),
+    /// A recording or broadcast of the room started, or its state changed.
+    RoomTap(crate::RoomTapLabel),
     /// The participant itself was removed; the signaling session should close.
     Removed(LeaveReason),
     /// Who speaks in the room changed: the active speaker, or the set of those speaking.

@@ -54,6 +54,8 @@ pub struct TapPacket {
 pub(crate) struct Tap {
     pub track: TrackId,
     pub sub: Subscription,
+    /// The room tap it belongs to, if any.
+    pub owner: Option<crate::ids::RoomTapId>,
 }
 
 impl Sfu {
@@ -67,7 +69,14 @@ impl Sfu {
         let id = TapId(self.next_track);
         t.taps.push(id);
         let sub = Subscription::new(t.info.kind);
-        self.taps.insert(id, Tap { track, sub });
+        self.taps.insert(
+            id,
+            Tap {
+                track,
+                sub,
+                owner: None,
+            },
+        );
         tracing::info!(tap = %id, %track, "tap added");
         self.retarget_tap(now, id);
         Ok(id)

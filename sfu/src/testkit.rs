@@ -82,6 +82,8 @@ pub struct Net {
     pub tapped: HashMap<TapId, Vec<TapPacket>>,
     /// Taps the core ended.
     pub ended_taps: Vec<TapId>,
+    /// What each room tap's holder was told, in order.
+    pub room_tap_events: HashMap<crate::RoomTapId, Vec<crate::RoomTapEvent>>,
     /// Record the RTP media clients send to the server instead of delivering it (for benches);
     /// everything else (STUN, DTLS, RTCP) is still delivered.
     pub capture: Option<Vec<(SocketAddr, Vec<u8>)>>,
@@ -108,6 +110,7 @@ impl Net {
             closed_streams: Vec::new(),
             tapped: HashMap::new(),
             ended_taps: Vec::new(),
+            room_tap_events: HashMap::new(),
             capture: None,
             next_port: 10_000,
         }
@@ -505,6 +508,9 @@ impl Net {
                     Output::CloseStream(addr) => self.closed_streams.push(addr),
                     Output::Tap(tap, packet) => self.tapped.entry(tap).or_default().push(packet),
                     Output::TapEnded(tap) => self.ended_taps.push(tap),
+                    Output::RoomTap(id, event) => {
+                        self.room_tap_events.entry(id).or_default().push(event)
+                    }
                     Output::Notice(to, n) => {
                         moved = true;
                         self.deliver_notice(to, n);

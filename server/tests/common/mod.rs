@@ -3,7 +3,9 @@
 
 pub mod browser;
 pub mod firefox;
+pub mod media;
 pub mod rtc_client;
+pub mod s3;
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -188,13 +190,32 @@ pub async fn http_authorized(
     path: &str,
     authorization: Option<&str>,
 ) -> (u16, Value) {
+    http_request(method, http, path, authorization, None).await
+}
+
+/// A request with an optional `Authorization` value and JSON body; returns status and JSON body.
+pub async fn http_request(
+    method: &str,
+    http: SocketAddr,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<&str>,
+) -> (u16, Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = TcpStream::connect(http).await.expect("tcp");
     let auth = authorization
         .map(|a| format!("Authorization: {a}\r\n"))
         .unwrap_or_default();
+    let body = body
+        .map(|b| {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )
+        })
+        .unwrap_or_else(|| "\r\n".into());
     let req =
-        format!("{method} {path} HTTP/1.1\r\nHost: {http}\r\n{auth}Connection: close\r\n\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: {http}\r\n{auth}Connection: close\r\n{body}");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.expect("read");

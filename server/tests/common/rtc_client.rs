@@ -168,8 +168,13 @@ impl RtcClient {
         );
     }
 
-    /// Writes one RTP packet on a publisher mid.
+    /// Writes one RTP packet on a publisher mid, with the marker bit set.
     pub fn send_rtp(&mut self, mid: Mid, seq: u64, ts: u32, payload: &[u8]) {
+        self.send_rtp_marked(mid, seq, ts, true, payload);
+    }
+
+    /// Writes one RTP packet on a publisher mid (Opus for audio, VP8 for video).
+    pub fn send_rtp_marked(&mut self, mid: Mid, seq: u64, ts: u32, marker: bool, payload: &[u8]) {
         let kind = self.publisher.rtc.media(mid).expect("media").kind();
         let codec = if kind == MediaKind::Audio {
             Codec::Opus
@@ -189,7 +194,7 @@ impl RtcClient {
             .expect("a send stream for the mid");
         tx.write_rtp(
             RtpWrite::new(pt, seq.into(), ts, Instant::now(), payload.to_vec())
-                .marker(true)
+                .marker(marker)
                 .nackable(true),
         );
     }

@@ -15,6 +15,7 @@ mod late_joiner;
 mod nack;
 mod red;
 mod renegotiation;
+mod room_taps;
 mod sdp;
 mod simulcast;
 mod speakers;

@@ -1,0 +1,316 @@
+//! The sidecar's command line: one ffmpeg run (a part) reading the tap streams from an SDP file
+//! and writing self-contained segments, each listed in a CSV file once it is complete.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use tern_sfu::TapCodec;
+
+use crate::layout::{CANVAS, grid};
+
+/// The composite's frame rate; its GOP is two seconds of it.
+pub const COMPOSITE_FPS: u32 = 25;
+
+/// What a recording produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Everyone's video in a grid and everyone's audio mixed, in H.264/AAC fragmented MP4.
+    Composite,
+    /// Each track on its own, as it arrived (no transcoding): WebM (Opus, VP8), or Matroska
+    /// for H.264.
+    PerTrack,
+}
+
+/// One input stream of a part: its codec and the name its output files carry (per-track).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInput {
+    /// The codec.
+    pub codec: TapCodec,
+    /// The stream's name in file names, for example `TR_5`.
+    pub name: String,
+}
+
+/// The name of the composite's stream in file names.
+pub const COMPOSITE: &str = "composite";
+
+/// The file extension of a stream's segments.
+pub fn extension(mode: Mode, codec: Option<TapCodec>) -> &'static str {
+    match (mode, codec) {
+        (Mode::Composite, _) => "mp4",
+        (Mode::PerTrack, Some(TapCodec::H264)) => "mkv",
+        (Mode::PerTrack, _) => "webm",
+    }
+}
+
+/// The ffmpeg arguments of one part: read `sdp` (whose streams are `inputs`, in order) and write
+/// segments of about `segment_secs` into `dir`.
+pub fn ffmpeg_args(
+    mode: Mode,
+    inputs: &[PartInput],
+    sdp: &Path,
+    dir: &Path,
+    segment_secs: u32,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "warning",
+        "-progress",
+        "pipe:1",
+        "-protocol_whitelist",
+        "file,udp,rtp",
+        "-reorder_queue_size",
+        "500",
+        "-buffer_size",
+        "4194304",
+        "-analyzeduration",
+        "3000000",
+        "-i",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(sdp.display().to_string());
+    match mode {
+        Mode::Composite => composite(&mut args, inputs, dir, segment_secs),
+        Mode::PerTrack => {
+            for (i, input) in inputs.iter().enumerate() {
+                let ext = extension(mode, Some(input.codec));
+                args.extend(["-map".into(), format!("0:{i}"), "-c".into(), "copy".into()]);
+                segments(&mut args, dir, &input.name, ext, segment_secs);
+            }
+        }
+    }
+    args
+}
+
+fn composite(args: &mut Vec<String>, inputs: &[PartInput], dir: &Path, segment_secs: u32) {
+    let video: Vec<usize> = (0..inputs.len())
+        .filter(|i| inputs[*i].codec != TapCodec::Opus)
+        .collect();
+    let audio: Vec<usize> = (0..inputs.len())
+        .filter(|i| inputs[*i].codec == TapCodec::Opus)
+        .collect();
+    let mut graph = String::new();
+    let tiles = grid(video.len(), CANVAS);
+    for (k, (i, t)) in video.iter().zip(&tiles).enumerate() {
+        let _ = write!(
+            graph,
+            "[0:{i}]scale={w}:{h}:force_original_aspect_ratio=decrease,\
+             pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={COMPOSITE_FPS}[v{k}];",
+            w = t.w,
+            h = t.h
+        );
+    }
+    let (cw, ch) = CANVAS;
+    match tiles.len() {
+        0 => {}
+        1 => {
+            let _ = write!(graph, "[v0]pad={cw}:{ch}:0:0:color=black[vout];");
+        }
+        n => {
+            for k in 0..n {
+                let _ = write!(graph, "[v{k}]");
+            }
+            let layout: Vec<String> = tiles.iter().map(|t| format!("{}_{}", t.x, t.y)).collect();
+            let _ = write!(
+                graph,
+                "xstack=inputs={n}:layout={}:fill=black,pad={cw}:{ch}:0:0:color=black[vout];",
+                layout.join("|")
+            );
+        }
+    }
+    if !audio.is_empty() {
+        for i in &audio {
+            let _ = write!(graph, "[0:{i}]");
+        }
+        let _ = write!(
+            graph,
+            "amix=inputs={}:duration=longest:dropout_transition=0:normalize=0[aout]",
+            audio.len()
+        );
+    }
+    let graph = graph.trim_end_matches(';').to_string();
+    args.extend(["-filter_complex".into(), graph]);
+    if !tiles.is_empty() {
+        let gop = (2 * COMPOSITE_FPS).to_string();
+        args.extend(
+            [
+                "-map",
+                "[vout]",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-tune",
+                "zerolatency",
+                "-pix_fmt",
+                "yuv420p",
+                "-g",
+                &gop,
+                "-keyint_min",
+                &gop,
+                "-sc_threshold",
+                "0",
+                "-b:v",
+                "2000k",
+                "-maxrate",
+                "2500k",
+                "-bufsize",
+                "4000k",
+            ]
+            .map(String::from),
+        );
+    }
+    if !audio.is_empty() {
+        args.extend(
+            [
+                "-map", "[aout]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2",
+            ]
+            .map(String::from),
+        );
+    }
+    segments(args, dir, COMPOSITE, "mp4", segment_secs);
+}
+
+/// The segment muxer writing `<name>-00000.<ext>`... and `<name>.csv` in `dir`.
+fn segments(args: &mut Vec<String>, dir: &Path, name: &str, ext: &str, segment_secs: u32) {
+    let format = if ext == "mp4" {
+        "mp4"
+    } else if ext == "mkv" {
+        "matroska"
+    } else {
+        "webm"
+    };
+    args.extend(
+        [
+            "-max_muxing_queue_size",
+            "4096",
+            "-f",
+            "segment",
+            "-segment_time",
+            &segment_secs.to_string(),
+            "-segment_format",
+            format,
+            "-reset_timestamps",
+            "1",
+            "-segment_list_type",
+            "csv",
+        ]
+        .map(String::from),
+    );
+    if ext == "mp4" {
+        // Fragmented: every fragment written is playable, even after a crash.
+        args.extend(
+            [
+                "-segment_format_options",
+                "movflags=+frag_keyframe+empty_moov+default_base_moof",
+            ]
+            .map(String::from),
+        );
+    }
+    args.push("-segment_list".into());
+    args.push(dir.join(format!("{name}.csv")).display().to_string());
+    args.push(dir.join(format!("{name}-%05d.{ext}")).display().to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn input(codec: TapCodec, name: &str) -> PartInput {
+        PartInput {
+            codec,
+            name: name.into(),
+        }
+    }
+
+    fn after<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_composite_puts_two_videos_side_by_side_and_mixes_two_voices() {
+        let inputs = [
+            input(TapCodec::Opus, "TR_1"),
+            input(TapCodec::Vp8, "TR_2"),
+            input(TapCodec::Opus, "TR_3"),
+            input(TapCodec::Vp8, "TR_4"),
+        ];
+        let args = ffmpeg_args(
+            Mode::Composite,
+            &inputs,
+            &PathBuf::from("/s/p.sdp"),
+            &PathBuf::from("/s/part-001"),
+            4,
+        );
+        assert_eq!(after(&args, "-i"), vec!["/s/p.sdp"]);
+        let graph = after(&args, "-filter_complex")[0];
+        assert!(graph.contains("[0:1]scale=640:720"), "{graph}");
+        assert!(graph.contains("[0:3]scale=640:720"), "{graph}");
+        assert!(
+            graph.contains("xstack=inputs=2:layout=0_0|640_0"),
+            "{graph}"
+        );
+        assert!(graph.contains("[0:0][0:2]amix=inputs=2"), "{graph}");
+        assert_eq!(after(&args, "-map"), vec!["[vout]", "[aout]"]);
+        assert_eq!(after(&args, "-c:v"), vec!["libx264"]);
+        assert_eq!(after(&args, "-g"), vec!["50"]);
+        assert_eq!(
+            after(&args, "-segment_list"),
+            vec!["/s/part-001/composite.csv"]
+        );
+        assert_eq!(
+            args.last().map(String::as_str),
+            Some("/s/part-001/composite-%05d.mp4")
+        );
+    }
+
+    #[test]
+    fn a_composite_without_video_is_audio_only() {
+        let args = ffmpeg_args(
+            Mode::Composite,
+            &[input(TapCodec::Opus, "TR_1")],
+            &PathBuf::from("p.sdp"),
+            &PathBuf::from("d"),
+            4,
+        );
+        assert_eq!(after(&args, "-map"), vec!["[aout]"]);
+        assert!(after(&args, "-c:v").is_empty());
+    }
+
+    #[test]
+    fn per_track_copies_each_stream_into_its_own_segments() {
+        let inputs = [
+            input(TapCodec::Opus, "TR_1"),
+            input(TapCodec::Vp8, "TR_2"),
+            input(TapCodec::H264, "TR_3"),
+        ];
+        let args = ffmpeg_args(
+            Mode::PerTrack,
+            &inputs,
+            &PathBuf::from("p.sdp"),
+            &PathBuf::from("d"),
+            4,
+        );
+        assert_eq!(after(&args, "-map"), vec!["0:0", "0:1", "0:2"]);
+        assert_eq!(after(&args, "-c"), vec!["copy", "copy", "copy"]);
+        assert!(after(&args, "-filter_complex").is_empty(), "no transcoding");
+        assert_eq!(
+            after(&args, "-segment_format"),
+            vec!["webm", "webm", "matroska"]
+        );
+        assert_eq!(
+            after(&args, "-segment_list"),
+            vec!["d/TR_1.csv", "d/TR_2.csv", "d/TR_3.csv"]
+        );
+    }
+}

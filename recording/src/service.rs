@@ -1,0 +1,477 @@
+//! The recorder: starts, stops, lists and finds recordings, enforces the limits, and on start
+//! finishes whatever a previous run left in the spool. The server links each recording to the
+//! SFU worker of its room through a [`TapSink`] / [`TapLink`] pair and a control channel.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tern_sfu::{RoomTapEvent, TapId, TapPacket};
+use tokio::sync::{mpsc, watch};
+
+use crate::args::Mode;
+use crate::config::RecordingConfig;
+use crate::manifest::{Recording, State};
+use crate::session::{Session, StopReason};
+use crate::sidecar::{check_ffmpeg, ffprobe_of};
+use crate::store::{Download, Store};
+
+/// Tap packets waiting for a recording's feeder; beyond this they are dropped and counted
+/// (`tern_tap_dropped_total`): a recording never slows the media path.
+pub const MEDIA_QUEUE: usize = 4096;
+
+/// What the worker tells a recording, besides packets.
+#[derive(Debug, Clone)]
+pub enum TapMessage {
+    /// Something about the room tap.
+    Event(RoomTapEvent),
+    /// One of its taps ended.
+    Ended(TapId),
+}
+
+/// What a recording asks of the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapControl {
+    /// A keyframe on this tap (the sidecar is ready, or a segment is due).
+    Keyframe(TapId),
+    /// Its state changed: tell the room.
+    State(State),
+    /// It no longer records: end the room tap, telling the room this state.
+    Untap(State),
+}
+
+/// The worker's end: where it puts a recording's events and packets.
+#[derive(Debug, Clone)]
+pub struct TapSink {
+    /// Events (never dropped; there are few).
+    pub events: mpsc::UnboundedSender<TapMessage>,
+    /// Packets (`try_send`: full means drop and count).
+    pub media: mpsc::Sender<(TapId, TapPacket)>,
+}
+
+/// The recording's end.
+#[derive(Debug)]
+pub struct TapLink {
+    /// Events.
+    pub events: mpsc::UnboundedReceiver<TapMessage>,
+    /// Packets.
+    pub media: mpsc::Receiver<(TapId, TapPacket)>,
+}
+
+/// A connected sink and link.
+pub fn tap_channel() -> (TapSink, TapLink) {
+    let (etx, erx) = mpsc::unbounded_channel();
+    let (mtx, mrx) = mpsc::channel(MEDIA_QUEUE);
+    (
+        TapSink {
+            events: etx,
+            media: mtx,
+        },
+        TapLink {
+            events: erx,
+            media: mrx,
+        },
+    )
+}
+
+/// What a start request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartRequest {
+    /// Composite or per-track.
+    pub mode: Mode,
+    /// The composite's layout (`grid`).
+    pub layout: String,
+}
+
+/// Why the recorder refused, with a stable code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecorderError {
+    /// The room already has a recording of this kind running.
+    #[error("room {0} is already being recorded ({1})")]
+    AlreadyRecording(String, String),
+    /// No such recording.
+    #[error("no recording {0}")]
+    NotFound(String),
+    /// The recording is not running (stop without start, or stopped already).
+    #[error("recording {0} is not running (state {1})")]
+    NotRecording(String, &'static str),
+    /// Too many recordings run at once.
+    #[error("{0} recordings are running, the most recording.max_concurrent allows")]
+    LimitReached(usize),
+    /// ffmpeg cannot be run.
+    #[error("ffmpeg is missing: {0}")]
+    FfmpegMissing(String),
+    /// Storage is misconfigured or unreachable.
+    #[error("storage refuses writes ({0}); recording not started")]
+    Storage(String),
+    /// The request was malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The file asked for does not exist (yet).
+    #[error("{0}")]
+    NoFile(String),
+}
+
+impl RecorderError {
+    /// The stable code of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RecorderError::AlreadyRecording(..) => "already_recording",
+            RecorderError::NotFound(_) => "recording_not_found",
+            RecorderError::NotRecording(..) => "not_recording",
+            RecorderError::LimitReached(_) => "limit_reached",
+            RecorderError::FfmpegMissing(_) => "ffmpeg_missing",
+            RecorderError::Storage(_) => "storage_unavailable",
+            RecorderError::BadRequest(_) => "bad_request",
+            RecorderError::NoFile(_) => "file_not_found",
+        }
+    }
+}
+
+/// What every session shares.
+pub(crate) struct Shared {
+    pub config: RecordingConfig,
+    pub store: Store,
+    pub ffprobe: PathBuf,
+    /// Bytes in the spool that storage has not confirmed, over every recording.
+    pub spooled: AtomicU64,
+}
+
+struct Entry {
+    room: String,
+    snapshot: watch::Receiver<Recording>,
+    stop: mpsc::Sender<StopReason>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The recording service.
+pub struct Recorder {
+    shared: Arc<Shared>,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("store", &self.shared.store.describe())
+            .finish()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Recorder {
+    /// Builds the recorder: the store (a misconfigured one is an error here), the spool.
+    pub fn new(config: RecordingConfig) -> Result<Self, RecorderError> {
+        let store = Store::new(&config.storage).map_err(|e| RecorderError::Storage(e.0))?;
+        std::fs::create_dir_all(&config.spool_dir).map_err(|e| {
+            RecorderError::Storage(format!("spool {}: {e}", config.spool_dir.display()))
+        })?;
+        let ffprobe = ffprobe_of(&config.ffmpeg);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config,
+                store,
+                ffprobe,
+                spooled: AtomicU64::new(0),
+            }),
+            entries: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// How many recordings run (not yet complete or failed), and the bytes spooled that
+    /// storage has not confirmed.
+    pub fn gauges(&self) -> (usize, u64) {
+        let running = self
+            .lock()
+            .values()
+            .filter(|e| !e.snapshot.borrow().state.is_final())
+            .count();
+        (
+            running,
+            self.shared
+                .spooled
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// The store, for logs.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Finishes every recording a previous run left in the spool (in the background).
+    pub fn resume_spool(&self) -> usize {
+        let Ok(dirs) = std::fs::read_dir(&self.shared.config.spool_dir) else {
+            return 0;
+        };
+        let mut n = 0;
+        for dir in dirs.flatten() {
+            let state = dir.path().join("state.json");
+            let Ok(text) = std::fs::read(&state) else {
+                continue;
+            };
+            let rec: Recording = match serde_json::from_slice(&text) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(path = %state.display(), error = %e, "unreadable spooled recording left alone");
+                    continue;
+                }
+            };
+            if self.lock().contains_key(&rec.id) {
+                continue;
+            }
+            self.spawn(rec, None, None);
+            n += 1;
+        }
+        n
+    }
+
+    /// Checks that a recording of `room` can start: limits, ffmpeg, storage. Returns its
+    /// record, not yet running.
+    pub async fn prepare(
+        &self,
+        id: String,
+        room: &str,
+        req: StartRequest,
+    ) -> Result<Recording, RecorderError> {
+        if req.layout != "grid" {
+            return Err(RecorderError::BadRequest(format!(
+                "unknown layout {:?}; layouts: grid",
+                req.layout
+            )));
+        }
+        self.check_room(room, req.mode)?;
+        check_ffmpeg(&self.shared.config.ffmpeg)
+            .await
+            .map_err(RecorderError::FfmpegMissing)?;
+        tokio::time::timeout(Duration::from_secs(10), self.shared.store.probe())
+            .await
+            .map_err(|_| {
+                RecorderError::Storage(format!(
+                    "{}: no answer in 10 s",
+                    self.shared.store.describe()
+                ))
+            })?
+            .map_err(|e| {
+                RecorderError::Storage(format!("{}: {e}", self.shared.store.describe()))
+            })?;
+        Ok(Recording {
+            key_prefix: self.shared.store.recording_prefix(room, &id),
+            id,
+            room: room.to_string(),
+            mode: req.mode,
+            layout: req.layout,
+            state: State::Starting,
+            reason: None,
+            storage_error: None,
+            started_at_ms: now_ms(),
+            ended_at_ms: None,
+            interrupted: false,
+            parts: Vec::new(),
+            files: Vec::new(),
+        })
+    }
+
+    fn check_room(&self, room: &str, mode: Mode) -> Result<(), RecorderError> {
+        let entries = self.lock();
+        let running: Vec<Recording> = entries
+            .values()
+            .map(|e| e.snapshot.borrow().clone())
+            .filter(|r| !r.state.is_final() && r.state != State::Stopping)
+            .collect();
+        if let Some(r) = running.iter().find(|r| r.room == room && r.mode == mode) {
+            return Err(RecorderError::AlreadyRecording(
+                room.to_string(),
+                r.id.clone(),
+            ));
+        }
+        if running.len() >= self.shared.config.max_concurrent {
+            return Err(RecorderError::LimitReached(running.len()));
+        }
+        Ok(())
+    }
+
+    /// Starts a prepared recording, fed through `link`; `control` reaches its room's worker.
+    pub fn begin(
+        &self,
+        rec: Recording,
+        link: TapLink,
+        control: mpsc::UnboundedSender<TapControl>,
+    ) -> Result<Recording, RecorderError> {
+        self.check_room(&rec.room, rec.mode)?;
+        tracing::info!(recording = %rec.id, room = %rec.room, mode = ?rec.mode, store = %self.shared.store.describe(), "recording started");
+        self.spawn(rec.clone(), Some(link), Some(control));
+        Ok(rec)
+    }
+
+    fn spawn(
+        &self,
+        rec: Recording,
+        link: Option<TapLink>,
+        control: Option<mpsc::UnboundedSender<TapControl>>,
+    ) {
+        let (snap_tx, snapshot) = watch::channel(rec.clone());
+        let (stop, stop_rx) = mpsc::channel(4);
+        let id = rec.id.clone();
+        let room = rec.room.clone();
+        let session = Session::new(rec, self.shared.clone(), snap_tx, control);
+        let task = tokio::spawn(session.run(link, stop_rx));
+        self.lock().insert(
+            id,
+            Entry {
+                room,
+                snapshot,
+                stop,
+                task,
+            },
+        );
+    }
+
+    /// Stops a running recording; returns it as it is now (`stopping`).
+    pub async fn stop(&self, id: &str) -> Result<Recording, RecorderError> {
+        let (stop, rec) = {
+            let entries = self.lock();
+            let e = entries
+                .get(id)
+                .ok_or_else(|| RecorderError::NotFound(id.to_string()))?;
+            (e.stop.clone(), e.snapshot.borrow().clone())
+        };
+        if rec.state.is_final() || rec.state == State::Stopping {
+            return Err(RecorderError::NotRecording(
+                id.to_string(),
+                rec.state.as_str(),
+            ));
+        }
+        let _ = stop.send(StopReason::Requested).await;
+        let mut r = rec;
+        r.state = State::Stopping;
+        Ok(r)
+    }
+
+    /// A recording this process runs or ran.
+    pub fn get(&self, id: &str) -> Option<Recording> {
+        self.lock().get(id).map(|e| e.snapshot.borrow().clone())
+    }
+
+    /// Waits until recording `id` changes (for tests and tools), up to `limit`.
+    pub async fn changed(&self, id: &str, limit: Duration) -> Option<Recording> {
+        let mut rx = self.lock().get(id)?.snapshot.clone();
+        let _ = tokio::time::timeout(limit, rx.changed()).await;
+        let r = rx.borrow().clone();
+        Some(r)
+    }
+
+    /// A recording, from this process or from storage (an earlier run's manifest).
+    pub async fn find(&self, id: &str) -> Result<Recording, RecorderError> {
+        if let Some(r) = self.get(id) {
+            return Ok(r);
+        }
+        let found = self
+            .shared
+            .store
+            .find_manifest(id)
+            .await
+            .map_err(|e| RecorderError::Storage(e.0))?;
+        match found.and_then(|bytes| serde_json::from_slice::<Recording>(&bytes).ok()) {
+            Some(r) if r.id == id => Ok(r),
+            _ => Err(RecorderError::NotFound(id.to_string())),
+        }
+    }
+
+    /// Every recording of `room`: running ones and those in storage, newest first.
+    pub async fn list(&self, room: &str) -> Result<Vec<Recording>, RecorderError> {
+        let mut out: Vec<Recording> = self
+            .lock()
+            .values()
+            .filter(|e| e.room == room)
+            .map(|e| e.snapshot.borrow().clone())
+            .collect();
+        let store = &self.shared.store;
+        let ids = store.recordings_of(room).await.unwrap_or_default();
+        for id in ids {
+            if out.iter().any(|r| r.id == id) {
+                continue;
+            }
+            let key = format!("{}/manifest.json", store.recording_prefix(room, &id));
+            if let Ok(bytes) = store.get(&key).await
+                && let Ok(r) = serde_json::from_slice::<Recording>(&bytes)
+            {
+                out.push(r);
+            }
+        }
+        out.sort_by_key(|r| std::cmp::Reverse(r.started_at_ms));
+        Ok(out)
+    }
+
+    /// The recordings of `room` that are running (starting, active or stopping).
+    pub fn running_in(&self, room: &str) -> Vec<Recording> {
+        self.lock()
+            .values()
+            .filter(|e| e.room == room)
+            .map(|e| e.snapshot.borrow().clone())
+            .filter(|r| !r.state.is_final())
+            .collect()
+    }
+
+    /// Where to download `stream` of `rec` (default: the composite, or its only file).
+    pub async fn download(
+        &self,
+        rec: &Recording,
+        stream: Option<&str>,
+    ) -> Result<Download, RecorderError> {
+        let file = match stream {
+            Some(s) => rec.files.iter().find(|f| f.stream == s),
+            None if rec.files.len() == 1 => rec.files.first(),
+            None => rec
+                .files
+                .iter()
+                .find(|f| f.stream == crate::args::COMPOSITE),
+        };
+        let file = file.filter(|f| f.uploaded).ok_or_else(|| {
+            RecorderError::NoFile(format!(
+                "recording {} has no such file in storage yet",
+                rec.id
+            ))
+        })?;
+        self.shared
+            .store
+            .download(&file.key)
+            .await
+            .map_err(|e| RecorderError::Storage(e.0))
+    }
+
+    /// Stops every recording (tern is shutting down) and waits up to `limit` for them to reach
+    /// storage; what is left stays in the spool for the next start.
+    pub async fn shutdown(&self, limit: Duration) {
+        let entries: Vec<(mpsc::Sender<StopReason>, tokio::task::AbortHandle)> = self
+            .lock()
+            .values()
+            .map(|e| (e.stop.clone(), e.task.abort_handle()))
+            .collect();
+        for (stop, _) in &entries {
+            let _ = stop.try_send(StopReason::Interrupted);
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        for (_, task) in &entries {
+            while !task.is_finished() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        for (_, task) in entries {
+            task.abort();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A poisoned map still holds valid entries: a panic elsewhere must not stop recording.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,215 @@
+//! One ffmpeg run: spawned on an SDP file, watched through `-progress` (is it encoding?) and its
+//! stderr (why did it fail?), stopped with SIGINT so it finishes its segment, killed with its
+//! task when all else fails.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+/// Lines of ffmpeg's stderr kept to explain a failure.
+const STDERR_LINES: usize = 12;
+
+/// A running (or ended) ffmpeg.
+pub(crate) struct Sidecar {
+    child: Child,
+    /// The RTP port of each input stream, in order (RTCP on the next port).
+    pub ports: Vec<u16>,
+    /// When it was spawned.
+    pub spawned: Instant,
+    /// `out_time_us` from its progress reports: how much it has encoded.
+    out_time: watch::Receiver<u64>,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    /// SIGINT was sent: it is finishing.
+    pub interrupted: bool,
+    exit: Option<ExitStatus>,
+}
+
+impl Sidecar {
+    /// Spawns `ffmpeg` with `args`.
+    pub fn spawn(ffmpeg: &Path, args: &[String], ports: Vec<u16>) -> std::io::Result<Self> {
+        let mut child = Command::new(ffmpeg)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let (tx, out_time) = watch::channel(0u64);
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(us) = line.strip_prefix("out_time_us=")
+                        && let Ok(us) = us.trim().parse::<u64>()
+                    {
+                        let _ = tx.send(us);
+                    }
+                }
+            });
+        }
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(err) = child.stderr.take() {
+            let kept = stderr.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(err).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::debug!(target: "tern::ffmpeg", "{line}");
+                    if let Ok(mut k) = kept.lock() {
+                        if k.len() == STDERR_LINES {
+                            k.pop_front();
+                        }
+                        k.push_back(line);
+                    }
+                }
+            });
+        }
+        Ok(Self {
+            child,
+            ports,
+            spawned: Instant::now(),
+            out_time,
+            stderr,
+            interrupted: false,
+            exit: None,
+        })
+    }
+
+    /// True once ffmpeg has bound every input port (it is ready for packets).
+    pub fn listening(&self) -> bool {
+        self.ports.iter().all(|p| {
+            matches!(
+                UdpSocket::bind((Ipv4Addr::LOCALHOST, *p)),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+            )
+        })
+    }
+
+    /// Microseconds of output encoded so far.
+    pub fn encoded_us(&self) -> u64 {
+        *self.out_time.borrow()
+    }
+
+    /// Asks ffmpeg to finish: it closes its segment and exits.
+    pub fn interrupt(&mut self) {
+        if self.interrupted || self.exit.is_some() {
+            return;
+        }
+        self.interrupted = true;
+        let pid = self
+            .child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32));
+        match pid {
+            Some(pid) => {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+            }
+            None => self.kill(),
+        }
+    }
+
+    /// Kills it at once.
+    pub fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
+    /// Its exit status, once it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().ok().flatten();
+        }
+        self.exit
+    }
+
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The last lines it wrote on stderr.
+    pub fn last_errors(&self) -> String {
+        self.stderr
+            .lock()
+            .map(|k| k.iter().cloned().collect::<Vec<_>>().join(" | "))
+            .unwrap_or_default()
+    }
+}
+
+/// `n` loopback port pairs (RTP on an even port, RTCP on the next) that are free now.
+pub(crate) fn free_port_pairs(n: usize) -> std::io::Result<Vec<u16>> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    let mut tries = 0;
+    while ports.len() < n {
+        tries += 1;
+        if tries > 200 * n.max(1) {
+            return Err(std::io::Error::other("no free loopback port pairs"));
+        }
+        let rtp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = rtp.local_addr()?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        let Ok(rtcp) = UdpSocket::bind((Ipv4Addr::LOCALHOST, port + 1)) else {
+            continue;
+        };
+        ports.push(port);
+        held.push((rtp, rtcp));
+    }
+    Ok(ports)
+}
+
+/// The ffprobe next to `ffmpeg` (same directory, or `ffprobe` on PATH).
+pub(crate) fn ffprobe_of(ffmpeg: &Path) -> PathBuf {
+    match ffmpeg.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("ffprobe"),
+        _ => PathBuf::from("ffprobe"),
+    }
+}
+
+/// How long a media file plays, by ffprobe; `None` when it cannot be read.
+pub(crate) async fn probe_duration(ffprobe: &Path, file: &Path) -> Option<f64> {
+    let out = Command::new(ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    let d: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    (d > 0.0).then_some(d)
+}
+
+/// Checks that `ffmpeg` runs.
+pub(crate) async fn check_ffmpeg(ffmpeg: &Path) -> Result<(), String> {
+    let out = Command::new(ffmpeg)
+        .arg("-version")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", ffmpeg.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} -version failed: {}",
+            ffmpeg.display(),
+            out.status
+        ))
+    }
+}

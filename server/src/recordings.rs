@@ -1,0 +1,297 @@
+//! Recordings: REST routes (admin token) and the start/stop used by signaling (the `record`
+//! grant), and the glue between the recorder and the SFU worker of the room: a room tap whose
+//! events and packets go to the recording, and a task carrying the recording's requests
+//! (keyframes, state for the room, untap) back to the worker. Documented in docs/recording.md.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tern_recording::{
+    Download, Mode, Recorder, RecorderError, Recording, StartRequest, TapControl, tap_channel,
+};
+use tern_sfu::{Command, Reply, RoomTapId, RoomTapKind, RoomTapLabel, SfuError};
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::api::{ApiError, admin, worker_of};
+use crate::auth::random_token;
+use crate::wire_recording;
+use crate::worker::WorkerHandle;
+
+/// The recording routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/rooms/{room}/recordings", post(start).get(list))
+        .route("/api/v1/recordings/{id}", get(get_one))
+        .route("/api/v1/recordings/{id}/stop", post(stop))
+        .route("/api/v1/recordings/{id}/download", get(download))
+}
+
+/// The optional body of a start request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    /// The composite's layout: `grid` (the default).
+    #[serde(default)]
+    pub layout: Option<String>,
+    /// Record each track on its own, without transcoding, instead of the composite.
+    #[serde(default)]
+    pub per_track: Option<bool>,
+}
+
+impl StartBody {
+    fn request(&self) -> StartRequest {
+        StartRequest {
+            mode: if self.per_track.unwrap_or(false) {
+                Mode::PerTrack
+            } else {
+                Mode::Composite
+            },
+            layout: self.layout.clone().unwrap_or_else(|| "grid".into()),
+        }
+    }
+}
+
+impl From<RecorderError> for ApiError {
+    fn from(e: RecorderError) -> Self {
+        let status = match &e {
+            RecorderError::AlreadyRecording(..) | RecorderError::NotRecording(..) => {
+                StatusCode::CONFLICT
+            }
+            RecorderError::NotFound(_) | RecorderError::NoFile(_) => StatusCode::NOT_FOUND,
+            RecorderError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
+            RecorderError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+/// The recorder, or why there is none (storage misconfigured).
+pub fn recorder(state: &AppState) -> Result<&Recorder, RecorderError> {
+    match &state.recorder {
+        Ok(r) => Ok(r),
+        Err(why) => Err(RecorderError::Storage(why.clone())),
+    }
+}
+
+/// Starts recording `room`: checks, taps the room on its worker, runs the recording.
+pub async fn start_recording(
+    state: &AppState,
+    room: &str,
+    body: &StartBody,
+) -> Result<Recording, ApiError> {
+    let recorder = recorder(state)?;
+    let w = worker_of(state, room)?;
+    let worker = state.workers[w].clone();
+    let id = format!("RC_{}", random_token(9).replace(['-', '_'], "x"));
+    let rec = recorder.prepare(id.clone(), room, body.request()).await?;
+    let (sink, link) = tap_channel();
+    let cmd = Command::TapRoom {
+        room: room.to_string(),
+        label: RoomTapLabel {
+            kind: RoomTapKind::Recording,
+            id,
+            state: "starting".into(),
+        },
+    };
+    let tap = match worker.tap_room(cmd, sink).await {
+        Ok(Ok(Reply::RoomTapped(tap))) => tap,
+        Ok(Ok(other)) => {
+            return Err(ApiError::internal(format!("unexpected reply {other:?}")));
+        }
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    let (control, requests) = mpsc::unbounded_channel();
+    match recorder.begin(rec, link, control) {
+        Ok(rec) => {
+            tokio::spawn(carry_requests(worker, tap, requests));
+            Ok(rec)
+        }
+        Err(e) => {
+            let _ = worker
+                .request(Command::UntapRoom {
+                    tap,
+                    state: "failed".into(),
+                })
+                .await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Carries a recording's requests to the worker of its room until it untaps.
+async fn carry_requests(
+    worker: WorkerHandle,
+    tap: RoomTapId,
+    mut requests: mpsc::UnboundedReceiver<TapControl>,
+) {
+    while let Some(r) = requests.recv().await {
+        let cmd = match r {
+            TapControl::Keyframe(t) => Command::TapKeyframe { tap: t },
+            TapControl::State(s) => Command::SetRoomTapState {
+                tap,
+                state: s.as_str().into(),
+            },
+            TapControl::Untap(s) => {
+                let cmd = Command::UntapRoom {
+                    tap,
+                    state: s.as_str().into(),
+                };
+                let _ = worker.request(cmd).await;
+                return;
+            }
+        };
+        if let Ok(Err(e)) = worker.request(cmd).await
+            && !matches!(e, SfuError::TrackNotFound(_))
+        {
+            tracing::debug!(room_tap = %tap, error = %e, "recording request refused");
+        }
+    }
+    // The recording ended without saying so (its task failed): do not leave the room tapped.
+    let _ = worker
+        .request(Command::UntapRoom {
+            tap,
+            state: "failed".into(),
+        })
+        .await;
+}
+
+/// A recording as the API returns it, with download URLs.
+pub async fn view(state: &AppState, rec: &Recording) -> wire_recording::RecordingView {
+    let mut urls = Vec::new();
+    for f in &rec.files {
+        let url = if !f.uploaded {
+            None
+        } else {
+            match recorder(state) {
+                Ok(r) => match r.download(rec, Some(&f.stream)).await {
+                    Ok(Download::Url(u)) => Some(u),
+                    Ok(Download::File(_)) => Some(format!(
+                        "/api/v1/recordings/{}/download?stream={}",
+                        rec.id, f.stream
+                    )),
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            }
+        };
+        urls.push(url);
+    }
+    wire_recording::RecordingView::new(rec, urls)
+}
+
+async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers, Some(&room))?;
+    let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
+        StartBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?
+    };
+    let rec = start_recording(&state, &room, &body).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &rec).await)).into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers, Some(&room))?;
+    let recs = recorder(&state)?.list(&room).await?;
+    let mut views = Vec::new();
+    for r in &recs {
+        views.push(view(&state, r).await);
+    }
+    Ok(Json(serde_json::json!({ "recordings": views })).into_response())
+}
+
+/// Finds a recording and checks the token may see its room.
+async fn authorized(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Recording, ApiError> {
+    admin(state, headers, None)?;
+    let rec = recorder(state)?.find(id).await?;
+    admin(state, headers, Some(&rec.room))?;
+    Ok(rec)
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let rec = authorized(&state, &headers, &id).await?;
+    Ok(Json(view(&state, &rec).await).into_response())
+}
+
+async fn stop(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorized(&state, &headers, &id).await?;
+    let rec = recorder(&state)?.stop(&id).await?;
+    Ok(Json(view(&state, &rec).await).into_response())
+}
+
+/// `?stream=`: which file (default: the composite, or the only one).
+#[derive(Debug, Deserialize)]
+struct DownloadQuery {
+    stream: Option<String>,
+}
+
+async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+) -> Result<Response, ApiError> {
+    let rec = authorized(&state, &headers, &id).await?;
+    match recorder(&state)?
+        .download(&rec, q.stream.as_deref())
+        .await?
+    {
+        Download::Url(url) => Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response()),
+        Download::File(path) => {
+            let file = tokio::fs::File::open(&path).await.map_err(|e| {
+                ApiError::new(StatusCode::NOT_FOUND, "file_not_found", e.to_string())
+            })?;
+            let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let kind = match path.extension().and_then(|e| e.to_str()) {
+                Some("mp4") => "video/mp4",
+                Some("webm") => "video/webm",
+                Some("mkv") => "video/x-matroska",
+                _ => "application/octet-stream",
+            };
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            let disposition = format!("attachment; filename=\"{}-{name}\"", rec.id);
+            Ok((
+                [
+                    (header::CONTENT_TYPE, kind.to_string()),
+                    (header::CONTENT_LENGTH, len.to_string()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                body,
+            )
+                .into_response())
+        }
+    }
+}
