@@ -62,12 +62,17 @@ pub fn ffmpeg_args(
         "pipe:1",
         "-protocol_whitelist",
         "file,udp,rtp",
+        // Loopback only, and the input is ready within ~100 ms of the first packets.
+        "-localaddr",
+        "127.0.0.1",
         "-reorder_queue_size",
-        "500",
+        "100",
         "-buffer_size",
         "4194304",
         "-analyzeduration",
         "3000000",
+        "-fpsprobesize",
+        "0",
         "-i",
     ]
     .iter()
@@ -100,7 +105,8 @@ fn composite(args: &mut Vec<String>, inputs: &[PartInput], dir: &Path, segment_s
         let _ = write!(
             graph,
             "[0:{i}]scale={w}:{h}:force_original_aspect_ratio=decrease,\
-             pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,fps={COMPOSITE_FPS}[v{k}];",
+             pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,\
+             fps={COMPOSITE_FPS}:start_time=0[v{k}];",
             w = t.w,
             h = t.h
         );
@@ -124,8 +130,12 @@ fn composite(args: &mut Vec<String>, inputs: &[PartInput], dir: &Path, segment_s
         }
     }
     if !audio.is_empty() {
-        for i in &audio {
-            let _ = write!(graph, "[0:{i}]");
+        // amix ignores timestamps: each voice is first padded to start at 0 and kept in time.
+        for (k, i) in audio.iter().enumerate() {
+            let _ = write!(graph, "[0:{i}]aresample=async=1:first_pts=0[a{k}];");
+        }
+        for k in 0..audio.len() {
+            let _ = write!(graph, "[a{k}]");
         }
         let _ = write!(
             graph,
@@ -202,16 +212,13 @@ fn segments(args: &mut Vec<String>, dir: &Path, name: &str, ext: &str, segment_s
         ]
         .map(String::from),
     );
-    if ext == "mp4" {
-        // Fragmented: every fragment written is playable, even after a crash.
-        args.extend(
-            [
-                "-segment_format_options",
-                "movflags=+frag_keyframe+empty_moov+default_base_moof",
-            ]
-            .map(String::from),
-        );
-    }
+    // Flushed fragments (MP4) or clusters (WebM) of about a second: a crash loses about that.
+    let options = if ext == "mp4" {
+        "movflags=+frag_keyframe+empty_moov+default_base_moof:frag_duration=1000000:flush_packets=1"
+    } else {
+        "flush_packets=1:cluster_time_limit=1000"
+    };
+    args.extend(["-segment_format_options".to_string(), options.to_string()]);
     args.push("-segment_list".into());
     args.push(dir.join(format!("{name}.csv")).display().to_string());
     args.push(dir.join(format!("{name}-%05d.{ext}")).display().to_string());
@@ -260,7 +267,11 @@ mod tests {
             graph.contains("xstack=inputs=2:layout=0_0|640_0"),
             "{graph}"
         );
-        assert!(graph.contains("[0:0][0:2]amix=inputs=2"), "{graph}");
+        assert!(
+            graph.contains("[0:0]aresample=async=1:first_pts=0[a0]"),
+            "{graph}"
+        );
+        assert!(graph.contains("[a0][a1]amix=inputs=2"), "{graph}");
         assert_eq!(after(&args, "-map"), vec!["[vout]", "[aout]"]);
         assert_eq!(after(&args, "-c:v"), vec!["libx264"]);
         assert_eq!(after(&args, "-g"), vec!["50"]);

@@ -105,6 +105,9 @@ pub struct Part {
     /// Why it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<PartEnd>,
+    /// Its sidecar's process id while it runs (a restarted tern stops an orphan first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
     /// Its streams.
     pub streams: Vec<PartStream>,
     /// Its segments, in order.
@@ -250,6 +253,7 @@ mod tests {
                 started_at_ms: 1000,
                 ended_at_ms: Some(5000),
                 end: Some(PartEnd::LayoutChanged),
+                pid: None,
                 streams: vec![],
                 segments: vec![],
             }],

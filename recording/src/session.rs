@@ -26,7 +26,9 @@ const TICK: Duration = Duration::from_millis(200);
 const SILENT_AFTER: Duration = Duration::from_secs(3);
 /// A new layout waits this long for more changes (a joiner's audio and video come together).
 const SETTLE: Duration = Duration::from_millis(700);
-/// A stopped sidecar that has not exited after this long is killed.
+/// A stopped sidecar that has not exited after this long gets a second SIGINT...
+const INSIST_AFTER: Duration = Duration::from_secs(3);
+/// ...and after this long is killed.
 const FINISH_LIMIT: Duration = Duration::from_secs(15);
 
 /// Why a recording stops.
@@ -67,11 +69,13 @@ struct Running {
     last_keyframes: Instant,
 }
 
-/// A part whose sidecar is finishing (or has died).
+/// A part whose sidecar is finishing (or has died). It is still fed: ffmpeg acts on SIGINT
+/// when its next packet arrives, and waits for a read timeout (10 s) when none does.
 struct Closing {
-    part: usize,
-    sidecar: Sidecar,
+    feed: Running,
     since: Instant,
+    /// A second SIGINT was sent.
+    insisted: bool,
 }
 
 /// One recording.
@@ -91,6 +95,8 @@ pub(crate) struct Session {
     changed_at: Option<Instant>,
     empty_since: Option<Instant>,
     stop: Option<StopReason>,
+    /// The room tap has ended: no more media.
+    untapped: bool,
     finalized: bool,
     uploads: UploadQueue,
     /// Bytes of this recording counted in the shared spool meter.
@@ -129,6 +135,7 @@ impl Session {
             changed_at: None,
             empty_since: None,
             stop: None,
+            untapped: false,
             finalized: false,
             uploads: UploadQueue::default(),
             counted: 0,
@@ -173,7 +180,7 @@ impl Session {
                 }
                 _ = tick.tick() => {
                     self.tick().await;
-                    if self.stop.is_some() {
+                    if self.untapped {
                         events = None;
                         media = None;
                     }
@@ -231,29 +238,33 @@ impl Session {
         };
         t.last_packet = Some(packet.arrival);
         t.codec = Some(packet.codec);
-        let Some(r) = self.running.as_mut().filter(|r| r.ready) else {
-            return;
-        };
-        let Some((port, stream)) = r.streams.get_mut(&tap) else {
-            return;
-        };
-        let first = !stream.started();
-        if !stream.packet(packet, &mut self.buf) {
-            return;
-        }
         let Some(socket) = &self.socket else {
             return;
         };
-        let _ = socket.try_send_to(&self.buf, (std::net::Ipv4Addr::LOCALHOST, *port).into());
-        if first {
-            // A sender report at once, so ffmpeg places the stream on the shared clock.
-            if let Some(sr) = stream.sender_report(&r.base) {
-                let _ = socket.try_send_to(&sr, (std::net::Ipv4Addr::LOCALHOST, *port + 1).into());
+        let closing = self.closing.iter_mut().map(|c| &mut c.feed);
+        for r in self.running.iter_mut().chain(closing) {
+            if !r.ready {
+                continue;
             }
-            let part = &mut self.rec.parts[r.part];
-            if part.started_at_ms == 0 {
-                part.started_at_ms = unix_ms(r.base.wall_of(packet.arrival));
-                self.dirty = true;
+            let Some((port, stream)) = r.streams.get_mut(&tap) else {
+                continue;
+            };
+            let first = !stream.started();
+            if !stream.packet(packet, &mut self.buf) {
+                continue;
+            }
+            let _ = socket.try_send_to(&self.buf, (std::net::Ipv4Addr::LOCALHOST, *port).into());
+            if first {
+                // A sender report at once, so ffmpeg places the stream on the shared clock.
+                if let Some(sr) = stream.sender_report(&r.base) {
+                    let to = (std::net::Ipv4Addr::LOCALHOST, *port + 1).into();
+                    let _ = socket.try_send_to(&sr, to);
+                }
+                let part = &mut self.rec.parts[r.part];
+                if part.started_at_ms == 0 {
+                    part.started_at_ms = unix_ms(r.base.wall_of(packet.arrival));
+                    self.dirty = true;
+                }
             }
         }
     }
@@ -269,12 +280,11 @@ impl Session {
         }
         self.watch_closing(now).await;
         self.scan_running().await;
-        if self.stop.is_some()
-            && self.running.is_none()
-            && self.closing.is_empty()
-            && !self.finalized
-        {
-            self.finalize().await;
+        if self.stop.is_some() && self.running.is_none() && self.closing.is_empty() {
+            self.untap();
+            if !self.finalized {
+                self.finalize().await;
+            }
         }
         if self.finalized && self.uploads.is_idle() && !self.rec.state.is_final() {
             self.complete();
@@ -502,6 +512,7 @@ impl Session {
                     started_at_ms: 0,
                     ended_at_ms: None,
                     end: None,
+                    pid: r.sidecar.pid(),
                     streams: self.part_streams(&set),
                     segments: Vec::new(),
                 });
@@ -555,9 +566,9 @@ impl Session {
         part.end = Some(end);
         part.ended_at_ms = Some(unix_ms(SystemTime::now()));
         self.closing.push(Closing {
-            part: r.part,
-            sidecar: r.sidecar,
+            feed: r,
             since: Instant::now(),
+            insisted: false,
         });
         self.dirty = true;
     }
@@ -568,15 +579,21 @@ impl Session {
         let mut i = 0;
         while i < self.closing.len() {
             let c = &mut self.closing[i];
-            if c.sidecar.exited().is_none() {
-                if now.duration_since(c.since) > FINISH_LIMIT {
-                    c.sidecar.kill();
+            if c.feed.sidecar.exited().is_none() {
+                let waited = now.duration_since(c.since);
+                if waited > FINISH_LIMIT {
+                    c.feed.sidecar.kill();
+                } else if waited > INSIST_AFTER && !c.insisted {
+                    // Its segment list misses the last line then; the directory has the file.
+                    c.insisted = true;
+                    c.feed.sidecar.interrupt_again();
                 }
                 i += 1;
                 continue;
             }
             let c = self.closing.remove(i);
-            self.scan_part(c.part, true).await;
+            self.rec.parts[c.feed.part].pid = None;
+            self.scan_part(c.feed.part, true).await;
         }
     }
 
@@ -746,8 +763,15 @@ impl Session {
         self.rec.ended_at_ms = Some(unix_ms(SystemTime::now()));
         self.end_running(end);
         self.set_state(State::Stopping);
-        self.control(TapControl::Untap(State::Stopping));
-        self.control = None;
+    }
+
+    /// Once every sidecar has finished, the room tap ends (media fed them until then).
+    fn untap(&mut self) {
+        if !self.untapped {
+            self.untapped = true;
+            self.control(TapControl::Untap(State::Stopping));
+            self.control = None;
+        }
     }
 
     fn fail_now(&mut self, why: String) {
@@ -864,7 +888,11 @@ impl Session {
     /// segment they left, then finish as if stopped.
     async fn resume(&mut self) {
         tracing::info!(recording = %self.rec.id, state = self.rec.state.as_str(), "resuming a spooled recording");
+        let dir = self.dir.clone();
         for p in &mut self.rec.parts {
+            if let Some(pid) = p.pid.take() {
+                crate::sidecar::stop_orphan(pid, &dir.join(format!("part-{:03}", p.index))).await;
+            }
             if p.end.is_none() {
                 p.end = Some(PartEnd::Interrupted);
             }

@@ -114,6 +114,15 @@ impl Sidecar {
         }
     }
 
+    /// A second SIGINT: ffmpeg exits at once, without its last segment-list line.
+    pub fn interrupt_again(&mut self) {
+        if self.exit.is_some() {
+            return;
+        }
+        self.interrupted = false;
+        self.interrupt();
+    }
+
     /// Kills it at once.
     pub fn kill(&mut self) {
         let _ = self.child.start_kill();
@@ -211,5 +220,26 @@ pub(crate) async fn check_ffmpeg(ffmpeg: &Path) -> Result<(), String> {
             ffmpeg.display(),
             out.status
         ))
+    }
+}
+
+/// Stops a sidecar a previous tern left running (it writes into `dir`): SIGINT, then waits up to
+/// 15 s for it to finish its segment. A pid that is now some other process is left alone.
+pub(crate) async fn stop_orphan(pid: u32, dir: &Path) {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let ours = std::fs::read(proc.join("cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains(&*dir.to_string_lossy()))
+        .unwrap_or(false);
+    let Some(p) = rustix::process::Pid::from_raw(pid as i32).filter(|_| ours) else {
+        return;
+    };
+    tracing::info!(pid, dir = %dir.display(), "stopping the sidecar a previous run left");
+    let _ = rustix::process::kill_process(p, rustix::process::Signal::INT);
+    let deadline = Instant::now() + std::time::Duration::from_secs(15);
+    while proc.exists() && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if proc.exists() {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
     }
 }

@@ -28,7 +28,7 @@ pub(crate) type Uploaded = Result<(u64, String), StoreError>;
 pub(crate) type InFlight = Pin<Box<dyn Future<Output = (Job, Uploaded)> + Send>>;
 
 /// The longest wait between retries.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// The queue.
 #[derive(Default)]

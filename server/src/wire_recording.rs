@@ -158,6 +158,7 @@ fn part_view(p: &Part) -> PartView {
         started_at_ms,
         ended_at_ms,
         end,
+        pid: _,
         streams: _,
         segments,
     } = p;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,65 +11,9 @@ use serde_json::Value;
 use str0m::media::MediaKind;
 
 use common::media::{Media, Replay};
+use common::recording::{api, decode_errors, probe, start, wait_state};
 use common::rtc_client::RtcClient;
 use common::s3::S3;
-
-/// Starts a recording of `room`; returns its JSON.
-async fn start(http: SocketAddr, room: &str, body: &str) -> (u16, Value) {
-    let auth = format!("Bearer {}", common::admin_token());
-    common::http_request(
-        "POST",
-        http,
-        &format!("/api/v1/rooms/{room}/recordings"),
-        Some(&auth),
-        Some(body),
-    )
-    .await
-}
-
-async fn api(method: &str, http: SocketAddr, path: &str) -> (u16, Value) {
-    common::http(method, http, path, Some(&common::admin_token())).await
-}
-
-/// Polls a recording until its state is `state`, up to `limit`.
-async fn wait_state(http: SocketAddr, id: &str, state: &str, limit: Duration) -> Value {
-    let end = Instant::now() + limit;
-    loop {
-        let (_, rec) = api("GET", http, &format!("/api/v1/recordings/{id}")).await;
-        if rec["state"] == state || Instant::now() > end {
-            return rec;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// ffprobe's JSON of a file.
-fn probe(path: &std::path::Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_format",
-            "-show_streams",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
-}
-
-/// The errors ffmpeg reports decoding the whole file (empty: clean).
-fn decode_errors(path: &std::path::Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
 
 /// Mean brightness (0-255) of the top eighth of the frame at `at` seconds.
 fn top_band_brightness(path: &std::path::Path, at: f64) -> f64 {

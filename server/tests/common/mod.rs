@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod firefox;
 pub mod media;
+pub mod recording;
 pub mod rtc_client;
 pub mod s3;
 

@@ -1,0 +1,119 @@
+//! Helpers of the recording tests: the REST calls, waiting for a state, and looking at media
+//! files with ffprobe and ffmpeg.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Starts a recording of `room` with this JSON body ("" for none).
+pub async fn start(http: SocketAddr, room: &str, body: &str) -> (u16, Value) {
+    let auth = format!("Bearer {}", super::admin_token());
+    super::http_request(
+        "POST",
+        http,
+        &format!("/api/v1/rooms/{room}/recordings"),
+        Some(&auth),
+        (!body.is_empty()).then_some(body),
+    )
+    .await
+}
+
+/// A REST call with the admin token.
+pub async fn api(method: &str, http: SocketAddr, path: &str) -> (u16, Value) {
+    super::http(method, http, path, Some(&super::admin_token())).await
+}
+
+/// Polls a recording until its state is `state`, up to `limit`; returns it as last seen.
+pub async fn wait_state(http: SocketAddr, id: &str, state: &str, limit: Duration) -> Value {
+    let end = Instant::now() + limit;
+    loop {
+        let (_, rec) = api("GET", http, &format!("/api/v1/recordings/{id}")).await;
+        if rec["state"] == state || Instant::now() > end {
+            return rec;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// ffprobe's JSON of a file.
+pub fn probe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_format",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
+}
+
+/// The codec of each stream of a probed file.
+pub fn codecs(probed: &Value) -> Vec<String> {
+    probed["streams"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .filter_map(|s| s["codec_name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The duration of a probed file, seconds.
+pub fn duration(probed: &Value) -> f64 {
+    probed["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The errors ffmpeg reports decoding the whole file (empty: clean).
+pub fn decode_errors(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// The process ids of ffmpeg sidecars whose command line names `dir`.
+pub fn sidecars_in(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains("ffmpeg") && c.contains(&needle) && c.contains("segment")
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The SHA-256 of bytes, hex (with the system's sha256sum).
+pub fn sha256_hex(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -1,0 +1,192 @@
+//! A recording survives its faults: the sidecar killed mid-recording (a new part goes on, at most
+//! one segment is lost) and object storage down for 20 s (segments wait in the spool, then go up
+//! byte for byte, and the spool empties).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use str0m::media::MediaKind;
+
+use common::media::{Media, Replay};
+use common::recording::{
+    api, decode_errors, duration, probe, sha256_hex, sidecars_in, start, wait_state,
+};
+use common::rtc_client::RtcClient;
+use common::s3::S3;
+
+/// Both tests load the two cores: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Joins `identity` to `room` and starts replaying real media; returns the client and replay.
+async fn publisher(http: std::net::SocketAddr, identity: &str, room: &str) -> (RtcClient, Replay) {
+    let media = Media::encode(6, "testsrc2", 440).await;
+    let mut c = RtcClient::join(http, identity, room).await;
+    let m = c.publish(&[MediaKind::Audio, MediaKind::Video]).await;
+    let mut replay = Replay::new(&media, m[0], m[1]);
+    c.run_replaying(&mut replay, Duration::from_secs(1)).await;
+    (c, replay)
+}
+
+fn segment_durations(rec: &Value) -> f64 {
+    rec["parts"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["duration_secs"].as_f64()).sum())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sidecar_is_restarted_and_the_recording_loses_at_most_one_segment() {
+    let _one = SERIAL.lock().await;
+    let spool = tempfile::tempdir().expect("spool");
+    let store = tempfile::tempdir().expect("store");
+    let server = common::server_with(|c| {
+        c.recording.spool_dir = spool.path().into();
+        c.recording.storage.local_dir = store.path().into();
+    })
+    .await;
+    let http = server.http_addr;
+    let (mut alice, mut replay) = publisher(http, "alice", "crash").await;
+    let (status, rec) = start(http, "crash", "").await;
+    assert_eq!(status, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_string();
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(7))
+        .await;
+
+    let pids = sidecars_in(spool.path());
+    assert_eq!(pids.len(), 1, "one sidecar: {pids:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(8))
+        .await;
+    let (_, during) = api("GET", http, &format!("/api/v1/recordings/{id}")).await;
+    assert_eq!(during["state"], "active", "the recording goes on: {during}");
+    let now = sidecars_in(spool.path());
+    assert!(
+        now.len() == 1 && now[0] != pids[0],
+        "a new sidecar runs: {now:?}"
+    );
+
+    api("POST", http, &format!("/api/v1/recordings/{id}/stop")).await;
+    let rec = wait_state(http, &id, "complete", Duration::from_secs(60)).await;
+    assert_eq!(rec["state"], "complete", "{rec}");
+    let parts = rec["parts"].as_array().expect("parts");
+    assert!(parts.len() >= 2, "{rec}");
+    assert_eq!(parts[0]["end"], "sidecar_exited");
+    let recorded = rec["duration_secs"].as_f64().expect("duration");
+    let lost = recorded - segment_durations(&rec);
+    assert!(
+        lost <= 4.0 + 1.0,
+        "lost {lost:.2}s of {recorded:.2}s: at most one 4 s segment and the restart"
+    );
+    // The file plays through the crash, as long as the recording.
+    let file = store
+        .path()
+        .join(rec["files"][0]["key"].as_str().expect("key"));
+    let probed = probe(&file);
+    assert!((duration(&probed) - recorded).abs() <= 1.0, "{probed}");
+    let errors = decode_errors(&file);
+    assert!(errors.is_empty(), "decodes cleanly: {errors}");
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_wait_in_the_spool_while_storage_is_down_and_go_up_byte_for_byte() {
+    let _one = SERIAL.lock().await;
+    let mut s3 = S3::start().await;
+    let spool = tempfile::tempdir().expect("spool");
+    let server = common::server_with(|c| {
+        s3.configure(c);
+        c.recording.spool_dir = spool.path().into();
+    })
+    .await;
+    let http = server.http_addr;
+    let (mut alice, mut replay) = publisher(http, "alice", "outage").await;
+    let (status, rec) = start(http, "outage", "").await;
+    assert_eq!(status, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_string();
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(5))
+        .await;
+
+    s3.stop().await;
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(20))
+        .await;
+    let (_, during) = api("GET", http, &format!("/api/v1/recordings/{id}")).await;
+    assert_eq!(during["state"], "active", "{during}");
+    assert!(
+        during["storage_error"].is_string(),
+        "the outage shows: {during}"
+    );
+    // The complete segments the spool holds now (those their part's list names), to compare
+    // with what reaches storage.
+    let mut spooled: HashMap<String, String> = HashMap::new();
+    for part in std::fs::read_dir(spool.path().join(&id))
+        .expect("spool dir")
+        .flatten()
+    {
+        let list = std::fs::read_to_string(part.path().join("composite.csv")).unwrap_or_default();
+        for line in list.lines() {
+            let name = line.split(',').next().unwrap_or_default();
+            let key = format!("{}/{name}", part.file_name().to_string_lossy());
+            spooled.insert(key, sha256_hex(&part.path().join(name)));
+        }
+    }
+    assert!(
+        spooled.len() >= 3,
+        "segments waited in the spool: {spooled:?}"
+    );
+
+    s3.resume().await;
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(3))
+        .await;
+    api("POST", http, &format!("/api/v1/recordings/{id}/stop")).await;
+    let rec = wait_state(http, &id, "complete", Duration::from_secs(90)).await;
+    assert_eq!(rec["state"], "complete", "{rec}");
+    assert!(rec["storage_error"].is_null(), "{rec}");
+
+    // Every segment spooled during the outage is in the bucket, identical.
+    let prefix = rec["manifest_key"]
+        .as_str()
+        .and_then(|k| k.strip_suffix("/manifest.json"))
+        .expect("prefix")
+        .to_string();
+    for (key, sha) in &spooled {
+        let object = s3.object(&format!("{prefix}/{key}"));
+        assert!(object.exists(), "{key} reached storage");
+        assert_eq!(&sha256_hex(&object), sha, "{key} is byte-identical");
+    }
+    // The manifest's checksums hold for everything it names.
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(s3.object(rec["manifest_key"].as_str().expect("key"))).expect("manifest"),
+    )
+    .expect("json");
+    let mut named = 0;
+    for part in manifest["parts"].as_array().expect("parts") {
+        for seg in part["segments"].as_array().expect("segments") {
+            let object = s3.object(seg["key"].as_str().expect("key"));
+            assert_eq!(sha256_hex(&object), seg["sha256"].as_str().expect("sha"));
+            named += 1;
+        }
+    }
+    assert!(named >= spooled.len());
+    let file = &manifest["files"][0];
+    let object = s3.object(file["key"].as_str().expect("key"));
+    assert_eq!(sha256_hex(&object), file["sha256"].as_str().expect("sha"));
+    assert!(decode_errors(&object).is_empty());
+    assert_eq!(
+        std::fs::read_dir(spool.path()).expect("spool").count(),
+        0,
+        "the spool is empty afterwards"
+    );
+    server.shutdown();
+}
