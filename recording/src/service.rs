@@ -142,6 +142,8 @@ pub(crate) struct Shared {
 
 struct Entry {
     room: String,
+    /// A stop was asked for (the session may not have seen it yet).
+    stopping: bool,
     snapshot: watch::Receiver<Recording>,
     stop: mpsc::Sender<StopReason>,
     task: tokio::task::JoinHandle<()>,
@@ -284,6 +286,7 @@ impl Recorder {
         let entries = self.lock();
         let running: Vec<Recording> = entries
             .values()
+            .filter(|e| !e.stopping)
             .map(|e| e.snapshot.borrow().clone())
             .filter(|r| !r.state.is_final() && r.state != State::Stopping)
             .collect();
@@ -328,6 +331,7 @@ impl Recorder {
             id,
             Entry {
                 room,
+                stopping: false,
                 snapshot,
                 stop,
                 task,
@@ -338,18 +342,22 @@ impl Recorder {
     /// Stops a running recording; returns it as it is now (`stopping`).
     pub async fn stop(&self, id: &str) -> Result<Recording, RecorderError> {
         let (stop, rec) = {
-            let entries = self.lock();
+            let mut entries = self.lock();
             let e = entries
-                .get(id)
+                .get_mut(id)
                 .ok_or_else(|| RecorderError::NotFound(id.to_string()))?;
-            (e.stop.clone(), e.snapshot.borrow().clone())
+            let rec = e.snapshot.borrow().clone();
+            if e.stopping || rec.state.is_final() || rec.state == State::Stopping {
+                let state = if e.stopping && !rec.state.is_final() {
+                    "stopping"
+                } else {
+                    rec.state.as_str()
+                };
+                return Err(RecorderError::NotRecording(id.to_string(), state));
+            }
+            e.stopping = true;
+            (e.stop.clone(), rec)
         };
-        if rec.state.is_final() || rec.state == State::Stopping {
-            return Err(RecorderError::NotRecording(
-                id.to_string(),
-                rec.state.as_str(),
-            ));
-        }
         let _ = stop.send(StopReason::Requested).await;
         let mut r = rec;
         r.state = State::Stopping;
@@ -411,13 +419,13 @@ impl Recorder {
         Ok(out)
     }
 
-    /// The recordings of `room` that are running (starting, active or stopping).
+    /// The recordings of `room` that record now (starting or active, no stop asked).
     pub fn running_in(&self, room: &str) -> Vec<Recording> {
         self.lock()
             .values()
-            .filter(|e| e.room == room)
+            .filter(|e| e.room == room && !e.stopping)
             .map(|e| e.snapshot.borrow().clone())
-            .filter(|r| !r.state.is_final())
+            .filter(|r| matches!(r.state, State::Starting | State::Active))
             .collect()
     }
 

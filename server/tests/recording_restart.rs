@@ -1,0 +1,123 @@
+//! tern killed (SIGKILL) while storage is down and segments wait in the spool: started again,
+//! with storage back, it finishes the recording: the spooled segments go up, the final file and
+//! a complete manifest follow, and the spool empties.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use str0m::media::MediaKind;
+
+use common::media::{Media, Replay};
+use common::recording::{api, decode_errors, sha256_hex, start, wait_state};
+use common::rtc_client::RtcClient;
+use common::s3::{ACCESS_KEY, BUCKET, S3, SECRET_KEY};
+
+/// The `tern` binary on `http`, storing into `s3` (credentials from the standard AWS_*
+/// variables) and spooling in `spool`.
+fn tern(http: SocketAddr, s3: &S3, spool: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["--http-listen", &http.to_string(), "--rtc-udp-port", "0"])
+        .args(["--turn-enabled", "false", "--api-key", common::KEY])
+        .args(["--recording-storage", "s3", "--recording-bucket", BUCKET])
+        .args(["--recording-endpoint", &s3.endpoint()])
+        .arg("--recording-spool-dir")
+        .arg(spool)
+        .env("TERN_API_SECRET", common::SECRET)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "us-east-1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tern starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_tern_uploads_what_its_killed_predecessor_spooled() {
+    let mut s3 = S3::start().await;
+    let spool = tempfile::tempdir().expect("spool");
+    let http: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let mut first = tern(http, &s3, spool.path());
+    assert!(
+        common::wait_healthy(http, Duration::from_secs(20)).await,
+        "tern is up"
+    );
+
+    let media = Media::encode(6, "testsrc2", 440).await;
+    let mut alice = RtcClient::join(http, "alice", "restart").await;
+    let m = alice.publish(&[MediaKind::Audio, MediaKind::Video]).await;
+    let mut replay = Replay::new(&media, m[0], m[1]);
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(1))
+        .await;
+    let (status, rec) = start(http, "restart", "").await;
+    assert_eq!(status, 201, "{rec}");
+    let id = rec["id"].as_str().expect("id").to_string();
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(5))
+        .await;
+    s3.stop().await;
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(9))
+        .await;
+    let spooled = std::fs::read_dir(spool.path().join(&id).join("part-000"))
+        .expect("the recording's spool")
+        .flatten()
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".mp4"))
+        .count();
+    assert!(spooled >= 3, "segments wait in the spool: {spooled}");
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    drop(alice);
+
+    s3.resume().await;
+    let mut second = tern(http, &s3, spool.path());
+    assert!(
+        common::wait_healthy(http, Duration::from_secs(20)).await,
+        "tern is up again"
+    );
+    let rec = wait_state(http, &id, "complete", Duration::from_secs(90)).await;
+    assert_eq!(rec["state"], "complete", "{rec}");
+    assert_eq!(rec["interrupted"], true);
+
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(s3.object(rec["manifest_key"].as_str().expect("key"))).expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(manifest["state"], "complete");
+    let mut segments = 0;
+    for part in manifest["parts"].as_array().expect("parts") {
+        for seg in part["segments"].as_array().expect("segments") {
+            let object = s3.object(seg["key"].as_str().expect("key"));
+            assert_eq!(
+                sha256_hex(&object),
+                seg["sha256"].as_str().expect("sha"),
+                "{seg}"
+            );
+            segments += 1;
+        }
+    }
+    assert!(
+        segments >= spooled,
+        "{segments} segments in storage, {spooled} were spooled"
+    );
+    let file = s3.object(manifest["files"][0]["key"].as_str().expect("file"));
+    let errors = decode_errors(&file);
+    assert!(errors.is_empty(), "the final file decodes: {errors}");
+    let (_, list) = api("GET", http, "/api/v1/rooms/restart/recordings").await;
+    assert_eq!(list["recordings"][0]["id"], id.as_str(), "{list}");
+    assert_eq!(
+        std::fs::read_dir(spool.path()).expect("spool").count(),
+        0,
+        "spool emptied"
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+}
