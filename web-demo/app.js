@@ -58,8 +58,11 @@ async function join(room, name) {
   history.replaceState(null, '', `/?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}${relay ? '&relay=1' : ''}`);
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rtc`;
   const rtcConfig = relay ? { iceTransportPolicy: 'relay' } : {};
-  const client = new TernClient({ url, token: await token(room, name), room, rtcConfig });
+  const jwt = await token(room, name);
+  const client = new TernClient({ url, token: jwt, room, rtcConfig });
   state.client = client;
+  // The Record button is for tokens with the `record` grant.
+  $('record').hidden = !grants(jwt).record;
   client.addEventListener('participant-joined', (e) => tile(e.detail.id, e.detail.name));
   client.addEventListener('participant-left', (e) => removeTile(e.detail.participant));
   client.addEventListener('track', (e) => {
@@ -104,7 +107,14 @@ async function join(room, name) {
     const info = client.tracks.get(e.detail.track);
     if (info) setMutedClass(tile(info.participant, ''), info.kind, e.detail.muted);
   });
+  // People must know they are being recorded: the indicator shows while anyone records.
+  client.addEventListener('recording', (e) => {
+    $('rec').hidden = !e.detail.recording;
+    $('record').setAttribute('aria-pressed', String(e.detail.recording));
+    $('record').textContent = e.detail.recording ? 'Stop recording' : 'Record';
+  });
   client.addEventListener('closed', (e) => {
+    $('rec').hidden = true;
     setStatus(`disconnected (${e.detail.reason})`);
     for (const p of [...tiles.keys()]) if (p !== 'self') removeTile(p);
   });
@@ -115,6 +125,16 @@ async function join(room, name) {
   const me = tile('self', `${joined.participant.name} (you)`);
   me.querySelector('video').srcObject = media;
   await client.publish(media);
+}
+
+/** The grants of a token (its payload is readable; only the server checks its signature). */
+function grants(jwt) {
+  try {
+    const payload = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(payload)).grants || {};
+  } catch {
+    return {};
+  }
 }
 
 function setMutedClass(t, kind, muted) {
@@ -152,12 +172,18 @@ $('stats').onclick = () => {
   document.body.classList.toggle('show-stats', state.stats);
 };
 
+$('record').onclick = () => {
+  const c = state.client;
+  if (!c) return;
+  (c.recording ? c.stopRecording() : c.startRecording()).catch(fail);
+};
 $('mic').onclick = () => toggle('audio');
 $('cam').onclick = () => toggle('video');
 $('leave').onclick = () => {
   state.client?.leave();
   for (const p of [...tiles.keys()]) removeTile(p);
   $('controls').hidden = true;
+  $('rec').hidden = true;
   $('grid').hidden = true;
   $('join-form').hidden = false;
   setStatus('left');
@@ -175,6 +201,11 @@ function fail(err) {
 // Test and debugging hook: what this page receives, summarised from getStats().
 window.ternDemo = {
   get client() { return state.client; },
+  /** Whether the recording indicator is on screen. */
+  recordingShown() {
+    const r = $('rec');
+    return !r.hidden && r.getBoundingClientRect().height > 0;
+  },
   marks() { return state.client ? state.client.marks : null; },
   /** The local candidate type of each connection's selected pair ('host', 'relay', ...). */
   // The local candidate of each connection's selected pair: its type (host, relay...).

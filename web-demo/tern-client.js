@@ -28,7 +28,7 @@ export class TernError extends Error {
  * One participant's session: a signaling WebSocket, a publisher RTCPeerConnection (we offer)
  * and a subscriber RTCPeerConnection (the server offers). Events (CustomEvent, data in `detail`):
  * joined, participant-joined, participant-left, track-published, track, track-unpublished,
- * track-muted, speakers, quality, send-layers, error, closed.
+ * track-muted, speakers, quality, send-layers, recording, error, closed.
  */
 export class TernClient extends EventTarget {
   constructor({ url, token, room, autoSubscribe = true, rtcConfig = {} }) {
@@ -43,6 +43,7 @@ export class TernClient extends EventTarget {
     this.subQueue = Promise.resolve();
     this.midToTrack = new Map(); // subscriber mid -> track id (from a=msid)
     this.ownTracks = new Map(); // publisher mid -> our TrackInfo
+    this.recordings = new Map(); // recording id -> state, while it records
   }
 
   /** Opens the socket and joins. Resolves with the `joined` message. */
@@ -144,6 +145,22 @@ export class TernClient extends EventTarget {
       document.removeEventListener('visibilitychange', update);
       clearTimeout(timer);
     };
+  }
+
+  /** True while the room is being recorded (show it: people must know). */
+  get recording() { return this.recordings.size > 0; }
+
+  /**
+   * Starts recording the room (the token needs the `record` grant): the composite, or with
+   * `perTrack` each track on its own. Resolves with `{ id, state }`.
+   */
+  startRecording({ perTrack = false } = {}) {
+    return this.request({ type: 'start_recording', per_track: perTrack });
+  }
+
+  /** Stops recording `id`, or every recording of the room. */
+  stopRecording(id) {
+    return this.request(id ? { type: 'stop_recording', id } : { type: 'stop_recording' });
   }
 
   subscribe(trackIds) { return this.request({ type: 'subscribe', tracks: trackIds }); }
@@ -271,6 +288,7 @@ export class TernClient extends EventTarget {
         this.iceServers = msg.ice_servers;
         for (const p of msg.participants) this.participants.set(p.id, p);
         for (const t of msg.tracks) this.tracks.set(t.id, t);
+        for (const r of msg.recordings || []) this.onRecording(r);
         this.emit('joined', msg);
         resolveJoin(msg);
         break;
@@ -299,6 +317,10 @@ export class TernClient extends EventTarget {
         this.ownTracks.set(msg.mid, msg.track);
         break;
       case 'ok': this.settle(msg.req, null); break;
+      case 'recording':
+        this.onRecording(msg);
+        if (msg.req !== undefined) this.settle(msg.req, null, { id: msg.id, state: msg.state });
+        break;
       case 'send_layers':
         // One setParameters at a time: two at once race on the parameters' transaction.
         this.layersQueue = (this.layersQueue || Promise.resolve())
@@ -334,6 +356,12 @@ export class TernClient extends EventTarget {
         this.closeReason = msg.reason;
         break;
     }
+  }
+
+  onRecording({ id, state }) {
+    if (state === 'starting' || state === 'active') this.recordings.set(id, state);
+    else this.recordings.delete(id);
+    this.emit('recording', { id, state, recording: this.recording });
   }
 
   // Dynacast: send only the encodings someone watches (the others cost uplink for nothing).
