@@ -173,9 +173,6 @@ impl Recorder {
     /// Builds the recorder: the store (a misconfigured one is an error here), the spool.
     pub fn new(config: RecordingConfig) -> Result<Self, RecorderError> {
         let store = Store::new(&config.storage).map_err(|e| RecorderError::Storage(e.0))?;
-        std::fs::create_dir_all(&config.spool_dir).map_err(|e| {
-            RecorderError::Storage(format!("spool {}: {e}", config.spool_dir.display()))
-        })?;
         let ffprobe = ffprobe_of(&config.ffmpeg);
         Ok(Self {
             shared: Arc::new(Shared {
@@ -456,24 +453,29 @@ impl Recorder {
             .map_err(|e| RecorderError::Storage(e.0))
     }
 
-    /// Stops every recording (tern is shutting down) and waits up to `limit` for them to reach
-    /// storage; what is left stays in the spool for the next start.
-    pub async fn shutdown(&self, limit: Duration) {
-        let entries: Vec<(mpsc::Sender<StopReason>, tokio::task::AbortHandle)> = self
+    /// Tells every recording that tern is shutting down: each stops, marked `interrupted`. Call
+    /// it before the workers end the rooms, so the sidecars are fed while they finish.
+    pub fn begin_shutdown(&self) {
+        for e in self.lock().values() {
+            let _ = e.stop.try_send(StopReason::Interrupted);
+        }
+    }
+
+    /// Waits up to `limit` for the recordings to reach storage, then drops them; what storage
+    /// has not taken stays in the spool for the next start.
+    pub async fn finish_shutdown(&self, limit: Duration) {
+        let tasks: Vec<tokio::task::AbortHandle> = self
             .lock()
             .values()
-            .map(|e| (e.stop.clone(), e.task.abort_handle()))
+            .map(|e| e.task.abort_handle())
             .collect();
-        for (stop, _) in &entries {
-            let _ = stop.try_send(StopReason::Interrupted);
-        }
         let deadline = tokio::time::Instant::now() + limit;
-        for (_, task) in &entries {
+        for task in &tasks {
             while !task.is_finished() && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        for (_, task) in entries {
+        for task in tasks {
             task.abort();
         }
     }

@@ -18,7 +18,9 @@ const PART_BYTES: usize = 8 << 20;
 /// A configured object store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    inner: Arc<dyn ObjectStore>,
+    /// Built at once for the cloud stores; for the local one at first use, so a tern that never
+    /// records never creates its directory.
+    cell: Arc<std::sync::OnceLock<Arc<dyn ObjectStore>>>,
     /// The same store where it can presign URLs (S3, GCS, Azure).
     signer: Option<Arc<dyn Signer>>,
     /// The local directory, for the local backend.
@@ -27,6 +29,14 @@ pub struct Store {
     url_ttl: Duration,
     describe: String,
 }
+
+/// What a backend is built into: the store, its URL signer, the local directory, a description.
+type Built = (
+    Option<Arc<dyn ObjectStore>>,
+    Option<Arc<dyn Signer>>,
+    Option<std::path::PathBuf>,
+    String,
+);
 
 /// Storage failed: misconfigured, unreachable, or refused.
 #[derive(Debug, thiserror::Error)]
@@ -55,19 +65,11 @@ impl Store {
                 config.backend
             )));
         }
-        let (inner, signer, local_dir, describe): (
-            Arc<dyn ObjectStore>,
-            Option<Arc<dyn Signer>>,
-            _,
-            String,
-        ) = match config.backend {
+        let (inner, signer, local_dir, describe): Built = match config.backend {
             Backend::Local => {
-                std::fs::create_dir_all(&config.local_dir)?;
-                let dir = std::fs::canonicalize(&config.local_dir)?;
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)?
-                    .with_automatic_cleanup(true);
+                let dir = std::path::absolute(&config.local_dir)?;
                 let describe = format!("local directory {}", dir.display());
-                (Arc::new(fs), None, Some(dir), describe)
+                (None, None, Some(dir), describe)
             }
             Backend::S3 => {
                 let mut b =
@@ -99,7 +101,7 @@ impl Store {
                     config.bucket,
                     endpoint.as_deref().unwrap_or("AWS")
                 );
-                (s3.clone(), Some(s3), None, describe)
+                (Some(s3.clone()), Some(s3), None, describe)
             }
             Backend::Gcs => {
                 let gcs = Arc::new(
@@ -108,7 +110,7 @@ impl Store {
                         .build()?,
                 );
                 let describe = format!("GCS bucket {}", config.bucket);
-                (gcs.clone(), Some(gcs), None, describe)
+                (Some(gcs.clone()), Some(gcs), None, describe)
             }
             Backend::Azure => {
                 let az = Arc::new(
@@ -117,19 +119,41 @@ impl Store {
                         .build()?,
                 );
                 let describe = format!("Azure container {}", config.bucket);
-                (az.clone(), Some(az), None, describe)
+                (Some(az.clone()), Some(az), None, describe)
             }
         };
         let prefix = Key::parse(config.prefix.trim_matches('/'))
             .map_err(|e| StoreError(format!("recording.storage.prefix: {e}")))?;
+        let cell = Arc::new(std::sync::OnceLock::new());
+        if let Some(inner) = inner {
+            let _ = cell.set(inner);
+        }
         Ok(Self {
-            inner,
+            cell,
             signer,
             local_dir,
             prefix,
             url_ttl: Duration::from_secs(config.url_ttl_secs.max(1)),
             describe,
         })
+    }
+
+    /// The object store, made now for the local directory the first time it is needed.
+    fn inner(&self) -> Result<&Arc<dyn ObjectStore>, StoreError> {
+        if let Some(s) = self.cell.get() {
+            return Ok(s);
+        }
+        let dir = self
+            .local_dir
+            .as_ref()
+            .ok_or_else(|| StoreError("no store".into()))?;
+        std::fs::create_dir_all(dir)?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
+            .with_automatic_cleanup(true);
+        let _ = self.cell.set(Arc::new(fs));
+        self.cell
+            .get()
+            .ok_or_else(|| StoreError("store not made".into()))
     }
 
     /// What the store is, for logs and errors.
@@ -146,14 +170,16 @@ impl Store {
     /// Checks that the store takes writes: puts and deletes a small object.
     pub async fn probe(&self) -> Result<(), StoreError> {
         let key = self.prefix.clone().join(".tern-probe");
-        self.inner.put(&key, PutPayload::from_static(b"ok")).await?;
-        let _ = self.inner.delete(&key).await;
+        self.inner()?
+            .put(&key, PutPayload::from_static(b"ok"))
+            .await?;
+        let _ = self.inner()?.delete(&key).await;
         Ok(())
     }
 
     /// Uploads a small object.
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.inner
+        self.inner()?
             .put(&parse(key)?, PutPayload::from(bytes))
             .await?;
         Ok(())
@@ -174,10 +200,10 @@ impl Store {
             file.read_to_end(&mut bytes).await?;
             hash.update(&bytes);
             let n = bytes.len() as u64;
-            self.inner.put(&key, PutPayload::from(bytes)).await?;
+            self.inner()?.put(&key, PutPayload::from(bytes)).await?;
             return Ok((n, hex(&hash.finalize())));
         }
-        let upload = self.inner.put_multipart(&key).await?;
+        let upload = self.inner()?.put_multipart(&key).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
         let mut buf = vec![0u8; 1 << 20];
         let mut n = 0u64;
@@ -201,13 +227,19 @@ impl Store {
 
     /// Reads a small object.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        Ok(self.inner.get(&parse(key)?).await?.bytes().await?.to_vec())
+        Ok(self
+            .inner()?
+            .get(&parse(key)?)
+            .await?
+            .bytes()
+            .await?
+            .to_vec())
     }
 
     /// The ids of the recordings stored under `room`.
     pub async fn recordings_of(&self, room: &str) -> Result<Vec<String>, StoreError> {
         let under = self.prefix.clone().join(room);
-        let listed = self.inner.list_with_delimiter(Some(&under)).await?;
+        let listed = self.inner()?.list_with_delimiter(Some(&under)).await?;
         Ok(listed
             .common_prefixes
             .iter()
@@ -217,10 +249,13 @@ impl Store {
 
     /// The manifest of recording `id`, whatever its room (one listing, then one read per room).
     pub async fn find_manifest(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let rooms = self.inner.list_with_delimiter(Some(&self.prefix)).await?;
+        let rooms = self
+            .inner()?
+            .list_with_delimiter(Some(&self.prefix))
+            .await?;
         for room in rooms.common_prefixes {
             let key = room.join(id).join("manifest.json");
-            match self.inner.get(&key).await {
+            match self.inner()?.get(&key).await {
                 Ok(got) => return Ok(Some(got.bytes().await?.to_vec())),
                 Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -251,7 +286,7 @@ impl Store {
 
     /// Deletes an object (missing is fine).
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        match self.inner.delete(&parse(key)?).await {
+        match self.inner()?.delete(&parse(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }

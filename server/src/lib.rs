@@ -249,6 +249,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             let state = serve_state.clone();
             async move {
                 state.shutdown_signal().await;
+                if let Ok(r) = &state.recorder {
+                    r.begin_shutdown();
+                }
                 for w in &state.workers {
                     let _ = w.request(Command::Shutdown).await;
                 }
@@ -278,7 +281,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         // Recordings finish their files and uploads; what storage has not taken stays in the
         // spool for the next start.
         if let Ok(r) = &serve_state.recorder {
-            r.shutdown(Duration::from_secs(20)).await;
+            r.finish_shutdown(Duration::from_secs(20)).await;
         }
         if let Some(t) = &serve_state.turn {
             t.signal_stop();

@@ -48,7 +48,20 @@ fn tern_token_mints_a_token_the_server_accepts() {
             && claims.grants.subscribe
             && !claims.grants.publish
             && !claims.grants.admin
+            && !claims.grants.record
     );
+
+    // --record adds the grant that starts and stops recordings from signaling.
+    let out = Command::new(TERN)
+        .args(["token", "--api-key", "k1", "--api-secret", S1])
+        .args(["--identity", "host", "--room", "demo", "--record"])
+        .output()
+        .expect("tern runs");
+    let token = String::from_utf8(out.stdout).expect("utf-8");
+    let claims = auth
+        .verify(token.trim(), SystemTime::now())
+        .expect("the token verifies");
+    assert!(claims.grants.record && claims.grants.join && claims.grants.publish);
 
     let bad = Command::new(TERN)
         .args([

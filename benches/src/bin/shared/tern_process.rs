@@ -31,6 +31,11 @@ fn free_port() -> u16 {
 /// Starts `target/release/tern` (or `$TERN_BIN`) on free loopback ports with the test API key,
 /// plus `extra` flags, and waits until it is healthy.
 pub async fn start_server(extra: &[&str]) -> Server {
+    start_server_env(extra, &[]).await
+}
+
+/// Like [`start_server`], with these environment variables too.
+pub async fn start_server_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
     let bin = std::env::var("TERN_BIN").unwrap_or_else(|_| "target/release/tern".into());
     let port = free_port();
     let child = Command::new(&bin)
@@ -45,6 +50,7 @@ pub async fn start_server(extra: &[&str]) -> Server {
         .args(extra)
         .env("TERN_API_KEY", common::KEY)
         .env("TERN_API_SECRET", common::SECRET)
+        .envs(env.iter().copied())
         .spawn()
         .unwrap_or_else(|e| {
             panic!("{bin} starts ({e}); build it first: cargo build --release -p tern-server")
