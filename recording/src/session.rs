@@ -69,6 +69,17 @@ struct Running {
     last_keyframes: Instant,
 }
 
+impl Running {
+    /// The taps of its video streams (they need keyframes).
+    fn video_taps(&self) -> Vec<TapId> {
+        self.streams
+            .iter()
+            .filter(|(_, (_, s))| s.is_video())
+            .map(|(t, _)| *t)
+            .collect()
+    }
+}
+
 /// A part whose sidecar is finishing (or has died). It is still fed: ffmpeg acts on SIGINT
 /// when its next packet arrives, and waits for a read timeout (10 s) when none does.
 struct Closing {
@@ -329,13 +340,7 @@ impl Session {
         if !r.ready {
             if r.sidecar.listening() {
                 r.ready = true;
-                let video: Vec<TapId> = r
-                    .streams
-                    .iter()
-                    .filter(|(_, (_, s))| s.is_video())
-                    .map(|(t, _)| *t)
-                    .collect();
-                for tap in video {
+                for tap in r.video_taps() {
                     self.control(TapControl::Keyframe(tap));
                 }
             } else if now.duration_since(r.sidecar.spawned) > timeout {
@@ -388,13 +393,7 @@ impl Session {
         let every = Duration::from_secs(u64::from(self.shared.config.segment_secs.max(1)));
         if self.rec.mode == Mode::PerTrack && now.duration_since(r.last_keyframes) >= every {
             r.last_keyframes = now;
-            let video: Vec<TapId> = r
-                .streams
-                .iter()
-                .filter(|(_, (_, s))| s.is_video())
-                .map(|(t, _)| *t)
-                .collect();
-            for tap in video {
+            for tap in r.video_taps() {
                 self.control(TapControl::Keyframe(tap));
             }
         }

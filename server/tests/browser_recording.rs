@@ -61,27 +61,18 @@ async fn the_record_button_records_and_everyone_sees_the_indicator() {
         "a Record button"
     );
 
-    browser
-        .eval(&alice, "document.getElementById('record').click()")
-        .await;
-    both(
-        &mut browser,
-        [&alice, &bob],
-        true,
-        "everyone sees the indicator",
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    browser
-        .eval(&alice, "document.getElementById('record').click()")
-        .await;
-    both(
-        &mut browser,
-        [&alice, &bob],
-        false,
-        "the indicator goes when it stops",
-    )
-    .await;
+    for (on, what) in [
+        (true, "everyone sees the indicator"),
+        (false, "the indicator goes when it stops"),
+    ] {
+        browser
+            .eval(&alice, "document.getElementById('record').click()")
+            .await;
+        both(&mut browser, [&alice, &bob], on, what).await;
+        if on {
+            tokio::time::sleep(Duration::from_secs(8)).await;
+        }
+    }
 
     // The composite of both cameras is in the local store.
     let (key, secret) = server.dev_credentials.clone().expect("development mode");

@@ -7,11 +7,11 @@ mod common;
 use std::time::Duration;
 
 use serde_json::json;
-use str0m::media::MediaKind;
 
-use common::media::{Media, Replay};
-use common::recording::{api, codecs, decode_errors, probe, start, wait_state};
-use common::rtc_client::RtcClient;
+use common::media::Media;
+use common::recording::{
+    api, codecs, decode_errors, local_server, probe, publisher, start, wait_state,
+};
 use tern_server::auth::mint_with_secret;
 
 /// The media tests load the two cores: one at a time.
@@ -20,21 +20,10 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_track_recordings_keep_each_track_as_it_arrived_and_tern_serves_them() {
     let _one = SERIAL.lock().await;
-    let spool = tempfile::tempdir().expect("spool");
-    let store = tempfile::tempdir().expect("store");
-    let server = common::server_with(|c| {
-        c.recording.spool_dir = spool.path().into();
-        c.recording.storage.local_dir = store.path().into();
-    })
-    .await;
+    let (server, _spool, store) = local_server(|_| {}).await;
     let http = server.http_addr;
     let media = Media::encode(6, "testsrc2", 440).await;
-    let mut alice = RtcClient::join(http, "alice", "tracks").await;
-    let m = alice.publish(&[MediaKind::Audio, MediaKind::Video]).await;
-    let mut replay = Replay::new(&media, m[0], m[1]);
-    alice
-        .run_replaying(&mut replay, Duration::from_secs(1))
-        .await;
+    let (mut alice, mut replay) = publisher(http, "alice", "tracks", &media).await;
 
     let (status, rec) = start(http, "tracks", r#"{"per_track": true}"#).await;
     assert_eq!(status, 201, "{rec}");
@@ -111,13 +100,7 @@ fn recorder_token(identity: &str, room: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_participant_with_the_record_grant_starts_and_stops_and_everyone_is_told() {
-    let spool = tempfile::tempdir().expect("spool");
-    let store = tempfile::tempdir().expect("store");
-    let server = common::server_with(|c| {
-        c.recording.spool_dir = spool.path().into();
-        c.recording.storage.local_dir = store.path().into();
-    })
-    .await;
+    let (server, _spool, _store) = local_server(|_| {}).await;
     let http = server.http_addr;
     let (mut bob, _) = common::join(http, "bob", "sig").await;
     let mut alice = common::Ws::connect(http).await;
@@ -174,14 +157,7 @@ async fn a_participant_with_the_record_grant_starts_and_stops_and_everyone_is_to
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_stops_when_the_room_stays_empty_past_the_grace_period() {
-    let spool = tempfile::tempdir().expect("spool");
-    let store = tempfile::tempdir().expect("store");
-    let server = common::server_with(|c| {
-        c.recording.spool_dir = spool.path().into();
-        c.recording.storage.local_dir = store.path().into();
-        c.recording.empty_room_grace_secs = 2;
-    })
-    .await;
+    let (server, _spool, _store) = local_server(|c| c.recording.empty_room_grace_secs = 2).await;
     let http = server.http_addr;
     let (mut alice, _) = common::join(http, "alice", "empty").await;
     let (status, rec) = start(http, "empty", "").await;
@@ -215,14 +191,7 @@ async fn a_recording_stops_when_the_room_stays_empty_past_the_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_request_gets_a_stable_code() {
-    let spool = tempfile::tempdir().expect("spool");
-    let store = tempfile::tempdir().expect("store");
-    let server = common::server_with(|c| {
-        c.recording.spool_dir = spool.path().into();
-        c.recording.storage.local_dir = store.path().into();
-        c.recording.max_concurrent = 1;
-    })
-    .await;
+    let (server, spool, _store) = local_server(|c| c.recording.max_concurrent = 1).await;
     let http = server.http_addr;
     let code = |(status, body): (u16, serde_json::Value)| {
         (
@@ -285,12 +254,8 @@ async fn every_bad_request_gets_a_stable_code() {
     server.shutdown();
 
     // ffmpeg missing.
-    let server = common::server_with(|c| {
-        c.recording.spool_dir = spool.path().into();
-        c.recording.storage.local_dir = store.path().into();
-        c.recording.ffmpeg = "/nonexistent/ffmpeg".into();
-    })
-    .await;
+    let (server, _spool, _store) =
+        local_server(|c| c.recording.ffmpeg = "/nonexistent/ffmpeg".into()).await;
     let (_ws, _) = common::join(server.http_addr, "alice", "r").await;
     let got = code(start(server.http_addr, "r", "").await);
     assert_eq!(got, (503, "ffmpeg_missing".into()));

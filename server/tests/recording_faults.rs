@@ -8,27 +8,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use str0m::media::MediaKind;
 
-use common::media::{Media, Replay};
+use common::media::Media;
 use common::recording::{
-    api, decode_errors, duration, probe, sha256_hex, sidecars_in, start, wait_state,
+    api, checked_manifest, decode_errors, duration, local_server, probe, publisher, s3_server,
+    sha256_hex, sidecars_in, start_ok, wait_state,
 };
-use common::rtc_client::RtcClient;
 use common::s3::S3;
 
 /// Both tests load the two cores: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Joins `identity` to `room` and starts replaying real media; returns the client and replay.
-async fn publisher(http: std::net::SocketAddr, identity: &str, room: &str) -> (RtcClient, Replay) {
-    let media = Media::encode(6, "testsrc2", 440).await;
-    let mut c = RtcClient::join(http, identity, room).await;
-    let m = c.publish(&[MediaKind::Audio, MediaKind::Video]).await;
-    let mut replay = Replay::new(&media, m[0], m[1]);
-    c.run_replaying(&mut replay, Duration::from_secs(1)).await;
-    (c, replay)
-}
 
 fn segment_durations(rec: &Value) -> f64 {
     rec["parts"]
@@ -40,18 +29,11 @@ fn segment_durations(rec: &Value) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_sidecar_is_restarted_and_the_recording_loses_at_most_one_segment() {
     let _one = SERIAL.lock().await;
-    let spool = tempfile::tempdir().expect("spool");
-    let store = tempfile::tempdir().expect("store");
-    let server = common::server_with(|c| {
-        c.recording.spool_dir = spool.path().into();
-        c.recording.storage.local_dir = store.path().into();
-    })
-    .await;
+    let (server, spool, store) = local_server(|_| {}).await;
     let http = server.http_addr;
-    let (mut alice, mut replay) = publisher(http, "alice", "crash").await;
-    let (status, rec) = start(http, "crash", "").await;
-    assert_eq!(status, 201, "{rec}");
-    let id = rec["id"].as_str().expect("id").to_string();
+    let media = Media::encode(6, "testsrc2", 440).await;
+    let (mut alice, mut replay) = publisher(http, "alice", "crash", &media).await;
+    let id = start_ok(http, "crash", "").await;
     alice
         .run_replaying(&mut replay, Duration::from_secs(7))
         .await;
@@ -101,17 +83,11 @@ async fn a_killed_sidecar_is_restarted_and_the_recording_loses_at_most_one_segme
 async fn segments_wait_in_the_spool_while_storage_is_down_and_go_up_byte_for_byte() {
     let _one = SERIAL.lock().await;
     let mut s3 = S3::start().await;
-    let spool = tempfile::tempdir().expect("spool");
-    let server = common::server_with(|c| {
-        s3.configure(c);
-        c.recording.spool_dir = spool.path().into();
-    })
-    .await;
+    let (server, spool) = s3_server(&s3).await;
     let http = server.http_addr;
-    let (mut alice, mut replay) = publisher(http, "alice", "outage").await;
-    let (status, rec) = start(http, "outage", "").await;
-    assert_eq!(status, 201, "{rec}");
-    let id = rec["id"].as_str().expect("id").to_string();
+    let media = Media::encode(6, "testsrc2", 440).await;
+    let (mut alice, mut replay) = publisher(http, "alice", "outage", &media).await;
+    let id = start_ok(http, "outage", "").await;
     alice
         .run_replaying(&mut replay, Duration::from_secs(5))
         .await;
@@ -166,22 +142,9 @@ async fn segments_wait_in_the_spool_while_storage_is_down_and_go_up_byte_for_byt
         assert_eq!(&sha256_hex(&object), sha, "{key} is byte-identical");
     }
     // The manifest's checksums hold for everything it names.
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(s3.object(rec["manifest_key"].as_str().expect("key"))).expect("manifest"),
-    )
-    .expect("json");
-    let mut named = 0;
-    for part in manifest["parts"].as_array().expect("parts") {
-        for seg in part["segments"].as_array().expect("segments") {
-            let object = s3.object(seg["key"].as_str().expect("key"));
-            assert_eq!(sha256_hex(&object), seg["sha256"].as_str().expect("sha"));
-            named += 1;
-        }
-    }
+    let (manifest, named) = checked_manifest(&s3, &rec);
     assert!(named >= spooled.len());
-    let file = &manifest["files"][0];
-    let object = s3.object(file["key"].as_str().expect("key"));
-    assert_eq!(sha256_hex(&object), file["sha256"].as_str().expect("sha"));
+    let object = s3.object(manifest["files"][0]["key"].as_str().expect("key"));
     assert!(decode_errors(&object).is_empty());
     assert_eq!(
         std::fs::read_dir(spool.path()).expect("spool").count(),

@@ -9,12 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
-use str0m::media::MediaKind;
-
-use common::media::{Media, Replay};
-use common::recording::{api, decode_errors, sha256_hex, start, wait_state};
-use common::rtc_client::RtcClient;
+use common::media::Media;
+use common::recording::{api, checked_manifest, decode_errors, publisher, start_ok, wait_state};
 use common::s3::{ACCESS_KEY, BUCKET, S3, SECRET_KEY};
 
 /// The `tern` binary on `http`, storing into `s3` (credentials from the standard AWS_*
@@ -51,15 +47,8 @@ async fn a_restarted_tern_uploads_what_its_killed_predecessor_spooled() {
     );
 
     let media = Media::encode(6, "testsrc2", 440).await;
-    let mut alice = RtcClient::join(http, "alice", "restart").await;
-    let m = alice.publish(&[MediaKind::Audio, MediaKind::Video]).await;
-    let mut replay = Replay::new(&media, m[0], m[1]);
-    alice
-        .run_replaying(&mut replay, Duration::from_secs(1))
-        .await;
-    let (status, rec) = start(http, "restart", "").await;
-    assert_eq!(status, 201, "{rec}");
-    let id = rec["id"].as_str().expect("id").to_string();
+    let (mut alice, mut replay) = publisher(http, "alice", "restart", &media).await;
+    let id = start_ok(http, "restart", "").await;
     alice
         .run_replaying(&mut replay, Duration::from_secs(5))
         .await;
@@ -87,23 +76,8 @@ async fn a_restarted_tern_uploads_what_its_killed_predecessor_spooled() {
     assert_eq!(rec["state"], "complete", "{rec}");
     assert_eq!(rec["interrupted"], true);
 
-    let manifest: Value = serde_json::from_slice(
-        &std::fs::read(s3.object(rec["manifest_key"].as_str().expect("key"))).expect("manifest"),
-    )
-    .expect("json");
+    let (manifest, segments) = checked_manifest(&s3, &rec);
     assert_eq!(manifest["state"], "complete");
-    let mut segments = 0;
-    for part in manifest["parts"].as_array().expect("parts") {
-        for seg in part["segments"].as_array().expect("segments") {
-            let object = s3.object(seg["key"].as_str().expect("key"));
-            assert_eq!(
-                sha256_hex(&object),
-                seg["sha256"].as_str().expect("sha"),
-                "{seg}"
-            );
-            segments += 1;
-        }
-    }
     assert!(
         segments >= spooled,
         "{segments} segments in storage, {spooled} were spooled"

@@ -8,11 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use str0m::media::MediaKind;
 
-use common::media::{Media, Replay};
-use common::recording::{api, decode_errors, probe, start, wait_state};
-use common::rtc_client::RtcClient;
+use common::media::Media;
+use common::recording::{api, decode_errors, probe, publisher, s3_server, start, wait_state};
 use common::s3::S3;
 
 /// Mean brightness (0-255) of the top eighth of the frame at `at` seconds.
@@ -38,24 +36,14 @@ fn top_band_brightness(path: &std::path::Path, at: f64) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_meeting_is_recorded_into_s3_and_the_late_joiner_appears_in_the_grid() {
     let s3 = S3::start().await;
-    let spool = tempfile::tempdir().expect("spool");
-    let server = common::server_with(|c| {
-        s3.configure(c);
-        c.recording.spool_dir = spool.path().into();
-    })
-    .await;
+    let (server, spool) = s3_server(&s3).await;
     let http = server.http_addr;
     let (alice_media, bob_media) = tokio::join!(
         Media::encode(6, "testsrc2", 440),
         Media::encode(6, "smptebars", 880)
     );
 
-    let mut alice = RtcClient::join(http, "alice", "rec").await;
-    let a = alice.publish(&[MediaKind::Audio, MediaKind::Video]).await;
-    let mut alice_replay = Replay::new(&alice_media, a[0], a[1]);
-    alice
-        .run_replaying(&mut alice_replay, Duration::from_secs(2))
-        .await;
+    let (mut alice, mut alice_replay) = publisher(http, "alice", "rec", &alice_media).await;
 
     let (status, rec) = start(http, "rec", "").await;
     assert_eq!(status, 201, "{rec}");
@@ -77,10 +65,8 @@ async fn a_meeting_is_recorded_into_s3_and_the_late_joiner_appears_in_the_grid()
     );
 
     // Bob joins: he is told at once, and the grid re-lays itself.
-    let mut bob = RtcClient::join(http, "bob", "rec").await;
+    let (mut bob, mut bob_replay) = publisher(http, "bob", "rec", &bob_media).await;
     assert_eq!(bob.joined["recordings"][0]["id"], id.as_str());
-    let b = bob.publish(&[MediaKind::Audio, MediaKind::Video]).await;
-    let mut bob_replay = Replay::new(&bob_media, b[0], b[1]);
     let joined_at = started.elapsed().as_secs_f64();
     for _ in 0..16 {
         alice

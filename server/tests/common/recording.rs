@@ -7,6 +7,89 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use str0m::media::MediaKind;
+use tempfile::TempDir;
+use tern_server::Running;
+use tern_server::config::Config;
+
+use super::media::{Media, Replay};
+use super::rtc_client::RtcClient;
+use super::s3::S3;
+
+/// A server that records into a temporary local store; with its spool and store directories.
+pub async fn local_server(change: impl FnOnce(&mut Config)) -> (Running, TempDir, TempDir) {
+    let spool = tempfile::tempdir().expect("spool");
+    let store = tempfile::tempdir().expect("store");
+    let server = super::server_with(|c| {
+        c.recording.spool_dir = spool.path().into();
+        c.recording.storage.local_dir = store.path().into();
+        change(c);
+    })
+    .await;
+    (server, spool, store)
+}
+
+/// A server that records into `s3`; with its spool directory.
+pub async fn s3_server(s3: &S3) -> (Running, TempDir) {
+    let spool = tempfile::tempdir().expect("spool");
+    let server = super::server_with(|c| {
+        s3.configure(c);
+        c.recording.spool_dir = spool.path().into();
+    })
+    .await;
+    (server, spool)
+}
+
+/// Joins `identity` to `room`, publishes camera and microphone and replays `media` for a second.
+pub async fn publisher(
+    http: SocketAddr,
+    identity: &str,
+    room: &str,
+    media: &Media,
+) -> (RtcClient, Replay) {
+    let mut c = RtcClient::join(http, identity, room).await;
+    let m = c.publish(&[MediaKind::Audio, MediaKind::Video]).await;
+    let mut replay = Replay::new(media, m[0], m[1]);
+    c.run_replaying(&mut replay, Duration::from_secs(1)).await;
+    (c, replay)
+}
+
+/// Starts a recording of `room` that must be accepted; returns its id.
+pub async fn start_ok(http: SocketAddr, room: &str, body: &str) -> String {
+    let (status, rec) = start(http, room, body).await;
+    assert_eq!(status, 201, "{rec}");
+    rec["id"].as_str().expect("an id").to_string()
+}
+
+/// The manifest of `rec` in `s3`, after checking that every segment and file it names is there
+/// with its checksum; returns it and how many segments it names.
+pub fn checked_manifest(s3: &S3, rec: &Value) -> (Value, usize) {
+    let key = rec["manifest_key"].as_str().expect("a manifest key");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(s3.object(key)).expect("manifest in the bucket"))
+            .expect("manifest JSON");
+    let mut segments = 0;
+    for part in manifest["parts"].as_array().expect("parts") {
+        for seg in part["segments"].as_array().expect("segments") {
+            let object = s3.object(seg["key"].as_str().expect("key"));
+            assert_eq!(
+                sha256_hex(&object),
+                seg["sha256"].as_str().expect("sha"),
+                "{seg}"
+            );
+            segments += 1;
+        }
+    }
+    for file in manifest["files"].as_array().expect("files") {
+        let object = s3.object(file["key"].as_str().expect("key"));
+        assert_eq!(
+            sha256_hex(&object),
+            file["sha256"].as_str().expect("sha"),
+            "{file}"
+        );
+    }
+    (manifest, segments)
+}
 
 /// Starts a recording of `room` with this JSON body ("" for none).
 pub async fn start(http: SocketAddr, room: &str, body: &str) -> (u16, Value) {
