@@ -115,5 +115,6 @@ pub(crate) async fn join_stream(
         started_at_ms,
         identity,
         uploaded: false,
+        lost: false,
     })
 }

@@ -90,6 +90,9 @@ pub struct Segment {
     pub sha256: String,
     /// True once storage confirmed it.
     pub uploaded: bool,
+    /// Its file was gone or unreadable when its turn to upload came: it is not in storage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
 }
 
 /// One sidecar run.
@@ -148,6 +151,9 @@ pub struct FinalFile {
     pub identity: Option<String>,
     /// True once storage confirmed it.
     pub uploaded: bool,
+    /// Its file was gone or unreadable when its turn to upload came.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
 }
 
 /// A recording.
@@ -212,16 +218,11 @@ impl Recording {
             .parts
             .iter()
             .flat_map(|p| &p.segments)
-            .filter(|s| !s.uploaded)
+            .filter(|s| !s.uploaded && !s.lost)
             .map(|s| s.bytes)
             .sum();
-        segments
-            + self
-                .files
-                .iter()
-                .filter(|f| !f.uploaded)
-                .map(|f| f.bytes)
-                .sum::<u64>()
+        let files = self.files.iter().filter(|f| !f.uploaded && !f.lost);
+        segments + files.map(|f| f.bytes).sum::<u64>()
     }
 
     /// The storage key of its manifest.

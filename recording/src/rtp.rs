@@ -45,8 +45,12 @@ pub struct RtpStream {
     video: bool,
     /// Video starts on a keyframe: what comes before it cannot be decoded.
     started: bool,
-    /// The arrival and RTP timestamp of the last packet sent, for sender reports.
-    last: Option<(Instant, u32)>,
+    /// The RTP timestamp of the last packet sent, for sender reports.
+    last: Option<u32>,
+    /// The stream's first packet: its arrival, RTP timestamp and clock rate. Every sender report
+    /// maps timestamps to the wall clock from it, so the mapping stays a straight line: arrival
+    /// jitter on later packets must not move it (ffmpeg would see timestamps jump).
+    anchor: Option<(Instant, u32, u32)>,
     packets: u32,
     octets: u32,
 }
@@ -61,6 +65,7 @@ impl RtpStream {
             video,
             started: !video,
             last: None,
+            anchor: None,
             packets: 0,
             octets: 0,
         }
@@ -88,7 +93,9 @@ impl RtpStream {
         out.extend_from_slice(&p.timestamp.to_be_bytes());
         out.extend_from_slice(&self.ssrc.to_be_bytes());
         out.extend_from_slice(&p.payload);
-        self.last = Some((p.arrival, p.timestamp));
+        self.last = Some(p.timestamp);
+        self.anchor
+            .get_or_insert((p.arrival, p.timestamp, p.clock_rate.max(1)));
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(p.payload.len() as u32);
         true
@@ -97,18 +104,39 @@ impl RtpStream {
     /// An RTCP sender report mapping the last packet's RTP timestamp to its wall time; `None`
     /// before the first packet.
     pub fn sender_report(&self, base: &ClockBase) -> Option<[u8; 28]> {
-        let (arrival, timestamp) = self.last?;
-        let ntp = ntp_time(base.wall_of(arrival));
+        let timestamp = self.last?;
+        let (arrival, first, rate) = self.anchor?;
+        // Ticks since the first packet (signed: a layer switch may step back a little).
+        let ticks = i64::from(timestamp.wrapping_sub(first) as i32);
+        let first_wall = base.wall_of(arrival);
+        let offset = Duration::from_micros((ticks.unsigned_abs() * 1_000_000) / u64::from(rate));
+        let wall = if ticks >= 0 {
+            first_wall + offset
+        } else {
+            first_wall - offset
+        };
+        Some(self.report(wall, timestamp))
+    }
+
+    /// The sender report to send just before `p` when `p` opens the stream (its first packet,
+    /// for video its first keyframe), so ffmpeg times the stream on the shared clock from its very
+    /// first packet. Sent on the RTP port itself (rtcp-mux), so it arrives first.
+    pub fn opening_report(&self, p: &TapPacket, base: &ClockBase) -> Option<[u8; 28]> {
+        let opens = self.last.is_none() && (!self.video || p.keyframe || self.started);
+        opens.then(|| self.report(base.wall_of(p.arrival), p.timestamp))
+    }
+
+    fn report(&self, wall: SystemTime, timestamp: u32) -> [u8; 28] {
         let mut sr = [0u8; 28];
         sr[0] = 0x80;
         sr[1] = 200;
         sr[2..4].copy_from_slice(&6u16.to_be_bytes());
         sr[4..8].copy_from_slice(&self.ssrc.to_be_bytes());
-        sr[8..16].copy_from_slice(&ntp.to_be_bytes());
+        sr[8..16].copy_from_slice(&ntp_time(wall).to_be_bytes());
         sr[16..20].copy_from_slice(&timestamp.to_be_bytes());
         sr[20..24].copy_from_slice(&self.packets.to_be_bytes());
         sr[24..28].copy_from_slice(&self.octets.to_be_bytes());
-        Some(sr)
+        sr
     }
 
     /// Whether this stream is video.
@@ -191,5 +219,15 @@ mod tests {
         assert_eq!(&sr[16..20], &3000u32.to_be_bytes());
         assert_eq!(&sr[20..24], &1u32.to_be_bytes());
         assert_eq!(&sr[24..28], &3u32.to_be_bytes());
+        // 29 frames later (90,000 ticks: one second), arriving 300 ms late: the report still
+        // says one second after the first packet, not the late arrival.
+        s.packet(
+            &packet(31, false, now + Duration::from_millis(1800)),
+            &mut out,
+        );
+        let sr = s.sender_report(&base).expect("a report");
+        let ntp = u64::from_be_bytes(sr[8..16].try_into().expect("8 bytes"));
+        assert_eq!(ntp >> 32, 1_700_000_001 + NTP_UNIX_OFFSET);
+        assert_eq!(ntp & 0xffff_ffff, 1 << 31, "1.5 s: on the RTP clock");
     }
 }

@@ -27,9 +27,10 @@ pub fn input_sdp(streams: &[InputStream]) -> String {
             TapCodec::Vp8 => ("video", "VP8/90000"),
             TapCodec::H264 => ("video", "H264/90000"),
         };
+        // Sender reports come on the RTP port, in order with the packets (RFC 5761).
         let _ = write!(
             sdp,
-            "m={media} {} RTP/AVP {pt}\r\na=rtpmap:{pt} {rtpmap}\r\n",
+            "m={media} {} RTP/AVP {pt}\r\na=rtcp-mux\r\na=rtpmap:{pt} {rtpmap}\r\n",
             s.port
         );
         if s.codec == TapCodec::H264 {
@@ -61,10 +62,16 @@ mod tests {
         ]);
         assert!(sdp.starts_with("v=0\r\n"));
         assert!(sdp.contains("c=IN IP4 127.0.0.1\r\n"));
-        assert!(sdp.contains("m=audio 40000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"));
-        assert!(sdp.contains("m=video 40002 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n"));
+        assert!(
+            sdp.contains(
+                "m=audio 40000 RTP/AVP 111\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n"
+            )
+        );
+        assert!(
+            sdp.contains("m=video 40002 RTP/AVP 96\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n")
+        );
         assert!(sdp.contains(
-            "m=video 40004 RTP/AVP 102\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1\r\n"
+            "m=video 40004 RTP/AVP 102\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1\r\n"
         ));
         let audio = sdp.find("m=audio").expect("audio");
         assert!(audio < sdp.find("m=video").expect("video"), "in order");

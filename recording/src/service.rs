@@ -110,6 +110,11 @@ pub enum RecorderError {
     /// The request was malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// The spool holds as much as `recording.spool_max_bytes` allows (storage is not taking it).
+    #[error(
+        "the spool holds {0} bytes storage has not confirmed, the most recording.spool_max_bytes allows"
+    )]
+    SpoolFull(u64),
     /// The file asked for does not exist (yet).
     #[error("{0}")]
     NoFile(String),
@@ -127,6 +132,7 @@ impl RecorderError {
             RecorderError::Storage(_) => "storage_unavailable",
             RecorderError::BadRequest(_) => "bad_request",
             RecorderError::NoFile(_) => "file_not_found",
+            RecorderError::SpoolFull(_) => "spool_full",
         }
     }
 }
@@ -138,10 +144,14 @@ pub(crate) struct Shared {
     pub ffprobe: PathBuf,
     /// Bytes in the spool that storage has not confirmed, over every recording.
     pub spooled: AtomicU64,
+    /// Tap packets that could not be handed to a sidecar's socket.
+    pub feed_errors: AtomicU64,
 }
 
 struct Entry {
     room: String,
+    /// Set when its room tap has ended (its sidecars are no longer fed).
+    untapped: Arc<std::sync::atomic::AtomicBool>,
     /// A stop was asked for (the session may not have seen it yet).
     stopping: bool,
     snapshot: watch::Receiver<Recording>,
@@ -149,10 +159,35 @@ struct Entry {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Refuses a recording of `room` in `mode` when one runs already, or too many run.
+fn check_room(
+    entries: &HashMap<String, Entry>,
+    room: &str,
+    mode: Mode,
+    max: usize,
+) -> Result<(), RecorderError> {
+    let running: Vec<Recording> = entries
+        .values()
+        .filter(|e| !e.stopping)
+        .map(|e| e.snapshot.borrow().clone())
+        .filter(|r| matches!(r.state, State::Starting | State::Active))
+        .collect();
+    if let Some(r) = running.iter().find(|r| r.room == room && r.mode == mode) {
+        return Err(RecorderError::AlreadyRecording(
+            room.to_string(),
+            r.id.clone(),
+        ));
+    }
+    if running.len() >= max {
+        return Err(RecorderError::LimitReached(running.len()));
+    }
+    Ok(())
+}
+
 /// The recording service.
 pub struct Recorder {
     shared: Arc<Shared>,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -172,7 +207,7 @@ fn now_ms() -> u64 {
 impl Recorder {
     /// Builds the recorder: the store (a misconfigured one is an error here), the spool.
     pub fn new(config: RecordingConfig) -> Result<Self, RecorderError> {
-        let store = Store::new(&config.storage).map_err(|e| RecorderError::Storage(e.0))?;
+        let store = Store::new(&config.storage).map_err(|e| RecorderError::Storage(e.message))?;
         let ffprobe = ffprobe_of(&config.ffmpeg);
         Ok(Self {
             shared: Arc::new(Shared {
@@ -180,24 +215,25 @@ impl Recorder {
                 store,
                 ffprobe,
                 spooled: AtomicU64::new(0),
+                feed_errors: AtomicU64::new(0),
             }),
-            entries: Mutex::new(HashMap::new()),
+            entries: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
-    /// How many recordings run (not yet complete or failed), and the bytes spooled that
-    /// storage has not confirmed.
-    pub fn gauges(&self) -> (usize, u64) {
+    /// How many recordings run (not yet complete or failed), the bytes spooled that storage has
+    /// not confirmed, and the tap packets that could not be handed to a sidecar.
+    pub fn gauges(&self) -> (usize, u64, u64) {
         let running = self
             .lock()
             .values()
             .filter(|e| !e.snapshot.borrow().state.is_final())
             .count();
+        let load = |a: &AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         (
             running,
-            self.shared
-                .spooled
-                .load(std::sync::atomic::Ordering::Relaxed),
+            load(&self.shared.spooled),
+            load(&self.shared.feed_errors),
         )
     }
 
@@ -227,8 +263,9 @@ impl Recorder {
             if self.lock().contains_key(&rec.id) {
                 continue;
             }
-            self.spawn(rec, None, None);
-            n += 1;
+            if self.spawn(rec, None, None, false).is_ok() {
+                n += 1;
+            }
         }
         n
     }
@@ -248,6 +285,13 @@ impl Recorder {
             )));
         }
         self.check_room(room, req.mode)?;
+        let spooled = self
+            .shared
+            .spooled
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if spooled >= self.shared.config.spool_max_bytes {
+            return Err(RecorderError::SpoolFull(spooled));
+        }
         check_ffmpeg(&self.shared.config.ffmpeg)
             .await
             .map_err(RecorderError::FfmpegMissing)?;
@@ -280,23 +324,7 @@ impl Recorder {
     }
 
     fn check_room(&self, room: &str, mode: Mode) -> Result<(), RecorderError> {
-        let entries = self.lock();
-        let running: Vec<Recording> = entries
-            .values()
-            .filter(|e| !e.stopping)
-            .map(|e| e.snapshot.borrow().clone())
-            .filter(|r| !r.state.is_final() && r.state != State::Stopping)
-            .collect();
-        if let Some(r) = running.iter().find(|r| r.room == room && r.mode == mode) {
-            return Err(RecorderError::AlreadyRecording(
-                room.to_string(),
-                r.id.clone(),
-            ));
-        }
-        if running.len() >= self.shared.config.max_concurrent {
-            return Err(RecorderError::LimitReached(running.len()));
-        }
-        Ok(())
+        check_room(&self.lock(), room, mode, self.shared.config.max_concurrent)
     }
 
     /// Starts a prepared recording, fed through `link`; `control` reaches its room's worker.
@@ -306,34 +334,57 @@ impl Recorder {
         link: TapLink,
         control: mpsc::UnboundedSender<TapControl>,
     ) -> Result<Recording, RecorderError> {
-        self.check_room(&rec.room, rec.mode)?;
         tracing::info!(recording = %rec.id, room = %rec.room, mode = ?rec.mode, store = %self.shared.store.describe(), "recording started");
-        self.spawn(rec.clone(), Some(link), Some(control));
+        self.spawn(rec.clone(), Some(link), Some(control), true)?;
         Ok(rec)
     }
 
+    /// Runs a session for `rec`; with `check`, the room's limits are checked under the same lock
+    /// that registers it, so two starts at once cannot both pass.
     fn spawn(
         &self,
         rec: Recording,
         link: Option<TapLink>,
         control: Option<mpsc::UnboundedSender<TapControl>>,
-    ) {
+        check: bool,
+    ) -> Result<(), RecorderError> {
+        let mut entries = self.lock();
+        if check {
+            check_room(
+                &entries,
+                &rec.room,
+                rec.mode,
+                self.shared.config.max_concurrent,
+            )?;
+        }
         let (snap_tx, snapshot) = watch::channel(rec.clone());
         let (stop, stop_rx) = mpsc::channel(4);
         let id = rec.id.clone();
         let room = rec.room.clone();
         let session = Session::new(rec, self.shared.clone(), snap_tx, control);
-        let task = tokio::spawn(session.run(link, stop_rx));
-        self.lock().insert(
+        let untapped = session.untapped_flag();
+        let registry = self.entries.clone();
+        let key = id.clone();
+        // A finished recording leaves the map: from then on it is read from storage.
+        let task = tokio::spawn(async move {
+            session.run(link, stop_rx).await;
+            registry
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+        });
+        entries.insert(
             id,
             Entry {
                 room,
                 stopping: false,
+                untapped,
                 snapshot,
                 stop,
                 task,
             },
         );
+        Ok(())
     }
 
     /// Stops a running recording; returns it as it is now (`stopping`).
@@ -384,7 +435,7 @@ impl Recorder {
             .store
             .find_manifest(id)
             .await
-            .map_err(|e| RecorderError::Storage(e.0))?;
+            .map_err(|e| RecorderError::Storage(e.message))?;
         match found.and_then(|bytes| serde_json::from_slice::<Recording>(&bytes).ok()) {
             Some(r) if r.id == id => Ok(r),
             _ => Err(RecorderError::NotFound(id.to_string())),
@@ -450,14 +501,28 @@ impl Recorder {
             .store
             .download(&file.key)
             .await
-            .map_err(|e| RecorderError::Storage(e.0))
+            .map_err(|e| RecorderError::Storage(e.message))
     }
 
-    /// Tells every recording that tern is shutting down: each stops, marked `interrupted`. Call
+    /// Tells every recording that tern is shutting down (each stops, marked `interrupted`) and
+    /// waits, up to `limit`, until their sidecars have finished and their room taps ended. Call
     /// it before the workers end the rooms, so the sidecars are fed while they finish.
-    pub fn begin_shutdown(&self) {
-        for e in self.lock().values() {
-            let _ = e.stop.try_send(StopReason::Interrupted);
+    pub async fn begin_shutdown(&self, limit: Duration) {
+        let flags: Vec<Arc<std::sync::atomic::AtomicBool>> = self
+            .lock()
+            .values()
+            .map(|e| {
+                let _ = e.stop.try_send(StopReason::Interrupted);
+                e.untapped.clone()
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + limit;
+        while flags
+            .iter()
+            .any(|f| !f.load(std::sync::atomic::Ordering::Relaxed))
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -26,6 +26,10 @@ const TICK: Duration = Duration::from_millis(200);
 const SILENT_AFTER: Duration = Duration::from_secs(3);
 /// A new layout waits this long for more changes (a joiner's audio and video come together).
 const SETTLE: Duration = Duration::from_millis(700);
+/// The longest pause before restarting a sidecar that keeps crashing.
+const CRASH_PAUSE_MAX: Duration = Duration::from_secs(30);
+/// A sidecar healthy this long ends a crash loop.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// A stopped sidecar that has not exited after this long gets a second SIGINT...
 const INSIST_AFTER: Duration = Duration::from_secs(3);
 /// ...and after this long is killed.
@@ -106,8 +110,13 @@ pub(crate) struct Session {
     changed_at: Option<Instant>,
     empty_since: Option<Instant>,
     stop: Option<StopReason>,
-    /// The room tap has ended: no more media.
-    untapped: bool,
+    /// The state it ends in, once decided (shown when the final manifest is in storage).
+    final_state: Option<State>,
+    /// Failures of sidecars that had been healthy, in a row: they space the restarts.
+    crashes: u32,
+    /// The room tap has ended: no more media. Shared with the recorder, which waits for it at
+    /// shutdown.
+    untapped: Arc<std::sync::atomic::AtomicBool>,
     finalized: bool,
     uploads: UploadQueue,
     /// Bytes of this recording counted in the shared spool meter.
@@ -146,7 +155,9 @@ impl Session {
             changed_at: None,
             empty_since: None,
             stop: None,
-            untapped: false,
+            final_state: None,
+            crashes: 0,
+            untapped: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             finalized: false,
             uploads: UploadQueue::default(),
             counted: 0,
@@ -157,7 +168,8 @@ impl Session {
     }
 
     /// Runs the recording to its end. `link` is `None` for a recording finished after a restart.
-    pub async fn run(mut self, link: Option<TapLink>, mut stop_rx: mpsc::Receiver<StopReason>) {
+    pub async fn run(mut self, link: Option<TapLink>, stop_rx: mpsc::Receiver<StopReason>) {
+        let mut stop_rx = Some(stop_rx);
         if let Err(e) = std::fs::create_dir_all(&self.dir) {
             self.fail_now(format!("cannot create {}: {e}", self.dir.display()));
         }
@@ -174,24 +186,23 @@ impl Session {
         loop {
             tokio::select! {
                 biased;
-                reason = stop_rx.recv() => {
+                reason = recv_or_pending(&mut stop_rx) => {
+                    if reason.is_none() {
+                        stop_rx = None; // the recorder is gone: stop once, then never poll it
+                    }
                     self.begin_stop(reason.unwrap_or(StopReason::Interrupted));
                 }
                 ev = recv_event(&mut events) => match ev {
                     Some(ev) => self.on_event(ev),
                     None => { events = None; media = None; self.begin_stop(StopReason::RoomClosed); }
                 },
-                m = recv_or_pending(&mut media) => match m {
-                    Some((tap, packet)) => self.on_packet(tap, &packet),
-                    None => media = None,
-                },
                 done = poll_or_pending(&mut inflight) => {
-                    inflight = None;
                     self.uploaded(done.0, done.1);
+                    inflight = self.next_upload();
                 }
                 _ = tick.tick() => {
                     self.tick().await;
-                    if self.untapped {
+                    if self.untapped.load(Ordering::Relaxed) {
                         events = None;
                         media = None;
                     }
@@ -202,6 +213,11 @@ impl Session {
                         break;
                     }
                 }
+                // Last: a backlog of packets never holds up the supervisor's tick.
+                m = recv_or_pending(&mut media) => match m {
+                    Some((tap, packet)) => self.on_packet(tap, &packet),
+                    None => media = None,
+                },
             }
         }
         self.publish();
@@ -260,17 +276,19 @@ impl Session {
             let Some((port, stream)) = r.streams.get_mut(&tap) else {
                 continue;
             };
-            let first = !stream.started();
+            let to: std::net::SocketAddr = (std::net::Ipv4Addr::LOCALHOST, *port).into();
+            // The stream's first packet follows a sender report on the same socket.
+            let opening = stream.opening_report(packet, &r.base);
+            if let Some(sr) = &opening {
+                let _ = socket.try_send_to(sr, to);
+            }
             if !stream.packet(packet, &mut self.buf) {
                 continue;
             }
-            let _ = socket.try_send_to(&self.buf, (std::net::Ipv4Addr::LOCALHOST, *port).into());
-            if first {
-                // A sender report at once, so ffmpeg places the stream on the shared clock.
-                if let Some(sr) = stream.sender_report(&r.base) {
-                    let to = (std::net::Ipv4Addr::LOCALHOST, *port + 1).into();
-                    let _ = socket.try_send_to(&sr, to);
-                }
+            if socket.try_send_to(&self.buf, to).is_err() {
+                self.shared.feed_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            if opening.is_some() {
                 let part = &mut self.rec.parts[r.part];
                 if part.started_at_ms == 0 {
                     part.started_at_ms = unix_ms(r.base.wall_of(packet.arrival));
@@ -297,7 +315,11 @@ impl Session {
                 self.finalize().await;
             }
         }
-        if self.finalized && self.uploads.is_idle() && !self.rec.state.is_final() {
+        if self.finalized
+            && self.uploads.is_idle()
+            && self.final_state.is_none()
+            && !self.rec.state.is_final()
+        {
             self.complete();
         }
         self.account_spool();
@@ -331,7 +353,10 @@ impl Session {
             tracing::warn!(recording = %self.rec.id, part = r.part, %status, healthy, errors = %why, "sidecar exited");
             self.end_running(PartEnd::SidecarExited);
             if healthy {
-                self.restart_at = Some(now + Duration::from_millis(200));
+                // A crash loop restarts ever more slowly: 0.2 s, 0.4 s... up to 30 s.
+                let pause = Duration::from_millis(200 << self.crashes.min(8)).min(CRASH_PAUSE_MAX);
+                self.crashes += 1;
+                self.restart_at = Some(now + pause);
             } else {
                 self.sidecar_failed(now, format!("ffmpeg exited ({status}): {why}"));
             }
@@ -378,12 +403,16 @@ impl Session {
                 return;
             }
         }
+        if r.healthy && now.duration_since(r.sidecar.spawned) >= STABLE_AFTER {
+            self.crashes = 0;
+        }
         if now.duration_since(r.last_report) >= Duration::from_secs(1) {
             r.last_report = now;
             if let Some(socket) = &self.socket {
                 for (port, stream) in r.streams.values() {
                     if let Some(sr) = stream.sender_report(&r.base) {
-                        let to = (std::net::Ipv4Addr::LOCALHOST, *port + 1).into();
+                        // rtcp-mux: on the RTP port, in order with the packets.
+                        let to = (std::net::Ipv4Addr::LOCALHOST, *port).into();
                         let _ = socket.try_send_to(&sr, to);
                     }
                 }
@@ -674,6 +703,7 @@ impl Session {
             bytes,
             sha256: String::new(),
             uploaded: false,
+            lost: false,
         });
         let seg = segs.len() - 1;
         self.uploads.push(Job::Segment { part, seg });
@@ -682,7 +712,7 @@ impl Session {
     }
 
     fn next_upload(&mut self) -> Option<InFlight> {
-        let job = self.uploads.next(Instant::now())?;
+        let job = self.uploads.next(Instant::now(), self.finalized)?;
         let store = &self.shared.store;
         Some(match job {
             Job::Segment { part, seg } => {
@@ -715,6 +745,21 @@ impl Session {
                         let f = &mut self.rec.files[n];
                         (f.bytes, f.sha256, f.uploaded) = (bytes, sha256, true);
                     }
+                    Job::Manifest => {
+                        // The manifest with the final state is in: now the recording is done.
+                        if let Some(state) = self.final_state {
+                            self.set_state(state);
+                        }
+                    }
+                }
+            }
+            Err(e) if e.local && job != Job::Manifest => {
+                // The file is gone: retrying cannot help, and it must not hold up the rest.
+                tracing::error!(recording = %self.rec.id, error = %e, "a spooled file is lost");
+                self.uploads.done();
+                match job {
+                    Job::Segment { part, seg } => self.rec.parts[part].segments[seg].lost = true,
+                    Job::Final(n) => self.rec.files[n].lost = true,
                     Job::Manifest => {}
                 }
             }
@@ -727,9 +772,13 @@ impl Session {
         self.dirty = true;
     }
 
-    /// What storage gets as `manifest.json`: what it holds (uploaded segments and files).
+    /// What storage gets as `manifest.json`: what it holds (uploaded segments and files), and
+    /// at the end the final state.
     fn manifest(&self) -> Recording {
         let mut m = self.rec.clone();
+        if let Some(state) = self.final_state {
+            m.state = state;
+        }
         for p in &mut m.parts {
             p.segments.retain(|s| s.uploaded);
         }
@@ -759,18 +808,24 @@ impl Session {
             PartEnd::Stopped
         };
         self.stop = Some(reason);
-        self.rec.ended_at_ms = Some(unix_ms(SystemTime::now()));
         self.end_running(end);
         self.set_state(State::Stopping);
     }
 
     /// Once every sidecar has finished, the room tap ends (media fed them until then).
     fn untap(&mut self) {
-        if !self.untapped {
-            self.untapped = true;
+        if !self.untapped.swap(true, Ordering::Relaxed) {
+            // Media was recorded until now.
+            self.rec.ended_at_ms = Some(unix_ms(SystemTime::now()));
             self.control(TapControl::Untap(State::Stopping));
             self.control = None;
+            self.dirty = true;
         }
+    }
+
+    /// The flag that says the room tap has ended.
+    pub fn untapped_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.untapped.clone()
     }
 
     fn fail_now(&mut self, why: String) {
@@ -780,6 +835,10 @@ impl Session {
     /// Joins each stream's segments into its final file and queues the uploads.
     async fn finalize(&mut self) {
         self.finalized = true;
+        // The recording ends where its media does (sidecars may have been waiting for packets).
+        if self.rec.parts.iter().any(|p| p.started_at_ms > 0) {
+            self.rec.ended_at_ms = Some(self.last_media_ms());
+        }
         let _ = std::fs::create_dir_all(self.dir.join("final"));
         let mut names: Vec<String> = Vec::new();
         for p in &self.rec.parts {
@@ -820,21 +879,34 @@ impl Session {
         self.dir.join("final").join(format!("{stream}.{ext}"))
     }
 
+    /// Everything is in storage but the final manifest: it goes up with the final state, which
+    /// the API shows once storage has it.
     fn complete(&mut self) {
-        let failed = matches!(
+        let stopped_by_fault = matches!(
             self.stop,
             Some(StopReason::SidecarFailed(_)) | Some(StopReason::SpoolFull)
-        ) || self.rec.files.is_empty();
-        if self.rec.files.is_empty() && self.rec.reason.is_none() {
-            self.rec.reason = Some("nothing was recorded".into());
+        );
+        let has_files = self.rec.files.iter().any(|f| f.uploaded);
+        let has_segments = self
+            .rec
+            .parts
+            .iter()
+            .flat_map(|p| &p.segments)
+            .any(|s| s.uploaded);
+        if !has_files && self.rec.reason.is_none() {
+            self.rec.reason = Some(if has_segments {
+                "the final file could not be made; the segments are in storage".into()
+            } else {
+                "nothing was recorded".into()
+            });
         }
-        self.set_state(if failed {
+        self.final_state = Some(if stopped_by_fault || !has_files {
             State::Failed
         } else {
             State::Complete
         });
-        // The manifest with the final state goes up last; the spool goes when it is in.
         self.uploads.push(Job::Manifest);
+        self.dirty = true;
     }
 
     fn finished(&self) -> bool {
@@ -845,7 +917,10 @@ impl Session {
         if self.rec.state != state {
             self.rec.state = state;
             self.dirty = true;
-            self.control(TapControl::State(state));
+            // Participants hear `stopping` once, when the room tap ends.
+            if state != State::Stopping {
+                self.control(TapControl::State(state));
+            }
         }
     }
 

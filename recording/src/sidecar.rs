@@ -81,14 +81,16 @@ impl Sidecar {
         })
     }
 
-    /// True once ffmpeg has bound every input port (it is ready for packets).
+    /// True once ffmpeg has bound every input port, RTP and RTCP (it is ready for packets).
+    /// Read from /proc/net/udp: probing by binding would race ffmpeg's own bind.
     pub fn listening(&self) -> bool {
-        self.ports.iter().all(|p| {
-            matches!(
-                UdpSocket::bind((Ipv4Addr::LOCALHOST, *p)),
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
-            )
-        })
+        let Ok(table) = std::fs::read_to_string("/proc/net/udp") else {
+            return false;
+        };
+        let bound = bound_udp_ports(&table);
+        self.ports
+            .iter()
+            .all(|p| bound.contains(p) && bound.contains(&(p + 1)))
     }
 
     /// Microseconds of output encoded so far.
@@ -148,6 +150,18 @@ impl Sidecar {
             .map(|k| k.iter().cloned().collect::<Vec<_>>().join(" | "))
             .unwrap_or_default()
     }
+}
+
+/// The local ports in a /proc/net/udp table (`sl local_address rem_address ...`, the address
+/// as `HEXIP:HEXPORT`).
+fn bound_udp_ports(table: &str) -> Vec<u16> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|local| local.rsplit_once(':'))
+        .filter_map(|(_, port)| u16::from_str_radix(port, 16).ok())
+        .collect()
 }
 
 /// `n` loopback port pairs (RTP on an even port, RTCP on the next) that are free now.
@@ -241,5 +255,19 @@ pub(crate) async fn stop_orphan(pid: u32, dir: &Path) {
     }
     if proc.exists() {
         let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ports_of_proc_net_udp_are_read() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+                     \x20 1: 0100007F:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 0\n\
+                     \x20 2: 00000000:9C41 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 0\n";
+        assert_eq!(bound_udp_ports(table), vec![40_000, 40_001]);
+        assert!(bound_udp_ports("header only\n").is_empty());
     }
 }

@@ -38,20 +38,44 @@ type Built = (
     String,
 );
 
-/// Storage failed: misconfigured, unreachable, or refused.
+/// Storage failed (misconfigured, unreachable, refused), or the local file to upload could not
+/// be read.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+#[error("{message}")]
+pub struct StoreError {
+    /// What happened.
+    pub message: String,
+    /// The local file was the problem (gone, unreadable): retrying will not help.
+    pub local: bool,
+}
+
+impl StoreError {
+    /// A storage error.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            local: false,
+        }
+    }
+}
 
 impl From<object_store::Error> for StoreError {
     fn from(e: object_store::Error) -> Self {
-        StoreError(e.to_string())
+        StoreError::new(e.to_string())
     }
 }
 
 impl From<std::io::Error> for StoreError {
     fn from(e: std::io::Error) -> Self {
-        StoreError(e.to_string())
+        StoreError::new(e.to_string())
+    }
+}
+
+/// The file to upload could not be read.
+fn unreadable(path: &std::path::Path, e: std::io::Error) -> StoreError {
+    StoreError {
+        message: format!("{}: {e}", path.display()),
+        local: true,
     }
 }
 
@@ -60,7 +84,7 @@ impl Store {
     pub fn new(config: &StorageConfig) -> Result<Self, StoreError> {
         let needs_bucket = config.backend != Backend::Local;
         if needs_bucket && config.bucket.is_empty() {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "recording.storage.bucket is required for the {:?} backend",
                 config.backend
             )));
@@ -123,7 +147,7 @@ impl Store {
             }
         };
         let prefix = Key::parse(config.prefix.trim_matches('/'))
-            .map_err(|e| StoreError(format!("recording.storage.prefix: {e}")))?;
+            .map_err(|e| StoreError::new(format!("recording.storage.prefix: {e}")))?;
         let cell = Arc::new(std::sync::OnceLock::new());
         if let Some(inner) = inner {
             let _ = cell.set(inner);
@@ -146,14 +170,14 @@ impl Store {
         let dir = self
             .local_dir
             .as_ref()
-            .ok_or_else(|| StoreError("no store".into()))?;
+            .ok_or_else(|| StoreError::new("no store"))?;
         std::fs::create_dir_all(dir)?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
             .with_automatic_cleanup(true);
         let _ = self.cell.set(Arc::new(fs));
         self.cell
             .get()
-            .ok_or_else(|| StoreError("store not made".into()))
+            .ok_or_else(|| StoreError::new("store not made"))
     }
 
     /// What the store is, for logs and errors.
@@ -192,12 +216,20 @@ impl Store {
         key: &str,
     ) -> Result<(u64, String), StoreError> {
         let key = parse(key)?;
-        let mut file = tokio::fs::File::open(path).await?;
-        let size = file.metadata().await?.len();
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| unreadable(path, e))?;
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| unreadable(path, e))?
+            .len();
         let mut hash = Sha256::new();
         if size as usize <= PART_BYTES {
             let mut bytes = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut bytes).await?;
+            file.read_to_end(&mut bytes)
+                .await
+                .map_err(|e| unreadable(path, e))?;
             hash.update(&bytes);
             let n = bytes.len() as u64;
             self.inner()?.put(&key, PutPayload::from(bytes)).await?;
@@ -213,7 +245,7 @@ impl Store {
                 Ok(read) => read,
                 Err(e) => {
                     let _ = writer.abort().await;
-                    return Err(e.into());
+                    return Err(unreadable(path, e));
                 }
             };
             hash.update(&buf[..read]);
@@ -277,7 +309,7 @@ impl Store {
         let signer = self
             .signer
             .as_ref()
-            .ok_or_else(|| StoreError("this store cannot sign URLs".into()))?;
+            .ok_or_else(|| StoreError::new("this store cannot sign URLs"))?;
         let url = signer
             .signed_url(http::Method::GET, &key, self.url_ttl)
             .await?;
@@ -303,7 +335,7 @@ pub enum Download {
 }
 
 fn parse(key: &str) -> Result<Key, StoreError> {
-    Key::parse(key).map_err(|e| StoreError(format!("bad key {key}: {e}")))
+    Key::parse(key).map_err(|e| StoreError::new(format!("bad key {key}: {e}")))
 }
 
 /// Lowercase hex.

@@ -222,8 +222,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             while !s.is_shutting_down() {
                 tick.tick().await;
                 if let Ok(r) = &s.recorder {
-                    let (running, spooled) = r.gauges();
-                    metrics::record_recordings(running, spooled);
+                    let (running, spooled, feed_errors) = r.gauges();
+                    metrics::record_recordings(running, spooled, feed_errors);
                 }
             }
         });
@@ -250,7 +250,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             async move {
                 state.shutdown_signal().await;
                 if let Ok(r) = &state.recorder {
-                    r.begin_shutdown();
+                    r.begin_shutdown(Duration::from_secs(5)).await;
                 }
                 for w in &state.workers {
                     let _ = w.request(Command::Shutdown).await;

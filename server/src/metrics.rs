@@ -31,10 +31,11 @@ pub fn record_taps(index: usize, dropped: u64, taps: usize) {
     metrics::gauge!("tern_taps", "worker" => w).set(taps as f64);
 }
 
-/// Records the recorder's gauges.
-pub fn record_recordings(running: usize, spooled_bytes: u64) {
+/// Records the recorder's gauges and counters.
+pub fn record_recordings(running: usize, spooled_bytes: u64, feed_errors: u64) {
     metrics::gauge!("tern_recordings_running").set(running as f64);
     metrics::gauge!("tern_recording_spool_bytes").set(spooled_bytes as f64);
+    metrics::counter!("tern_recording_feed_errors_total").absolute(feed_errors);
 }
 
 /// Copies one worker's core counters and gauges into the metrics facade.

@@ -79,17 +79,29 @@ pub fn recorder(state: &AppState) -> Result<&Recorder, RecorderError> {
     }
 }
 
-/// Starts recording `room`: checks, taps the room on its worker, runs the recording.
+/// Starts recording `room`: checks, taps the room on its worker, runs the recording. It runs
+/// as a task of its own, so a caller that goes away halfway cannot leave the room tapped.
 pub async fn start_recording(
     state: &AppState,
     room: &str,
     body: &StartBody,
 ) -> Result<Recording, ApiError> {
+    let (state, room, request) = (state.clone(), room.to_string(), body.request());
+    tokio::spawn(async move { start_now(&state, &room, request).await })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+async fn start_now(
+    state: &AppState,
+    room: &str,
+    request: StartRequest,
+) -> Result<Recording, ApiError> {
     let recorder = recorder(state)?;
     let w = worker_of(state, room)?;
     let worker = state.workers[w].clone();
     let id = format!("RC_{}", random_token(9).replace(['-', '_'], "x"));
-    let rec = recorder.prepare(id.clone(), room, body.request()).await?;
+    let rec = recorder.prepare(id.clone(), room, request).await?;
     let (sink, link) = tap_channel();
     let cmd = Command::TapRoom {
         room: room.to_string(),

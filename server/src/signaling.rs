@@ -36,6 +36,10 @@ const WS_BUFFER: usize = 4096;
 struct Joined {
     id: ParticipantId,
     room: String,
+    /// Replies that come later, from tasks (a recording's start probes storage: the session
+    /// does not wait for it).
+    later: mpsc::Sender<ServerMessage>,
+    later_rx: mpsc::Receiver<ServerMessage>,
     /// The token's `record` grant.
     record: bool,
     worker: WorkerHandle,
@@ -195,13 +199,21 @@ async fn join(
                 participants: wire::list(others),
                 tracks: wire::list(tracks),
                 ice_servers,
-                recordings: room_taps.into_iter().map(recording_status).collect(),
+                // Those recording now: a stopping one records no more.
+                recordings: room_taps
+                    .into_iter()
+                    .map(recording_status)
+                    .filter(|r| r.state == "starting" || r.state == "active")
+                    .collect(),
                 req: None,
             };
+            let (later, later_rx) = mpsc::channel(16);
             Ok((
                 Joined {
                     id,
                     room: room.to_string(),
+                    later,
+                    later_rx,
                     record: claims.grants.record,
                     worker,
                     notices,
@@ -261,6 +273,7 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
             }
+            Some(reply) = j.later_rx.recv() => send(socket, &reply).await,
             notice = j.notices.recv() => match notice {
                 Some(Notice::Removed(reason)) => {
                     send(socket, &ServerMessage::Closing { reason: reason.into() }).await;
@@ -351,7 +364,14 @@ async fn stop_recordings(
     let targets: Vec<String> = match id {
         Some(id) if running.iter().any(|r| r.id == id) => vec![id.to_string()],
         Some(id) => {
-            let e = tern_recording::RecorderError::NotRecording(id.to_string(), "not running");
+            // This room's recording that no longer records; or another room's, or none, which
+            // are as unknown here as the REST API says.
+            let e = match recorder.get(id).filter(|r| r.room == j.room) {
+                Some(r) => {
+                    tern_recording::RecorderError::NotRecording(id.to_string(), r.state.as_str())
+                }
+                None => tern_recording::RecorderError::NotFound(id.to_string()),
+            };
             return Err((e.code(), e.to_string()));
         }
         None => running.into_iter().map(|r| r.id).collect(),
@@ -452,23 +472,29 @@ async fn handle_text(state: &AppState, socket: &mut WebSocket, j: &Joined, text:
         ClientMessage::StartRecording {
             per_track, layout, ..
         } => {
+            if let Err((code, message)) = record_granted(j) {
+                reply_error(socket, code, &message, req).await;
+                return true;
+            }
             let body = crate::recordings::StartBody {
                 layout,
                 per_track: Some(per_track),
             };
-            let reply = match record_granted(j) {
-                Ok(()) => crate::recordings::start_recording(state, &j.room, &body)
-                    .await
-                    .map_err(|e| (e.code(), e.message().to_string())),
-                Err(e) => Err(e),
-            };
-            match reply {
-                Ok(rec) => {
-                    let (id, state) = (rec.id, rec.state.as_str().to_string());
-                    send(socket, &ServerMessage::Recording { id, state, req }).await;
-                }
-                Err((code, message)) => reply_error(socket, code, &message, req).await,
-            }
+            let (state, room, later) = (state.clone(), j.room.clone(), j.later.clone());
+            tokio::spawn(async move {
+                let reply = match crate::recordings::start_recording(&state, &room, &body).await {
+                    Ok(rec) => ServerMessage::Recording {
+                        id: rec.id,
+                        state: rec.state.as_str().to_string(),
+                        req,
+                    },
+                    Err(e) => {
+                        crate::metrics::count_error("signaling", e.code());
+                        ServerMessage::error(e.code(), e.message(), req)
+                    }
+                };
+                let _ = later.send(reply).await;
+            });
             return true;
         }
         ClientMessage::StopRecording { id, .. } => {

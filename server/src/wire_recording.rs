@@ -39,7 +39,7 @@ pub struct RecordingView {
     pub parts: Vec<PartView>,
     /// Its final files.
     pub files: Vec<FileView>,
-    /// Where to download the composite (or the only file) once complete: presigned for S3,
+    /// Where to download the composite (or the only file) once it has ended: presigned for S3,
     /// GCS and Azure, or tern's own URL (same admin token) for the local store.
     pub download_url: Option<String>,
 }
@@ -123,8 +123,11 @@ impl RecordingView {
             } else {
                 None
             });
+        // Once the recording has ended (complete, or failed after recording something).
         let download_url = match state {
-            tern_recording::State::Complete => main.and_then(|f| f.download_url.clone()),
+            tern_recording::State::Complete | tern_recording::State::Failed => {
+                main.and_then(|f| f.download_url.clone())
+            }
             _ => None,
         };
         Self {
@@ -176,7 +179,11 @@ fn part_view(p: &Part) -> PartView {
             .into()
         }),
         duration_secs: (p.duration_secs() * 1000.0).round() / 1000.0,
-        segments: segments.iter().map(|s| s.key.clone()).collect(),
+        segments: segments
+            .iter()
+            .filter(|s| !s.lost)
+            .map(|s| s.key.clone())
+            .collect(),
         bytes: segments.iter().map(|s| s.bytes).sum(),
     }
 }
@@ -191,6 +198,7 @@ fn file_view(f: &FinalFile, download_url: Option<String>) -> FileView {
         started_at_ms: _,
         identity,
         uploaded: _,
+        lost: _,
     } = f;
     FileView {
         stream: stream.clone(),

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use common::browser::{Browser, Page};
 use serde_json::Value;
 
-const NETNS_ENV: &str = "TERN_TEST_IN_NETNS";
 const SERVER_IP: &str = "198.18.0.1";
 const BOB_IP: &str = "198.18.0.2";
 
@@ -25,23 +24,7 @@ const TEST: &str =
 #[test]
 fn under_a_300_kbit_downlink_audio_keeps_playing_while_video_steps_down_and_recovers() {
     common::browser::relay_devtools_if_asked();
-    if std::env::var_os(NETNS_ENV).is_some() {
-        return in_namespace();
-    }
-    let exe = std::env::current_exe().expect("test binary");
-    let status = Command::new("unshare")
-        .args(["--net", "--mount", "--", "sh", "-c"])
-        .arg(format!(
-            "ip link set lo up && exec \"$0\" --exact {TEST} --nocapture"
-        ))
-        .arg(&exe)
-        .env(NETNS_ENV, "1")
-        .status()
-        .expect("unshare runs (util-linux)");
-    assert!(
-        status.success(),
-        "the test failed inside its network namespace (needs root): {status}"
-    );
+    common::in_own_netns(TEST, "", true, in_namespace);
 }
 
 /// Runs a shell command, which must succeed.
@@ -136,14 +119,9 @@ async fn wait_width(browser: &mut Browser, bob: &Page, width: u64, within: Durat
     }
 }
 
-fn in_namespace() {
+async fn in_namespace() {
     let bob_netns = BobNetns::create();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
+    {
         let server = common::server_with(|c| {
             c.auth.keys.clear();
             c.auth.dev_allow_remote = true;
@@ -155,14 +133,17 @@ fn in_namespace() {
         let base = format!("http://{}", server.http_addr);
         let secure = format!("--unsafely-treat-insecure-origin-as-secure={base}");
         let mut alice_browser = Browser::launch_with(&[&secure], None).await;
-        let mut bob_browser = Browser::launch_in_netns(&bob_netns.0, BOB_IP, TEST, &[&secure]).await;
+        let mut bob_browser =
+            Browser::launch_in_netns(&bob_netns.0, BOB_IP, TEST, &[&secure]).await;
         let _alice = alice_browser
             .open(&format!("{base}/?room=cap&name=alice"))
             .await;
-        let bob = bob_browser.open(&format!("{base}/?room=cap&name=bob")).await;
-        let large = "document.querySelectorAll('.tile:not([data-participant=\"self\"]) video').forEach((v) => { v.style.width = '1280px'; v.style.height = '720px'; }); true";
+        let bob = bob_browser
+            .open(&format!("{base}/?room=cap&name=bob"))
+            .await;
+        let large = common::browser::resize_remote_tiles(1280, 720);
         wait_width(&mut bob_browser, &bob, 1, Duration::from_secs(40)).await;
-        bob_browser.eval(&bob, large).await;
+        bob_browser.eval(&bob, &large).await;
         let full = wait_width(&mut bob_browser, &bob, 1280, Duration::from_secs(60)).await;
         eprintln!("uncapped: bob reached 1280 px {full:?} after his tile grew");
 
@@ -180,7 +161,10 @@ fn in_namespace() {
             "capped at 300 kbit/s, 10 s: audio {received} packets, {lost} lost; video {video_kbps} kbit/s, layer {} (-1: paused)",
             after.layer
         );
-        assert!(received > 400, "audio keeps arriving: {received} packets in 10 s");
+        assert!(
+            received > 400,
+            "audio keeps arriving: {received} packets in 10 s"
+        );
         assert!(
             lost * 100 < received + lost,
             "audio loss under 1 %: {lost} of {}",
@@ -190,9 +174,15 @@ fn in_namespace() {
             after.audio_energy > before.audio_energy,
             "bob's audio keeps playing"
         );
-        assert!(after.layer < 2, "the video stepped down (or paused): {after:?}");
+        assert!(
+            after.layer < 2,
+            "the video stepped down (or paused): {after:?}"
+        );
         assert!(after.bandwidth_limited, "bob is told why: {after:?}");
-        assert!(video_kbps < 300, "the video fits the cap: {video_kbps} kbit/s");
+        assert!(
+            video_kbps < 300,
+            "the video fits the cap: {video_kbps} kbit/s"
+        );
 
         // Lift the cap: the video climbs back.
         sh("tc qdisc del dev srv0 root");
@@ -210,6 +200,6 @@ fn in_namespace() {
         };
         eprintln!("cap lifted: bob back at 1280 px after {recovered:?}");
         server.shutdown();
-    });
+    }
     drop(bob_netns);
 }

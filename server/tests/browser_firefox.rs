@@ -14,64 +14,52 @@ use common::firefox::Firefox;
 
 /// Connection states and candidates of both of the demo's connections, for failure messages.
 const DIAGNOSE: &str = "(async () => { const c = window.ternDemo.client; const out = {}; for (const [name, pc] of [['pub', c.pub], ['sub', c.sub]]) { if (!pc) continue; const stats = []; (await pc.getStats()).forEach((s) => { if (s.type.includes('candidate')) stats.push([s.type, s.address, s.port, s.state, s.candidateType].join(' ')); }); out[name] = [pc.iceConnectionState, pc.connectionState, stats]; } return out; })()";
-const NETNS_ENV: &str = "TERN_TEST_IN_NETNS";
 const MEDIA_IP: &str = "198.18.0.1";
 
 #[test]
 fn firefox_and_chromium_see_and_hear_each_other() {
-    if std::env::var_os(NETNS_ENV).is_some() {
-        return in_namespace();
-    }
-    let exe = std::env::current_exe().expect("test binary");
     let setup = format!(
-        "ip link set lo up && ip link add tern0 type veth peer name tern1 && ip addr add {MEDIA_IP}/24 dev tern0 && ip link set tern0 up && ip link set tern1 up && ip route add default dev tern0 && exec \"$0\" --exact firefox_and_chromium_see_and_hear_each_other --nocapture"
+        "ip link add tern0 type veth peer name tern1 && ip addr add {MEDIA_IP}/24 dev tern0 && ip link set tern0 up && ip link set tern1 up && ip route add default dev tern0 &&"
     );
-    let status = std::process::Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", &setup])
-        .arg(&exe)
-        .env(NETNS_ENV, "1")
-        .status()
-        .expect("unshare runs (util-linux)");
-    assert!(
-        status.success(),
-        "the test failed inside its network namespace (needs root): {status}"
+    common::in_own_netns(
+        "firefox_and_chromium_see_and_hear_each_other",
+        &setup,
+        false,
+        || async {
+            let server = common::server_with(|c| {
+                c.auth.keys.clear();
+                c.rtc.bind_ip = MEDIA_IP.parse().expect("ip");
+            })
+            .await;
+            let base = format!("http://{}", server.http_addr);
+            let mut chromium = Browser::launch().await;
+            let mut firefox = Firefox::launch().await;
+            let alice = chromium
+                .open(&format!("{base}/?room=ff&name=chromium"))
+                .await;
+            let bob = firefox.open(&format!("{base}/?room=ff&name=firefox")).await;
+            let deadline = Instant::now() + Duration::from_secs(40);
+            loop {
+                let a = common::inbound_summary(&chromium.eval(&alice, common::INBOUND_JS).await);
+                let b = common::inbound_summary(&firefox.eval(&bob, common::INBOUND_JS).await);
+                let flowing = |(frames, width, energy): (u64, u64, f64)| {
+                    frames > 0 && width > 0 && energy > 0.0
+                };
+                if flowing(a) && flowing(b) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let diag = firefox.eval(&bob, DIAGNOSE).await;
+                    panic!(
+                        "media did not flow both ways within 40 s: chromium {a:?}, firefox {b:?}; firefox connections: {diag}"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            simulcast_from_firefox(&mut chromium, &alice, &mut firefox, &bob).await;
+            server.shutdown();
+        },
     );
-}
-
-fn in_namespace() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let server = common::server_with(|c| {
-            c.auth.keys.clear();
-            c.rtc.bind_ip = MEDIA_IP.parse().expect("ip");
-        })
-        .await;
-        let base = format!("http://{}", server.http_addr);
-        let mut chromium = Browser::launch().await;
-        let mut firefox = Firefox::launch().await;
-        let alice = chromium.open(&format!("{base}/?room=ff&name=chromium")).await;
-        let bob = firefox.open(&format!("{base}/?room=ff&name=firefox")).await;
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            let a = common::inbound_summary(&chromium.eval(&alice, common::INBOUND_JS).await);
-            let b = common::inbound_summary(&firefox.eval(&bob, common::INBOUND_JS).await);
-            let flowing = |(frames, width, energy): (u64, u64, f64)| frames > 0 && width > 0 && energy > 0.0;
-            if flowing(a) && flowing(b) {
-                break;
-            }
-            if Instant::now() > deadline {
-                let diag = firefox.eval(&bob, DIAGNOSE).await;
-                panic!("media did not flow both ways within 40 s: chromium {a:?}, firefox {b:?}; firefox connections: {diag}");
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        simulcast_from_firefox(&mut chromium, &alice, &mut firefox, &bob).await;
-        server.shutdown();
-    });
 }
 
 /// Bytes sent per rid of the page's outbound video.
@@ -79,12 +67,6 @@ const OUTBOUND_RIDS: &str = "(async () => { const out = {}; (await window.ternDe
 
 /// The widest video the page decodes now.
 const INBOUND_WIDTH: &str = "(async () => { let w = 0; (await window.ternDemo.client.receiveStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') w = Math.max(w, s.frameWidth || 0); }); return w; })()";
-
-fn resize_tiles(width: u32, height: u32) -> String {
-    format!(
-        "document.querySelectorAll('.tile:not([data-participant=\"self\"]) video').forEach((v) => {{ v.style.width = '{width}px'; v.style.height = '{height}px'; }}); true"
-    )
-}
 
 /// Firefox publishes its camera as simulcast (its own rid handling: tern-client.js asks for
 /// rids q, h, f in `sendEncodings`), and Chromium's tile of it gets a small layer or a large one
@@ -110,7 +92,9 @@ async fn simulcast_from_firefox(
     }
     let mut widths = Vec::new();
     for (w, h) in [(1280, 720), (160, 90), (1280, 720)] {
-        chromium.eval(alice, &resize_tiles(w, h)).await;
+        chromium
+            .eval(alice, &common::browser::resize_remote_tiles(w, h))
+            .await;
         let wanted = |got: u64| {
             if w > 320 {
                 got > 320

@@ -32,14 +32,6 @@ const OUTBOUND_RIDS: &str = r#"(async () => {
   return out;
 })()"#;
 
-/// Sets the size of every remote tile's video on the page, in CSS pixels.
-fn resize_tiles(width: u32, height: u32) -> String {
-    format!(
-        "document.querySelectorAll('.tile:not([data-participant=\"self\"]) video').forEach((v) => {{ \
-         v.style.width = '{width}px'; v.style.height = '{height}px'; v.style.objectFit = 'fill'; }}); true"
-    )
-}
-
 async fn inbound(browser: &mut Browser, page: &Page) -> Option<(u64, u64, u64)> {
     let v = browser.eval(page, INBOUND_VIDEO).await;
     let n = |i: usize| v.get(i).and_then(Value::as_u64).unwrap_or(0);
@@ -90,7 +82,9 @@ async fn a_tile_gets_the_layer_its_size_needs_and_resizing_causes_no_freeze() {
         |w| w > 0,
     )
     .await;
-    browser.eval(&bob, &resize_tiles(1280, 720)).await;
+    browser
+        .eval(&bob, &common::browser::resize_remote_tiles(1280, 720))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let rids = browser.eval(&alice, OUTBOUND_RIDS).await;
@@ -106,7 +100,9 @@ async fn a_tile_gets_the_layer_its_size_needs_and_resizing_causes_no_freeze() {
     }
 
     // A small tile: at most the quarter layer's 320 px.
-    browser.eval(&bob, &resize_tiles(240, 135)).await;
+    browser
+        .eval(&bob, &common::browser::resize_remote_tiles(240, 135))
+        .await;
     let small = wait_for_width(
         &mut browser,
         &bob,
@@ -124,7 +120,9 @@ async fn a_tile_gets_the_layer_its_size_needs_and_resizing_causes_no_freeze() {
     );
 
     // A large tile: the full layer (allowing for the publisher's bandwidth ramp).
-    browser.eval(&bob, &resize_tiles(1280, 720)).await;
+    browser
+        .eval(&bob, &common::browser::resize_remote_tiles(1280, 720))
+        .await;
     let large = wait_for_width(
         &mut browser,
         &bob,
@@ -134,7 +132,9 @@ async fn a_tile_gets_the_layer_its_size_needs_and_resizing_causes_no_freeze() {
     )
     .await;
     // And back to small.
-    browser.eval(&bob, &resize_tiles(240, 135)).await;
+    browser
+        .eval(&bob, &common::browser::resize_remote_tiles(240, 135))
+        .await;
     let back = wait_for_width(
         &mut browser,
         &bob,
@@ -198,7 +198,9 @@ async fn dynacast_stops_the_full_layer_nobody_watches_and_resumes_it_for_a_large
         |w| w > 0,
     )
     .await;
-    browser.eval(&bob, &resize_tiles(240, 135)).await;
+    browser
+        .eval(&bob, &common::browser::resize_remote_tiles(240, 135))
+        .await;
     wait_for_width(
         &mut browser,
         &bob,
@@ -228,7 +230,9 @@ async fn dynacast_stops_the_full_layer_nobody_watches_and_resumes_it_for_a_large
     );
 
     // A large tile: `f` comes back, and bob gets it.
-    browser.eval(&bob, &resize_tiles(1280, 720)).await;
+    browser
+        .eval(&bob, &common::browser::resize_remote_tiles(1280, 720))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if sent_during(&mut browser, &alice, "f", Duration::from_millis(500)).await > 10_000 {

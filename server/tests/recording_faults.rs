@@ -4,15 +4,14 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use common::media::Media;
 use common::recording::{
-    api, checked_manifest, decode_errors, duration, local_server, probe, publisher, s3_server,
-    sha256_hex, sidecars_in, start_ok, wait_state,
+    api, assert_uploaded, checked_manifest, decode_errors, duration, listed_in_spool, local_server,
+    probe, publisher, s3_server, sidecars_in, start_ok, wait_state,
 };
 use common::s3::S3;
 
@@ -83,7 +82,7 @@ async fn a_killed_sidecar_is_restarted_and_the_recording_loses_at_most_one_segme
 async fn segments_wait_in_the_spool_while_storage_is_down_and_go_up_byte_for_byte() {
     let _one = SERIAL.lock().await;
     let mut s3 = S3::start().await;
-    let (server, spool) = s3_server(&s3).await;
+    let (server, spool) = s3_server(&s3, |_| {}).await;
     let http = server.http_addr;
     let media = Media::encode(6, "testsrc2", 440).await;
     let (mut alice, mut replay) = publisher(http, "alice", "outage", &media).await;
@@ -102,20 +101,7 @@ async fn segments_wait_in_the_spool_while_storage_is_down_and_go_up_byte_for_byt
         during["storage_error"].is_string(),
         "the outage shows: {during}"
     );
-    // The complete segments the spool holds now (those their part's list names), to compare
-    // with what reaches storage.
-    let mut spooled: HashMap<String, String> = HashMap::new();
-    for part in std::fs::read_dir(spool.path().join(&id))
-        .expect("spool dir")
-        .flatten()
-    {
-        let list = std::fs::read_to_string(part.path().join("composite.csv")).unwrap_or_default();
-        for line in list.lines() {
-            let name = line.split(',').next().unwrap_or_default();
-            let key = format!("{}/{name}", part.file_name().to_string_lossy());
-            spooled.insert(key, sha256_hex(&part.path().join(name)));
-        }
-    }
+    let spooled = listed_in_spool(spool.path(), &id);
     assert!(
         spooled.len() >= 3,
         "segments waited in the spool: {spooled:?}"
@@ -131,16 +117,7 @@ async fn segments_wait_in_the_spool_while_storage_is_down_and_go_up_byte_for_byt
     assert!(rec["storage_error"].is_null(), "{rec}");
 
     // Every segment spooled during the outage is in the bucket, identical.
-    let prefix = rec["manifest_key"]
-        .as_str()
-        .and_then(|k| k.strip_suffix("/manifest.json"))
-        .expect("prefix")
-        .to_string();
-    for (key, sha) in &spooled {
-        let object = s3.object(&format!("{prefix}/{key}"));
-        assert!(object.exists(), "{key} reached storage");
-        assert_eq!(&sha256_hex(&object), sha, "{key} is byte-identical");
-    }
+    assert_uploaded(&s3, &rec, &spooled);
     // The manifest's checksums hold for everything it names.
     let (manifest, named) = checked_manifest(&s3, &rec);
     assert!(named >= spooled.len());
@@ -152,4 +129,75 @@ async fn segments_wait_in_the_spool_while_storage_is_down_and_go_up_byte_for_byt
         "the spool is empty afterwards"
     );
     server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_stops_the_recording_with_a_clear_state_and_keeps_what_it_holds() {
+    let _one = SERIAL.lock().await;
+    let mut s3 = S3::start().await;
+    let (server, spool) = s3_server(&s3, |c| c.recording.spool_max_bytes = 500_000).await;
+    let http = server.http_addr;
+    let media = Media::encode(6, "testsrc2", 440).await;
+    let (mut alice, mut replay) = publisher(http, "alice", "full", &media).await;
+    let id = start_ok(http, "full", "").await;
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(2))
+        .await;
+    // Storage goes down: segments pile up in the spool past its cap.
+    s3.stop().await;
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(12))
+        .await;
+    let (_, rec) = api("GET", http, &format!("/api/v1/recordings/{id}")).await;
+    assert_eq!(rec["state"], "stopping", "{rec}");
+    assert!(
+        rec["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("spool_full")),
+        "{rec}"
+    );
+    let spooled = listed_in_spool(spool.path(), &id);
+    assert!(!spooled.is_empty(), "segments wait in the spool");
+    // Storage comes back: what the spool held goes up, and the recording ends failed.
+    s3.resume().await;
+    let rec = wait_state(http, &id, "failed", Duration::from_secs(60)).await;
+    assert_eq!(rec["state"], "failed", "{rec}");
+    assert_uploaded(&s3, &rec, &spooled);
+    let (manifest, _) = checked_manifest(&s3, &rec);
+    assert_eq!(manifest["state"], "failed");
+    assert_eq!(std::fs::read_dir(spool.path()).expect("spool").count(), 0);
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_finishes_the_recording_into_storage() {
+    let _one = SERIAL.lock().await;
+    let (server, spool, store) = local_server(|_| {}).await;
+    let http = server.http_addr;
+    let media = Media::encode(6, "testsrc2", 440).await;
+    let (mut alice, mut replay) = publisher(http, "alice", "bye", &media).await;
+    let id = start_ok(http, "bye", "").await;
+    alice
+        .run_replaying(&mut replay, Duration::from_secs(6))
+        .await;
+    server.shutdown();
+    let replaying = alice.run_replaying(&mut replay, Duration::from_secs(3));
+    let (_, stopped) = tokio::join!(replaying, server.wait());
+    stopped.expect("tern stops cleanly");
+    let manifest = std::fs::read_dir(store.path().join("recordings/bye"))
+        .expect("the room's recordings")
+        .flatten()
+        .map(|d| d.path().join("manifest.json"))
+        .next()
+        .expect("a recording");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(manifest).expect("manifest")).expect("json");
+    assert_eq!(manifest["id"], id.as_str());
+    assert_eq!(manifest["state"], "complete", "{manifest}");
+    assert_eq!(manifest["interrupted"], true);
+    let file = store
+        .path()
+        .join(manifest["files"][0]["key"].as_str().expect("file"));
+    assert!(decode_errors(&file).is_empty());
+    assert_eq!(std::fs::read_dir(spool.path()).expect("spool").count(), 0);
 }

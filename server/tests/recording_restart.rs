@@ -10,7 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::media::Media;
-use common::recording::{api, checked_manifest, decode_errors, publisher, start_ok, wait_state};
+use common::recording::{
+    api, assert_uploaded, checked_manifest, decode_errors, listed_in_spool, publisher, sidecars_in,
+    start_ok, wait_state,
+};
 use common::s3::{ACCESS_KEY, BUCKET, S3, SECRET_KEY};
 
 /// The `tern` binary on `http`, storing into `s3` (credentials from the standard AWS_*
@@ -56,12 +59,11 @@ async fn a_restarted_tern_uploads_what_its_killed_predecessor_spooled() {
     alice
         .run_replaying(&mut replay, Duration::from_secs(9))
         .await;
-    let spooled = std::fs::read_dir(spool.path().join(&id).join("part-000"))
-        .expect("the recording's spool")
-        .flatten()
-        .filter(|f| f.file_name().to_string_lossy().ends_with(".mp4"))
-        .count();
-    assert!(spooled >= 3, "segments wait in the spool: {spooled}");
+    let spooled = listed_in_spool(spool.path(), &id);
+    assert!(
+        spooled.len() >= 2,
+        "segments wait in the spool: {spooled:?}"
+    );
     first.kill().expect("SIGKILL");
     let _ = first.wait();
     drop(alice);
@@ -78,9 +80,14 @@ async fn a_restarted_tern_uploads_what_its_killed_predecessor_spooled() {
 
     let (manifest, segments) = checked_manifest(&s3, &rec);
     assert_eq!(manifest["state"], "complete");
+    assert_uploaded(&s3, &rec, &spooled);
     assert!(
-        segments >= spooled,
-        "{segments} segments in storage, {spooled} were spooled"
+        segments >= spooled.len(),
+        "{segments} segments in the manifest"
+    );
+    assert!(
+        sidecars_in(spool.path()).is_empty(),
+        "the killed tern's sidecar was stopped"
     );
     let file = s3.object(manifest["files"][0]["key"].as_str().expect("file"));
     let errors = decode_errors(&file);

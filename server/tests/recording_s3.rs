@@ -36,7 +36,7 @@ fn top_band_brightness(path: &std::path::Path, at: f64) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_meeting_is_recorded_into_s3_and_the_late_joiner_appears_in_the_grid() {
     let s3 = S3::start().await;
-    let (server, spool) = s3_server(&s3).await;
+    let (server, spool) = s3_server(&s3, |_| {}).await;
     let http = server.http_addr;
     let (alice_media, bob_media) = tokio::join!(
         Media::encode(6, "testsrc2", 440),

@@ -78,6 +78,8 @@ impl Sfu {
             ..Default::default()
         };
 
+        // A RED packet's primary, unwrapped once for every tap and subscriber without RED.
+        let mut unwrapped: Option<Option<Arc<[u8]>>> = None;
         // Taps first: they need no connection, and the track is at hand.
         if !track.taps.is_empty()
             && let Some(codec) = tap_codec(track.info.kind, track.video_codec)
@@ -90,8 +92,11 @@ impl Sfu {
                     continue;
                 };
                 let payload = if packet_red {
-                    match red::primary(&packet.payload) {
-                        Some(primary) => Arc::from(primary),
+                    // Unwrapped once per packet, for every tap (and later every subscriber).
+                    let primary = unwrapped
+                        .get_or_insert_with(|| red::primary(&packet.payload).map(Arc::from));
+                    match primary {
+                        Some(p) => p.clone(),
                         None => continue,
                     }
                 } else {
@@ -117,8 +122,6 @@ impl Sfu {
         // The publisher's payload type of the codec (for RED audio, Opus's, not RED's).
         let in_pt = *params.pt();
         let mut wants_keyframe = false;
-        // A RED packet's primary, unwrapped once for every subscriber without RED.
-        let mut unwrapped: Option<Option<Arc<[u8]>>> = None;
         // Subscribers whose m-line cannot carry the publisher's new codec (allocates only then).
         let mut restart = Vec::new();
         for &sub_id in &subscribers {

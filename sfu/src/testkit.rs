@@ -330,21 +330,28 @@ impl Net {
         ts: u32,
         payload: &[u8],
     ) {
-        let now = self.now;
-        let c = &mut self.clients[i];
-        let pt = c
+        let write = RtpWrite::new(
+            self.pt(i, codec),
+            seq.into(),
+            ts,
+            self.now,
+            payload.to_vec(),
+        )
+        .marker(true)
+        .nackable(true);
+        let mut api = self.clients[i].publisher.direct_api();
+        let tx = api.stream_tx_by_mid(mid, None).expect("send stream");
+        tx.write_rtp(write);
+    }
+
+    /// The payload type client `i`'s publisher connection negotiated for `codec`.
+    fn pt(&self, i: usize, codec: Codec) -> str0m::media::Pt {
+        self.clients[i]
             .publisher
             .codec_config()
             .find(|p| p.spec().codec == codec)
-            .expect("codec")
-            .pt();
-        let mut api = c.publisher.direct_api();
-        let tx = api.stream_tx_by_mid(mid, None).expect("send stream");
-        tx.write_rtp(
-            RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec())
-                .marker(true)
-                .nackable(true),
-        );
+            .expect("the codec was negotiated")
+            .pt()
     }
 
     /// Client `i`'s connections, not yet negotiated, offer Opus with RED (RFC 2198) as browsers
@@ -387,45 +394,30 @@ impl Net {
     /// Client `i` writes one 20 ms Opus packet numbered `n` on `mid`, with an RFC 6464 audio
     /// level of `dbov` (-dBov: 0 is the loudest, 127 silence).
     pub fn send_audio_level(&mut self, i: usize, mid: Mid, n: u32, dbov: u8) {
-        let now = self.now;
-        let c = &mut self.clients[i];
-        let pt = c
-            .publisher
-            .codec_config()
-            .find(|p| p.spec().codec == Codec::Opus)
-            .expect("opus")
-            .pt();
         let exts = ExtensionValues {
             audio_level: Some(-(dbov.min(127) as i8)),
             voice_activity: Some(dbov < 127),
             ..Default::default()
         };
-        let mut api = c.publisher.direct_api();
+        let pt = self.pt(i, Codec::Opus);
+        let write = RtpWrite::new(pt, u64::from(n).into(), n * 960, self.now, opus_payload(n))
+            .ext_vals(exts);
+        let mut api = self.clients[i].publisher.direct_api();
         let tx = api.stream_tx_by_mid(mid, None).expect("send stream");
-        tx.write_rtp(
-            RtpWrite::new(pt, u64::from(n).into(), n * 960, now, opus_payload(n)).ext_vals(exts),
-        );
+        tx.write_rtp(write);
     }
 
     /// Client `i` writes one VP8 packet on the simulcast layer `rid` of `mid`.
     pub fn send_layer(&mut self, i: usize, mid: Mid, rid: &str, seq: u64, ts: u32, payload: &[u8]) {
-        let now = self.now;
-        let c = &mut self.clients[i];
-        let pt = c
-            .publisher
-            .codec_config()
-            .find(|p| p.spec().codec == Codec::Vp8)
-            .expect("codec")
-            .pt();
-        let mut api = c.publisher.direct_api();
+        let pt = self.pt(i, Codec::Vp8);
+        let write = RtpWrite::new(pt, seq.into(), ts, self.now, payload.to_vec())
+            .marker(true)
+            .nackable(true);
+        let mut api = self.clients[i].publisher.direct_api();
         let tx = api
             .stream_tx_by_mid(mid, Some(rid.into()))
             .expect("a send stream for the layer");
-        tx.write_rtp(
-            RtpWrite::new(pt, seq.into(), ts, now, payload.to_vec())
-                .marker(true)
-                .nackable(true),
-        );
+        tx.write_rtp(write);
     }
 
     /// Client `i` tells the server how it shows `track` (see [`Command::TrackSettings`]).

@@ -22,12 +22,6 @@ const WIDTH: &str = "(async () => { const c = window.ternDemo?.client; if (!c) r
 /// The page's outbound video bytes per rid.
 const SENT: &str = "(async () => { const c = window.ternDemo?.client; const out = {}; if (!c) return out; (await c.sendStats()).forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || '-'] = s.bytesSent || 0; }); return out; })()";
 
-fn resize(width: u32, height: u32) -> String {
-    format!(
-        "document.querySelectorAll('.tile:not([data-participant=\"self\"]) video').forEach((v) => {{ v.style.width = '{width}px'; v.style.height = '{height}px'; }}); document.querySelectorAll('.tile').length"
-    )
-}
-
 /// Waits until the page decodes video satisfying `ok`; returns (page time ms, connect mark).
 async fn wait_width(browser: &mut Browser, page: &Page, ok: impl Fn(u64) -> bool) -> (f64, f64) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -111,7 +105,12 @@ async fn main() {
             .await;
         // As soon as the tile exists, it is large.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while browser.eval(&viewer, &resize(1280, 720)).await.as_u64() < Some(2) {
+        while browser
+            .eval(&viewer, &common::browser::resize_remote_tiles(1280, 720))
+            .await
+            .as_u64()
+            < Some(2)
+        {
             let status = browser
                 .eval(&viewer, "JSON.stringify([document.getElementById('status').textContent, [...document.querySelectorAll('.tile')].map(t => t.dataset.participant), [...window.ternDemo.client.participants.keys()]])")
                 .await;
@@ -122,7 +121,9 @@ async fn main() {
         to_full.push(at - start);
         tokio::time::sleep(Duration::from_secs(2)).await;
         let t = page_now(&mut browser, &viewer).await;
-        browser.eval(&viewer, &resize(240, 135)).await;
+        browser
+            .eval(&viewer, &common::browser::resize_remote_tiles(240, 135))
+            .await;
         down.push(
             wait_width(&mut browser, &viewer, |w| w > 0 && w <= 320)
                 .await
@@ -132,7 +133,9 @@ async fn main() {
         // Longer than dynacast's 3 s: the full layer is off and must come back.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let t = page_now(&mut browser, &viewer).await;
-        browser.eval(&viewer, &resize(1280, 720)).await;
+        browser
+            .eval(&viewer, &common::browser::resize_remote_tiles(1280, 720))
+            .await;
         up.push(wait_width(&mut browser, &viewer, |w| w >= 1280).await.0 - t);
         browser.close(&viewer).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -152,11 +155,15 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     // Large tiles first, so every layer is wanted and sent; then everyone shrinks the others.
     for p in &pages {
-        browser.eval(p, &resize(1280, 720)).await;
+        browser
+            .eval(p, &common::browser::resize_remote_tiles(1280, 720))
+            .await;
     }
     tokio::time::sleep(Duration::from_secs(8)).await;
     for p in &pages {
-        browser.eval(p, &resize(240, 135)).await;
+        browser
+            .eval(p, &common::browser::resize_remote_tiles(240, 135))
+            .await;
     }
     let (all_layers, all_rids) = sent_kbps(&mut browser, &pages, Duration::from_millis(2500)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;

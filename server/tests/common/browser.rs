@@ -308,3 +308,13 @@ pub fn relay_devtools_if_asked() {
         }
     });
 }
+
+/// JavaScript that sets the size of every remote video tile on a demo page (the page then tells
+/// tern the new size) and evaluates to the number of tiles.
+pub fn resize_remote_tiles(width: u32, height: u32) -> String {
+    format!(
+        "document.querySelectorAll('.tile:not([data-participant=\"self\"]) video').forEach((v) => {{ \
+         v.style.width = '{width}px'; v.style.height = '{height}px'; v.style.objectFit = 'fill'; }}); \
+         document.querySelectorAll('.tile').length"
+    )
+}

@@ -23,6 +23,49 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const KEY: &str = "test-key";
 pub const SECRET: &str = "test-secret-0123456789-0123456789-0123456789";
 
+/// Set in the environment of a test binary re-run inside a network namespace it made.
+const NETNS_ENV: &str = "TERN_TEST_IN_NETNS";
+
+/// Runs `body` inside a network namespace of the test's own: the first call re-runs this test
+/// binary's test `test` under `unshare --net` (and `--mount` when `mount_ns`) after the shell
+/// commands `setup` (which start with `ip link set lo up`), and asserts that it passed there; in
+/// the re-run, `body` runs on a 2-thread runtime. Needs root (CI runs as root).
+pub fn in_own_netns<F: std::future::Future>(
+    test: &str,
+    setup: &str,
+    mount_ns: bool,
+    body: impl FnOnce() -> F,
+) {
+    if std::env::var_os(NETNS_ENV).is_some() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(body());
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let mut unshare = std::process::Command::new("unshare");
+    unshare.arg("--net");
+    if mount_ns {
+        unshare.arg("--mount");
+    }
+    let status = unshare
+        .args(["--", "sh", "-c"])
+        .arg(format!(
+            "ip link set lo up && {setup} exec \"$0\" --exact {test} --nocapture"
+        ))
+        .arg(&exe)
+        .env(NETNS_ENV, "1")
+        .status()
+        .expect("unshare runs (util-linux)");
+    assert!(
+        status.success(),
+        "the test failed inside its network namespace (needs root): {status}"
+    );
+}
+
 /// A server on ephemeral loopback ports with one API key (not development mode).
 pub async fn server() -> Running {
     server_with(|_| {}).await

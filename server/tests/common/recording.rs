@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 use str0m::media::MediaKind;
 use tempfile::TempDir;
@@ -30,11 +32,12 @@ pub async fn local_server(change: impl FnOnce(&mut Config)) -> (Running, TempDir
 }
 
 /// A server that records into `s3`; with its spool directory.
-pub async fn s3_server(s3: &S3) -> (Running, TempDir) {
+pub async fn s3_server(s3: &S3, change: impl FnOnce(&mut Config)) -> (Running, TempDir) {
     let spool = tempfile::tempdir().expect("spool");
     let server = super::server_with(|c| {
         s3.configure(c);
         c.recording.spool_dir = spool.path().into();
+        change(c);
     })
     .await;
     (server, spool)
@@ -158,12 +161,23 @@ pub fn duration(probed: &Value) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The errors ffmpeg reports decoding the whole file (empty: clean).
+/// The errors ffmpeg reports decoding the whole file (empty: clean). Frames keep their own
+/// timestamps (`-fps_mode passthrough`, the file's time base): the null muxer's default retiming
+/// to a frame-rate grid would report its own rounding of variable frame timing (what cameras and
+/// stalled senders produce) as "non monotonically increasing dts", which is not a decoding error.
 pub fn decode_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
-        .args(["-f", "null", "-"])
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-enc_time_base",
+            "-1",
+            "-f",
+            "null",
+            "-",
+        ])
         .output()
         .expect("ffmpeg runs");
     String::from_utf8_lossy(&out.stderr).to_string()
@@ -199,4 +213,35 @@ pub fn sha256_hex(path: &Path) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+/// The complete segments the spool holds for recording `id` (those their part's list names):
+/// `part-NNN/file` and its SHA-256, to compare with what reaches storage.
+pub fn listed_in_spool(spool: &std::path::Path, id: &str) -> HashMap<String, String> {
+    let mut spooled = HashMap::new();
+    for part in std::fs::read_dir(spool.join(id))
+        .expect("spool dir")
+        .flatten()
+    {
+        let list = std::fs::read_to_string(part.path().join("composite.csv")).unwrap_or_default();
+        for line in list.lines() {
+            let name = line.split(',').next().unwrap_or_default();
+            let key = format!("{}/{name}", part.file_name().to_string_lossy());
+            spooled.insert(key, sha256_hex(&part.path().join(name)));
+        }
+    }
+    spooled
+}
+
+/// Checks that each of `spooled` is in `s3` under `rec`'s prefix, byte for byte.
+pub fn assert_uploaded(s3: &S3, rec: &Value, spooled: &HashMap<String, String>) {
+    let prefix = rec["manifest_key"]
+        .as_str()
+        .and_then(|k| k.strip_suffix("/manifest.json"))
+        .expect("prefix");
+    for (key, sha) in spooled {
+        let object = s3.object(&format!("{prefix}/{key}"));
+        assert!(object.exists(), "{key} reached storage");
+        assert_eq!(&sha256_hex(&object), sha, "{key} is byte-identical");
+    }
 }

@@ -98,10 +98,15 @@ impl RtcClient {
             .zip(kinds)
             .map(|(m, k)| json!({"mid": m.to_string(), "source": if *k == MediaKind::Audio { "microphone" } else { "camera" }}))
             .collect();
+        self.offer_and_wait(offer.to_sdp_string(), json!(tracks))
+            .await;
+        mids
+    }
+
+    /// Sends the publisher offer and runs until its answer is applied.
+    async fn offer_and_wait(&mut self, sdp: String, tracks: Value) {
         self.ws
-            .send(
-                json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": tracks, "req": 1}),
-            )
+            .send(json!({"type": "offer", "sdp": sdp, "tracks": tracks, "req": 1}))
             .await;
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.pending_offer.is_some() {
@@ -111,7 +116,6 @@ impl RtcClient {
             );
             self.step(Instant::now() + Duration::from_millis(50)).await;
         }
-        mids
     }
 
     /// Publishes a camera as simulcast layers with these rids (RFC 8853) and negotiates it;
@@ -132,31 +136,13 @@ impl RtcClient {
         let (offer, pending) = api.apply().expect("an offer");
         self.pending_offer = Some(pending);
         let tracks = json!([{"mid": mid.to_string(), "source": "camera"}]);
-        self.ws
-            .send(
-                json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": tracks, "req": 2}),
-            )
-            .await;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.pending_offer.is_some() {
-            assert!(
-                Instant::now() < deadline,
-                "no answer to the simulcast offer"
-            );
-            self.step(Instant::now() + Duration::from_millis(50)).await;
-        }
+        self.offer_and_wait(offer.to_sdp_string(), tracks).await;
         mid
     }
 
     /// Writes one VP8 packet on the simulcast layer `rid` of `mid`.
     pub fn send_layer(&mut self, mid: Mid, rid: &str, seq: u64, ts: u32, payload: &[u8]) {
-        let pt = self
-            .publisher
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == Codec::Vp8)
-            .expect("vp8")
-            .pt();
+        let pt = self.pt(Codec::Vp8);
         let mut api = self.publisher.rtc.direct_api();
         let tx = api
             .stream_tx_by_mid(mid, Some(rid.into()))
@@ -181,13 +167,7 @@ impl RtcClient {
         } else {
             Codec::Vp8
         };
-        let pt = self
-            .publisher
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == codec)
-            .expect("codec")
-            .pt();
+        let pt = self.pt(codec);
         let mut api = self.publisher.rtc.direct_api();
         let tx = api
             .stream_tx_by_mid(mid, None)
@@ -197,6 +177,16 @@ impl RtcClient {
                 .marker(marker)
                 .nackable(true),
         );
+    }
+
+    /// The payload type our publisher connection negotiated for `codec`.
+    fn pt(&self, codec: Codec) -> str0m::media::Pt {
+        self.publisher
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .expect("the codec was negotiated")
+            .pt()
     }
 
     /// True once both connections that have media are connected.

@@ -139,6 +139,12 @@ fn an_emptied_room_stays_open_until_its_recording_ends() {
         participant: net.clients[carol].id,
     })
     .expect("left");
+    net.run_for(Duration::from_millis(10));
+    assert!(
+        net.closed_rooms.is_empty(),
+        "still held open after carol left"
+    );
+    // The recording ends: the empty room closes.
     net.command(Command::UntapRoom {
         tap: id,
         state: "complete".into(),
