@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod assemble;
+pub mod clock;
 pub mod config;
 #[cfg(feature = "io")]
 mod finals;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tern_sfu::{RoomTapEvent, TapId, TapPacket};
 use tokio::sync::{mpsc, watch};
@@ -199,9 +199,7 @@ impl std::fmt::Debug for Recorder {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    crate::clock::unix_ms(SystemTime::now())
 }
 
 impl Recorder {

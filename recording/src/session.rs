@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use tern_sfu::{RoomTapEvent, TapCodec, TapId, TapPacket, TrackInfo, TrackKind};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use crate::args::{COMPOSITE, Mode, PartInput, ffmpeg_args};
+use crate::clock::unix_ms;
 use crate::manifest::{Part, PartEnd, PartStream, Recording, Segment, State};
 use crate::rtp::{ClockBase, RtpStream};
 use crate::sdp::{InputStream, input_sdp};
@@ -124,11 +125,6 @@ pub(crate) struct Session {
     socket: Option<UdpSocket>,
     buf: Vec<u8>,
     dirty: bool,
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Session {
