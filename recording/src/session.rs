@@ -811,8 +811,10 @@ impl Session {
     /// Once every sidecar has finished, the room tap ends (media fed them until then).
     fn untap(&mut self) {
         if !self.untapped.swap(true, Ordering::Relaxed) {
-            // Media was recorded until now.
-            self.rec.ended_at_ms = Some(unix_ms(SystemTime::now()));
+            // Media was recorded until now (a resumed recording knows its end already).
+            if self.rec.ended_at_ms.is_none() {
+                self.rec.ended_at_ms = Some(unix_ms(SystemTime::now()));
+            }
             self.control(TapControl::Untap(State::Stopping));
             self.control = None;
             self.dirty = true;
@@ -997,13 +999,13 @@ impl Session {
         self.uploads = UploadQueue::default();
         for (i, p) in self.rec.parts.iter().enumerate() {
             for (j, s) in p.segments.iter().enumerate() {
-                if !s.uploaded {
+                if !s.uploaded && !s.lost {
                     self.uploads.push(Job::Segment { part: i, seg: j });
                 }
             }
         }
         for (n, f) in self.rec.files.iter().enumerate() {
-            if !f.uploaded {
+            if !f.uploaded && !f.lost {
                 self.uploads.push(Job::Final(n));
             }
         }

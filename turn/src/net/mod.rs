@@ -76,14 +76,9 @@ impl Relay {
             .collect();
         let (mut udp_addrs, mut tcp_addrs, mut tls_addrs) = (Vec::new(), Vec::new(), Vec::new());
         for addr in &net.listen {
-            let udp = bind_all(*addr, &mut per_worker, |a| {
-                udp_listener(a, net.socket_buffer).map(Bound::Udp)
-            })?;
+            let (udp, tcp) = bind_udp_and_tcp(*addr, &mut per_worker, net.socket_buffer)?;
             udp_addrs.push(udp);
-            // TCP on the port UDP got, so `:0` still gives one port for both.
-            tcp_addrs.push(bind_all(udp, &mut per_worker, |a| {
-                tcp_listener(a).map(|s| Bound::Tcp(s, false))
-            })?);
+            tcp_addrs.push(tcp);
         }
         if net.tls.is_some() {
             for addr in &net.tls_listen {
@@ -195,6 +190,35 @@ impl Drop for Relay {
 enum Bound {
     Udp(std::net::UdpSocket),
     Tcp(std::net::TcpListener, bool),
+}
+
+/// Binds UDP on `addr` and TCP on the port UDP got, so `:0` still gives one port for both. With
+/// `:0`, a port whose TCP side another socket holds is given back and another one tried.
+fn bind_udp_and_tcp(
+    addr: SocketAddr,
+    workers: &mut [Listeners],
+    buffer: usize,
+) -> io::Result<(SocketAddr, SocketAddr)> {
+    let tries = if addr.port() == 0 { 16 } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let before: Vec<(usize, usize)> =
+            workers.iter().map(|w| (w.udp.len(), w.tcp.len())).collect();
+        let udp = bind_all(addr, workers, |a| udp_listener(a, buffer).map(Bound::Udp))?;
+        match bind_all(udp, workers, |a| {
+            tcp_listener(a).map(|s| Bound::Tcp(s, false))
+        }) {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && attempt < tries => {
+                for (w, (u, t)) in workers.iter_mut().zip(before) {
+                    w.udp.truncate(u);
+                    w.tcp.truncate(t);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Binds `addr` once per worker with SO_REUSEPORT; the first bind fixes the port.
