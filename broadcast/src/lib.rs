@@ -1,10 +1,25 @@
-//! tern's live broadcasts (work in progress, issue 12): a room's program feed transcoded into an
-//! H.264 ladder by a supervised ffmpeg, published as HLS with a DVR window by tern itself and to
-//! object storage, and pushed to RTMP.
+//! tern's live broadcasts: a room's program feed transcoded into an H.264 ladder by a
+//! supervised ffmpeg, published as HLS with a DVR window by tern itself and to object storage.
 //!
-//! This first part is the pure core of the HLS output: the [`ladder`] of renditions and the
-//! playlists tern writes itself ([`playlist`]), so that a sidecar restart becomes a discontinuity
-//! instead of a broken stream, and the DVR window and storage stay in step.
+//! The pure core: the [`ladder`] of renditions, the sidecar's command line ([`args`]), ffmpeg's
+//! playlists as tern reads them ([`variant`]), the output that keeps the rungs aligned across
+//! sidecar restarts ([`hls`]) and the playlists players see ([`playlist`]). The `io` feature adds
+//! the [`Broadcaster`] service the server uses; its sidecars run on recording's feed.
 
+pub mod args;
+pub mod config;
+pub mod hls;
 pub mod ladder;
+pub mod model;
 pub mod playlist;
+pub mod variant;
+
+#[cfg(feature = "io")]
+mod service;
+#[cfg(feature = "io")]
+mod session;
+
+pub use config::BroadcastConfig;
+pub use model::{Broadcast, BroadcastState};
+#[cfg(feature = "io")]
+pub use service::{BroadcastError, BroadcastRequest, Broadcaster, HlsFile};

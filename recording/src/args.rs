@@ -52,6 +52,23 @@ pub fn ffmpeg_args(
     dir: &Path,
     segment_secs: u32,
 ) -> Vec<String> {
+    let mut args = input_args(sdp);
+    match mode {
+        Mode::Composite => composite(&mut args, inputs, dir, segment_secs),
+        Mode::PerTrack => {
+            for (i, input) in inputs.iter().enumerate() {
+                let ext = extension(mode, Some(input.codec));
+                args.extend(["-map".into(), format!("0:{i}"), "-c".into(), "copy".into()]);
+                segments(&mut args, dir, &input.name, ext, segment_secs);
+            }
+        }
+    }
+    args
+}
+
+/// The arguments every sidecar starts with: report progress on stdout, read the RTP streams
+/// that `sdp` describes from loopback.
+pub fn input_args(sdp: &Path) -> Vec<String> {
     let mut args: Vec<String> = [
         "-hide_banner",
         "-nostdin",
@@ -79,20 +96,22 @@ pub fn ffmpeg_args(
     .map(|s| s.to_string())
     .collect();
     args.push(sdp.display().to_string());
-    match mode {
-        Mode::Composite => composite(&mut args, inputs, dir, segment_secs),
-        Mode::PerTrack => {
-            for (i, input) in inputs.iter().enumerate() {
-                let ext = extension(mode, Some(input.codec));
-                args.extend(["-map".into(), format!("0:{i}"), "-c".into(), "copy".into()]);
-                segments(&mut args, dir, &input.name, ext, segment_secs);
-            }
-        }
-    }
     args
 }
 
-fn composite(args: &mut Vec<String>, inputs: &[PartInput], dir: &Path, segment_secs: u32) {
+/// A program: a filter graph whose outputs are `[vout]` (the picture) and `[aout]` (the mix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// The `-filter_complex` graph.
+    pub graph: String,
+    /// It has a `[vout]`.
+    pub video: bool,
+    /// It has an `[aout]`.
+    pub audio: bool,
+}
+
+/// The program of `inputs`: every video in a grid on a `canvas` at `fps`, every voice mixed.
+pub fn program(inputs: &[PartInput], canvas: (u32, u32), fps: u32) -> Program {
     let video: Vec<usize> = (0..inputs.len())
         .filter(|i| inputs[*i].codec != TapCodec::Opus)
         .collect();
@@ -100,18 +119,18 @@ fn composite(args: &mut Vec<String>, inputs: &[PartInput], dir: &Path, segment_s
         .filter(|i| inputs[*i].codec == TapCodec::Opus)
         .collect();
     let mut graph = String::new();
-    let tiles = grid(video.len(), CANVAS);
+    let tiles = grid(video.len(), canvas);
     for (k, (i, t)) in video.iter().zip(&tiles).enumerate() {
         let _ = write!(
             graph,
             "[0:{i}]scale={w}:{h}:force_original_aspect_ratio=decrease,\
              pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,\
-             fps={COMPOSITE_FPS}:start_time=0[v{k}];",
+             fps={fps}:start_time=0[v{k}];",
             w = t.w,
             h = t.h
         );
     }
-    let (cw, ch) = CANVAS;
+    let (cw, ch) = canvas;
     match tiles.len() {
         0 => {}
         1 => {
@@ -143,47 +162,72 @@ fn composite(args: &mut Vec<String>, inputs: &[PartInput], dir: &Path, segment_s
             audio.len()
         );
     }
-    let graph = graph.trim_end_matches(';').to_string();
-    args.extend(["-filter_complex".into(), graph]);
-    if !tiles.is_empty() {
-        let gop = (2 * COMPOSITE_FPS).to_string();
-        args.extend(
-            [
-                "-map",
-                "[vout]",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-tune",
-                "zerolatency",
-                "-pix_fmt",
-                "yuv420p",
-                "-g",
-                &gop,
-                "-keyint_min",
-                &gop,
-                "-sc_threshold",
-                "0",
-                "-b:v",
-                "2000k",
-                "-maxrate",
-                "2500k",
-                "-bufsize",
-                "4000k",
-            ]
-            .map(String::from),
-        );
+    Program {
+        graph: graph.trim_end_matches(';').to_string(),
+        video: !tiles.is_empty(),
+        audio: !audio.is_empty(),
     }
-    if !audio.is_empty() {
-        args.extend(
-            [
-                "-map", "[aout]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2",
-            ]
-            .map(String::from),
-        );
+}
+
+fn composite(args: &mut Vec<String>, inputs: &[PartInput], dir: &Path, segment_secs: u32) {
+    let p = program(inputs, CANVAS, COMPOSITE_FPS);
+    args.extend(["-filter_complex".into(), p.graph]);
+    if p.video {
+        args.extend(["-map".into(), "[vout]".into()]);
+        args.extend(h264_args(2 * COMPOSITE_FPS, 2_500_000));
+    }
+    if p.audio {
+        args.extend(["-map".into(), "[aout]".into()]);
+        args.extend(aac_args(128_000));
     }
     segments(args, dir, COMPOSITE, "mp4", segment_secs);
+}
+
+/// H.264 for live media: libx264 `veryfast` without lookahead or B-frame delay, a keyframe
+/// every `gop` frames and nowhere else (so segments of several encoders line up), capped at
+/// `max_bps` with an average of 80 % of it.
+pub fn h264_args(gop: u32, max_bps: u32) -> Vec<String> {
+    let gop = gop.to_string();
+    [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-tune",
+        "zerolatency",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        &gop,
+        "-keyint_min",
+        &gop,
+        "-sc_threshold",
+        "0",
+        "-b:v",
+        &(max_bps / 10 * 8).to_string(),
+        "-maxrate",
+        &max_bps.to_string(),
+        "-bufsize",
+        &(max_bps * 2).to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// AAC, stereo at 48 kHz, at `bps`.
+pub fn aac_args(bps: u32) -> Vec<String> {
+    [
+        "-c:a",
+        "aac",
+        "-b:a",
+        &bps.to_string(),
+        "-ar",
+        "48000",
+        "-ac",
+        "2",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// The segment muxer writing `<name>-00000.<ext>`... and `<name>.csv` in `dir`.

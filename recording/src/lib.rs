@@ -19,6 +19,8 @@ pub mod sdp;
 pub mod segments;
 
 #[cfg(feature = "io")]
+pub mod feed;
+#[cfg(feature = "io")]
 mod service;
 #[cfg(feature = "io")]
 mod session;

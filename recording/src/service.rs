@@ -36,10 +36,10 @@ pub enum TapMessage {
 pub enum TapControl {
     /// A keyframe on this tap (the sidecar is ready, or a segment is due).
     Keyframe(TapId),
-    /// Its state changed: tell the room.
-    State(State),
-    /// It no longer records: end the room tap, telling the room this state.
-    Untap(State),
+    /// Its state changed: tell the room this state (`active`, `live`...).
+    State(&'static str),
+    /// It is over: end the room tap, telling the room this state.
+    Untap(&'static str),
 }
 
 /// The worker's end: where it puts a recording's events and packets.
@@ -145,7 +145,7 @@ pub(crate) struct Shared {
     /// Bytes in the spool that storage has not confirmed, over every recording.
     pub spooled: AtomicU64,
     /// Tap packets that could not be handed to a sidecar's socket.
-    pub feed_errors: AtomicU64,
+    pub feed_errors: Arc<AtomicU64>,
 }
 
 struct Entry {
@@ -213,7 +213,7 @@ impl Recorder {
                 store,
                 ffprobe,
                 spooled: AtomicU64::new(0),
-                feed_errors: AtomicU64::new(0),
+                feed_errors: Arc::new(AtomicU64::new(0)),
             }),
             entries: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -305,7 +305,7 @@ impl Recorder {
                 RecorderError::Storage(format!("{}: {e}", self.shared.store.describe()))
             })?;
         Ok(Recording {
-            key_prefix: self.shared.store.recording_prefix(room, &id),
+            key_prefix: self.shared.store.key_prefix(room, &id),
             id,
             room: room.to_string(),
             mode: req.mode,
@@ -428,16 +428,15 @@ impl Recorder {
         if let Some(r) = self.get(id) {
             return Ok(r);
         }
-        let found = self
+        let found: Option<Recording> = self
             .shared
             .store
             .find_manifest(id)
             .await
             .map_err(|e| RecorderError::Storage(e.message))?;
-        match found.and_then(|bytes| serde_json::from_slice::<Recording>(&bytes).ok()) {
-            Some(r) if r.id == id => Ok(r),
-            _ => Err(RecorderError::NotFound(id.to_string())),
-        }
+        found
+            .filter(|r| r.id == id)
+            .ok_or_else(|| RecorderError::NotFound(id.to_string()))
     }
 
     /// Every recording of `room`: running ones and those in storage, newest first.
@@ -448,19 +447,13 @@ impl Recorder {
             .filter(|e| e.room == room)
             .map(|e| e.snapshot.borrow().clone())
             .collect();
-        let store = &self.shared.store;
-        let ids = store.recordings_of(room).await.unwrap_or_default();
-        for id in ids {
-            if out.iter().any(|r| r.id == id) {
-                continue;
-            }
-            let key = format!("{}/manifest.json", store.recording_prefix(room, &id));
-            if let Ok(bytes) = store.get(&key).await
-                && let Ok(r) = serde_json::from_slice::<Recording>(&bytes)
-            {
-                out.push(r);
-            }
-        }
+        let running: Vec<String> = out.iter().map(|r| r.id.clone()).collect();
+        let stored: Vec<Recording> = self
+            .shared
+            .store
+            .manifests_of(room, |id| running.iter().any(|r| r == id))
+            .await;
+        out.extend(stored);
         out.sort_by_key(|r| std::cmp::Reverse(r.started_at_ms));
         Ok(out)
     }

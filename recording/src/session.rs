@@ -1,6 +1,5 @@
-//! One recording's task. It keeps the set of tapped tracks, runs one sidecar part at a time
-//! (a new part when the set changes or the sidecar dies), feeds it RTP, picks up the segments it
-//! completes, uploads them, and when stopped joins each stream's segments into a final file.
+//! One recording's task. Its [`Feed`] runs the sidecar parts; the session picks up the segments
+//! they complete, uploads them, and when stopped joins each stream's segments into a final file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,33 +7,19 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use tern_sfu::{RoomTapEvent, TapCodec, TapId, TapPacket, TrackInfo, TrackKind};
-use tokio::net::UdpSocket;
+use tern_sfu::{TapId, TrackKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::args::{COMPOSITE, Mode, PartInput, ffmpeg_args};
+use crate::args::{COMPOSITE, Mode, ffmpeg_args};
 use crate::clock::unix_ms;
+use crate::feed::{Feed, FeedConfig, FeedEvent, recv_event, recv_or_pending};
 use crate::manifest::{Part, PartEnd, PartStream, Recording, Segment, State};
-use crate::rtp::{ClockBase, RtpStream};
-use crate::sdp::{InputStream, input_sdp};
-use crate::service::{Shared, TapControl, TapLink, TapMessage};
-use crate::sidecar::{Sidecar, free_port_pairs, probe_duration};
+use crate::service::{Shared, TapControl, TapLink};
+use crate::sidecar::probe_duration;
 use crate::uploader::{InFlight, Job, UploadQueue, upload_bytes, upload_file};
 
 /// How often the session looks at its sidecar, segments and uploads.
 const TICK: Duration = Duration::from_millis(200);
-/// A track whose packets stopped this long leaves the layout.
-const SILENT_AFTER: Duration = Duration::from_secs(3);
-/// A new layout waits this long for more changes (a joiner's audio and video come together).
-const SETTLE: Duration = Duration::from_millis(700);
-/// The longest pause before restarting a sidecar that keeps crashing.
-const CRASH_PAUSE_MAX: Duration = Duration::from_secs(30);
-/// A sidecar healthy this long ends a crash loop.
-const STABLE_AFTER: Duration = Duration::from_secs(60);
-/// A stopped sidecar that has not exited after this long gets a second SIGINT...
-const INSIST_AFTER: Duration = Duration::from_secs(3);
-/// ...and after this long is killed.
-const FINISH_LIMIT: Duration = Duration::from_secs(15);
 
 /// Why a recording stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,47 +38,6 @@ pub(crate) enum StopReason {
     Interrupted,
 }
 
-/// A tapped track.
-struct Tracked {
-    info: TrackInfo,
-    identity: String,
-    codec: Option<TapCodec>,
-    last_packet: Option<Instant>,
-}
-
-/// The part being fed.
-struct Running {
-    part: usize,
-    sidecar: Sidecar,
-    set: Vec<TapId>,
-    streams: HashMap<TapId, (u16, RtpStream)>,
-    base: ClockBase,
-    ready: bool,
-    healthy: bool,
-    last_report: Instant,
-    last_keyframes: Instant,
-}
-
-impl Running {
-    /// The taps of its video streams (they need keyframes).
-    fn video_taps(&self) -> Vec<TapId> {
-        self.streams
-            .iter()
-            .filter(|(_, (_, s))| s.is_video())
-            .map(|(t, _)| *t)
-            .collect()
-    }
-}
-
-/// A part whose sidecar is finishing (or has died). It is still fed: ffmpeg acts on SIGINT
-/// when its next packet arrives, and waits for a read timeout (10 s) when none does.
-struct Closing {
-    feed: Running,
-    since: Instant,
-    /// A second SIGINT was sent.
-    insisted: bool,
-}
-
 /// One recording.
 pub(crate) struct Session {
     rec: Recording,
@@ -101,20 +45,12 @@ pub(crate) struct Session {
     shared: Arc<Shared>,
     snapshot: watch::Sender<Recording>,
     control: Option<mpsc::UnboundedSender<TapControl>>,
-    tracks: HashMap<TapId, Tracked>,
-    running: Option<Running>,
-    closing: Vec<Closing>,
+    feed: Feed,
     /// Segment-list lines already read, per part and stream.
     consumed: HashMap<(usize, String), usize>,
-    failures: u32,
-    restart_at: Option<Instant>,
-    changed_at: Option<Instant>,
-    empty_since: Option<Instant>,
     stop: Option<StopReason>,
     /// The state it ends in, once decided (shown when the final manifest is in storage).
     final_state: Option<State>,
-    /// Failures of sidecars that had been healthy, in a row: they space the restarts.
-    crashes: u32,
     /// The room tap has ended: no more media. Shared with the recorder, which waits for it at
     /// shutdown.
     untapped: Arc<std::sync::atomic::AtomicBool>,
@@ -122,8 +58,6 @@ pub(crate) struct Session {
     uploads: UploadQueue,
     /// Bytes of this recording counted in the shared spool meter.
     counted: u64,
-    socket: Option<UdpSocket>,
-    buf: Vec<u8>,
     dirty: bool,
 }
 
@@ -136,29 +70,38 @@ impl Session {
         control: Option<mpsc::UnboundedSender<TapControl>>,
     ) -> Self {
         let dir = shared.config.spool_dir.join(&rec.id);
+        let config = FeedConfig {
+            ffmpeg: shared.config.ffmpeg.clone(),
+            start_timeout: Duration::from_secs(shared.config.sidecar_start_timeout_secs),
+            max_failures: shared.config.sidecar_max_failures,
+            // Copied video is cut into segments on keyframes: ask for one per segment.
+            keyframe_every: (rec.mode == Mode::PerTrack)
+                .then(|| Duration::from_secs(u64::from(shared.config.segment_secs.max(1)))),
+        };
+        let (mode, secs) = (rec.mode, shared.config.segment_secs.max(1));
+        let feed = Feed::new(
+            format!("recording {}", rec.id),
+            dir.clone(),
+            config,
+            Box::new(move |inputs, sdp, part_dir| ffmpeg_args(mode, inputs, sdp, part_dir, secs)),
+            control.clone(),
+            rec.parts.len(),
+            shared.feed_errors.clone(),
+        );
         Self {
             rec,
             dir,
             shared,
             snapshot,
             control,
-            tracks: HashMap::new(),
-            running: None,
-            closing: Vec::new(),
+            feed,
             consumed: HashMap::new(),
-            failures: 0,
-            restart_at: None,
-            changed_at: None,
-            empty_since: None,
             stop: None,
             final_state: None,
-            crashes: 0,
             untapped: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             finalized: false,
             uploads: UploadQueue::default(),
             counted: 0,
-            socket: None,
-            buf: Vec::with_capacity(1500),
             dirty: true,
         }
     }
@@ -169,7 +112,6 @@ impl Session {
         if let Err(e) = std::fs::create_dir_all(&self.dir) {
             self.fail_now(format!("cannot create {}: {e}", self.dir.display()));
         }
-        self.socket = UdpSocket::bind("127.0.0.1:0").await.ok();
         let (mut events, mut media) = match link {
             Some(l) => (Some(l.events), Some(l.media)),
             None => {
@@ -189,7 +131,7 @@ impl Session {
                     self.begin_stop(reason.unwrap_or(StopReason::Interrupted));
                 }
                 ev = recv_event(&mut events) => match ev {
-                    Some(ev) => self.on_event(ev),
+                    Some(ev) => if self.feed.on_message(ev) { self.begin_stop(StopReason::RoomClosed) },
                     None => { events = None; media = None; self.begin_stop(StopReason::RoomClosed); }
                 },
                 done = poll_or_pending(&mut inflight) => {
@@ -211,7 +153,7 @@ impl Session {
                 }
                 // Last: a backlog of packets never holds up the supervisor's tick.
                 m = recv_or_pending(&mut media) => match m {
-                    Some((tap, packet)) => self.on_packet(tap, &packet),
+                    Some((tap, packet)) => self.feed.on_packet(tap, &packet),
                     None => media = None,
                 },
             }
@@ -224,88 +166,16 @@ impl Session {
         tracing::info!(recording = %self.rec.id, state = self.rec.state.as_str(), "recording finished");
     }
 
-    fn on_event(&mut self, ev: TapMessage) {
-        match ev {
-            TapMessage::Event(RoomTapEvent::TrackTapped {
-                tap,
-                track,
-                publisher,
-            }) => {
-                self.tracks.insert(
-                    tap,
-                    Tracked {
-                        info: track,
-                        identity: publisher.identity,
-                        codec: None,
-                        last_packet: None,
-                    },
-                );
-            }
-            TapMessage::Ended(tap) => {
-                self.tracks.remove(&tap);
-            }
-            TapMessage::Event(RoomTapEvent::Occupancy(n)) => {
-                self.empty_since = match (n, self.empty_since) {
-                    (0, None) => Some(Instant::now()),
-                    (0, since) => since,
-                    _ => None,
-                };
-            }
-            TapMessage::Event(RoomTapEvent::Closed) => self.begin_stop(StopReason::RoomClosed),
-        }
-    }
-
-    fn on_packet(&mut self, tap: TapId, packet: &TapPacket) {
-        let Some(t) = self.tracks.get_mut(&tap) else {
-            return;
-        };
-        t.last_packet = Some(packet.arrival);
-        t.codec = Some(packet.codec);
-        let Some(socket) = &self.socket else {
-            return;
-        };
-        let closing = self.closing.iter_mut().map(|c| &mut c.feed);
-        for r in self.running.iter_mut().chain(closing) {
-            if !r.ready {
-                continue;
-            }
-            let Some((port, stream)) = r.streams.get_mut(&tap) else {
-                continue;
-            };
-            let to: std::net::SocketAddr = (std::net::Ipv4Addr::LOCALHOST, *port).into();
-            // The stream's first packet follows a sender report on the same socket.
-            let opening = stream.opening_report(packet, &r.base);
-            if let Some(sr) = &opening {
-                let _ = socket.try_send_to(sr, to);
-            }
-            if !stream.packet(packet, &mut self.buf) {
-                continue;
-            }
-            if socket.try_send_to(&self.buf, to).is_err() {
-                self.shared.feed_errors.fetch_add(1, Ordering::Relaxed);
-            }
-            if opening.is_some() {
-                let part = &mut self.rec.parts[r.part];
-                if part.started_at_ms == 0 {
-                    part.started_at_ms = unix_ms(r.base.wall_of(packet.arrival));
-                    self.dirty = true;
-                }
-            }
-        }
-    }
-
     async fn tick(&mut self) {
         let now = Instant::now();
         if self.stop.is_none() {
             self.check_limits(now);
         }
-        self.watch_running(now);
-        if self.stop.is_none() {
-            self.follow_layout(now);
+        for ev in self.feed.tick(now, self.stop.is_some()) {
+            self.on_feed(ev).await;
         }
-        self.watch_closing(now).await;
         self.scan_running().await;
-        if self.stop.is_some() && self.running.is_none() && self.closing.is_empty() {
+        if self.stop.is_some() && self.feed.is_idle() {
             self.untap();
             if !self.finalized {
                 self.finalize().await;
@@ -327,231 +197,53 @@ impl Session {
 
     fn check_limits(&mut self, now: Instant) {
         let grace = Duration::from_secs(self.shared.config.empty_room_grace_secs);
-        if self
-            .empty_since
-            .is_some_and(|t| now.duration_since(t) >= grace)
-        {
+        if self.feed.empty_for(grace, now) {
             self.begin_stop(StopReason::RoomEmpty);
         } else if self.shared.spooled.load(Ordering::Relaxed) > self.shared.config.spool_max_bytes {
             self.begin_stop(StopReason::SpoolFull);
         }
     }
 
-    /// Readiness, health, crashes and sender reports of the running part.
-    fn watch_running(&mut self, now: Instant) {
-        let timeout = Duration::from_secs(self.shared.config.sidecar_start_timeout_secs);
-        let Some(r) = self.running.as_mut() else {
-            return;
-        };
-        if let Some(status) = r.sidecar.exited() {
-            let healthy = r.healthy;
-            let why = r.sidecar.last_errors();
-            tracing::warn!(recording = %self.rec.id, part = r.part, %status, healthy, errors = %why, "sidecar exited");
-            self.end_running(PartEnd::SidecarExited);
-            if healthy {
-                // A crash loop restarts ever more slowly: 0.2 s, 0.4 s... up to 30 s.
-                let pause = Duration::from_millis(200 << self.crashes.min(8)).min(CRASH_PAUSE_MAX);
-                self.crashes += 1;
-                self.restart_at = Some(now + pause);
-            } else {
-                self.sidecar_failed(now, format!("ffmpeg exited ({status}): {why}"));
-            }
-            return;
-        }
-        if !r.ready {
-            if r.sidecar.listening() {
-                r.ready = true;
-                for tap in r.video_taps() {
-                    self.control(TapControl::Keyframe(tap));
-                }
-            } else if now.duration_since(r.sidecar.spawned) > timeout {
-                let why = format!(
-                    "ffmpeg did not open its inputs within {}s",
-                    timeout.as_secs()
-                );
-                r.sidecar.kill();
-                self.end_running(PartEnd::SidecarExited);
-                self.sidecar_failed(now, why);
-            }
-            return;
-        }
-        if !r.healthy {
-            if r.sidecar.encoded_us() > 0 {
-                r.healthy = true;
-                self.failures = 0;
-                self.rec.reason = None;
-                if self.rec.state == State::Starting {
-                    self.rec.state = State::Active;
-                    self.dirty = true;
-                    if let Some(tx) = &self.control {
-                        let _ = tx.send(TapControl::State(State::Active));
-                    }
-                }
-            } else if now.duration_since(r.sidecar.spawned) > timeout {
-                let why = format!(
-                    "ffmpeg encoded nothing within {}s: {}",
-                    timeout.as_secs(),
-                    r.sidecar.last_errors()
-                );
-                r.sidecar.kill();
-                self.end_running(PartEnd::SidecarExited);
-                self.sidecar_failed(now, why);
-                return;
-            }
-        }
-        if r.healthy && now.duration_since(r.sidecar.spawned) >= STABLE_AFTER {
-            self.crashes = 0;
-        }
-        if now.duration_since(r.last_report) >= Duration::from_secs(1) {
-            r.last_report = now;
-            if let Some(socket) = &self.socket {
-                for (port, stream) in r.streams.values() {
-                    if let Some(sr) = stream.sender_report(&r.base) {
-                        // rtcp-mux: on the RTP port, in order with the packets.
-                        let to = (std::net::Ipv4Addr::LOCALHOST, *port).into();
-                        let _ = socket.try_send_to(&sr, to);
-                    }
-                }
-            }
-        }
-        // Copied video is cut into segments on keyframes: ask for one per segment.
-        let every = Duration::from_secs(u64::from(self.shared.config.segment_secs.max(1)));
-        if self.rec.mode == Mode::PerTrack && now.duration_since(r.last_keyframes) >= every {
-            r.last_keyframes = now;
-            for tap in r.video_taps() {
-                self.control(TapControl::Keyframe(tap));
-            }
-        }
-    }
-
-    fn sidecar_failed(&mut self, now: Instant, why: String) {
-        self.failures += 1;
-        tracing::warn!(recording = %self.rec.id, failures = self.failures, %why, "sidecar failed");
-        if self.failures >= self.shared.config.sidecar_max_failures.max(1) {
-            self.begin_stop(StopReason::SidecarFailed(why));
-            return;
-        }
-        self.rec.reason = Some(why);
-        let backoff = Duration::from_millis(500 << self.failures.min(6));
-        self.restart_at = Some(now + backoff);
-        self.dirty = true;
-    }
-
-    /// Starts, restarts or re-lays the part when the set of flowing tracks changed.
-    fn follow_layout(&mut self, now: Instant) {
-        let wanted = self.wanted_set(now);
-        let current = self
-            .running
-            .as_ref()
-            .map(|r| r.set.clone())
-            .unwrap_or_default();
-        if wanted == current {
-            self.changed_at = None;
-            return;
-        }
-        let since = *self.changed_at.get_or_insert(now);
-        if now.duration_since(since) < SETTLE || self.restart_at.is_some_and(|t| now < t) {
-            return;
-        }
-        self.changed_at = None;
-        self.restart_at = None;
-        if self.running.is_some() {
-            self.end_running(PartEnd::LayoutChanged);
-        }
-        if !wanted.is_empty() {
-            self.start_part(now, wanted);
-        }
-    }
-
-    /// The tracks the next part records: those whose codec is known and whose packets flow,
-    /// in a stable order (by publisher, audio first).
-    fn wanted_set(&self, now: Instant) -> Vec<TapId> {
-        let mut set: Vec<(&Tracked, TapId)> = self
-            .tracks
-            .iter()
-            .filter(|(_, t)| {
-                t.codec.is_some()
-                    && t.last_packet
-                        .is_some_and(|p| now.saturating_duration_since(p) < SILENT_AFTER)
-            })
-            .map(|(tap, t)| (t, *tap))
-            .collect();
-        set.sort_by_key(|(t, tap)| (t.info.participant, t.info.kind == TrackKind::Video, *tap));
-        set.into_iter().map(|(_, tap)| tap).collect()
-    }
-
-    fn start_part(&mut self, now: Instant, set: Vec<TapId>) {
-        let index = self.rec.parts.len();
-        let dir = self.dir.join(format!("part-{index:03}"));
-        let started = (|| -> std::io::Result<Running> {
-            std::fs::create_dir_all(&dir)?;
-            let ports = free_port_pairs(set.len())?;
-            let mut inputs = Vec::new();
-            let mut sdp = Vec::new();
-            let mut streams = HashMap::new();
-            for (i, tap) in set.iter().enumerate() {
-                let t = &self.tracks[tap];
-                let codec = t.codec.unwrap_or(TapCodec::Opus);
-                inputs.push(PartInput {
-                    codec,
-                    name: t.info.id.to_string(),
-                });
-                sdp.push(InputStream {
-                    port: ports[i],
-                    codec,
-                });
-                let ssrc = 0x7e40_0000 | ((index as u32 & 0xff) << 8) | i as u32;
-                streams.insert(*tap, (ports[i], RtpStream::new(ssrc, codec)));
-            }
-            let sdp_path = dir.join("input.sdp");
-            std::fs::write(&sdp_path, input_sdp(&sdp))?;
-            let args = ffmpeg_args(
-                self.rec.mode,
-                &inputs,
-                &sdp_path,
-                &dir,
-                self.shared.config.segment_secs.max(1),
-            );
-            let sidecar = Sidecar::spawn(&self.shared.config.ffmpeg, &args, ports)?;
-            Ok(Running {
-                part: index,
-                sidecar,
-                set: set.clone(),
-                streams,
-                base: ClockBase {
-                    at: now,
-                    wall: SystemTime::now(),
-                },
-                ready: false,
-                healthy: false,
-                last_report: now,
-                last_keyframes: now,
-            })
-        })();
-        match started {
-            Ok(r) => {
-                tracing::info!(recording = %self.rec.id, part = index, tracks = set.len(), pid = ?r.sidecar.pid(), "sidecar started");
+    async fn on_feed(&mut self, ev: FeedEvent) {
+        match ev {
+            FeedEvent::PartStarted { part, pid, taps } => {
+                debug_assert_eq!(part, self.rec.parts.len());
                 self.rec.parts.push(Part {
-                    index: index as u32,
+                    index: part as u32,
                     started_at_ms: 0,
                     ended_at_ms: None,
                     end: None,
-                    pid: r.sidecar.pid(),
-                    streams: self.part_streams(&set),
+                    pid,
+                    streams: self.part_streams(&taps),
                     segments: Vec::new(),
                 });
-                self.running = Some(r);
-                self.dirty = true;
             }
-            Err(e) => {
-                let why = if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("ffmpeg not found ({})", self.shared.config.ffmpeg.display())
-                } else {
-                    format!("cannot start ffmpeg: {e}")
-                };
-                self.sidecar_failed(now, why);
+            FeedEvent::MediaStarted { part, wall } => {
+                let p = &mut self.rec.parts[part];
+                if p.started_at_ms == 0 {
+                    p.started_at_ms = unix_ms(wall);
+                }
             }
+            FeedEvent::Healthy(_) => {
+                self.rec.reason = None;
+                if self.rec.state == State::Starting {
+                    self.rec.state = State::Active;
+                    self.control(TapControl::State(State::Active.as_str()));
+                }
+            }
+            FeedEvent::PartEnded { part, end } => {
+                let p = &mut self.rec.parts[part];
+                p.end = Some(end);
+                p.ended_at_ms = Some(unix_ms(SystemTime::now()));
+            }
+            FeedEvent::PartExited(part) => {
+                self.rec.parts[part].pid = None;
+                self.scan_part(part, true).await;
+            }
+            FeedEvent::Retrying(why) => self.rec.reason = Some(why),
+            FeedEvent::Failed(why) => self.begin_stop(StopReason::SidecarFailed(why)),
         }
+        self.dirty = true;
     }
 
     fn part_streams(&self, set: &[TapId]) -> Vec<PartStream> {
@@ -564,7 +256,7 @@ impl Session {
             }];
         }
         set.iter()
-            .filter_map(|tap| self.tracks.get(tap))
+            .filter_map(|tap| self.feed.track(*tap))
             .map(|t| PartStream {
                 name: t.info.id.to_string(),
                 track: Some(t.info.id.to_string()),
@@ -580,49 +272,8 @@ impl Session {
             .collect()
     }
 
-    /// The running part ends: its sidecar finishes in the background.
-    fn end_running(&mut self, end: PartEnd) {
-        let Some(mut r) = self.running.take() else {
-            return;
-        };
-        r.sidecar.interrupt();
-        let part = &mut self.rec.parts[r.part];
-        part.end = Some(end);
-        part.ended_at_ms = Some(unix_ms(SystemTime::now()));
-        self.closing.push(Closing {
-            feed: r,
-            since: Instant::now(),
-            insisted: false,
-        });
-        self.dirty = true;
-    }
-
-    /// Parts whose sidecar has exited get their last segments, including one it never listed
-    /// (a crash's partial segment keeps what was flushed).
-    async fn watch_closing(&mut self, now: Instant) {
-        let mut i = 0;
-        while i < self.closing.len() {
-            let c = &mut self.closing[i];
-            if c.feed.sidecar.exited().is_none() {
-                let waited = now.duration_since(c.since);
-                if waited > FINISH_LIMIT {
-                    c.feed.sidecar.kill();
-                } else if waited > INSIST_AFTER && !c.insisted {
-                    // Its segment list misses the last line then; the directory has the file.
-                    c.insisted = true;
-                    c.feed.sidecar.interrupt_again();
-                }
-                i += 1;
-                continue;
-            }
-            let c = self.closing.remove(i);
-            self.rec.parts[c.feed.part].pid = None;
-            self.scan_part(c.feed.part, true).await;
-        }
-    }
-
     async fn scan_running(&mut self) {
-        if let Some(part) = self.running.as_ref().map(|r| r.part) {
+        if let Some(part) = self.feed.running_part() {
             self.scan_part(part, false).await;
         }
     }
@@ -804,7 +455,7 @@ impl Session {
             PartEnd::Stopped
         };
         self.stop = Some(reason);
-        self.end_running(end);
+        self.feed.end_running(end);
         self.set_state(State::Stopping);
     }
 
@@ -815,8 +466,9 @@ impl Session {
             if self.rec.ended_at_ms.is_none() {
                 self.rec.ended_at_ms = Some(unix_ms(SystemTime::now()));
             }
-            self.control(TapControl::Untap(State::Stopping));
+            self.control(TapControl::Untap(State::Stopping.as_str()));
             self.control = None;
+            self.feed.detach();
             self.dirty = true;
         }
     }
@@ -917,7 +569,7 @@ impl Session {
             self.dirty = true;
             // Participants hear `stopping` once, when the room tap ends.
             if state != State::Stopping {
-                self.control(TapControl::State(state));
+                self.control(TapControl::State(state.as_str()));
             }
         }
     }
@@ -1021,20 +673,6 @@ impl Session {
             .map(|p| p.started_at_ms + (p.duration_secs() * 1000.0) as u64)
             .max()
             .unwrap_or(self.rec.started_at_ms)
-    }
-}
-
-async fn recv_or_pending<T: Send>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_event(rx: &mut Option<mpsc::UnboundedReceiver<TapMessage>>) -> Option<TapMessage> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -218,7 +218,7 @@ pub(crate) async fn probe_duration(ffprobe: &Path, file: &Path) -> Option<f64> {
 }
 
 /// Checks that `ffmpeg` runs.
-pub(crate) async fn check_ffmpeg(ffmpeg: &Path) -> Result<(), String> {
+pub async fn check_ffmpeg(ffmpeg: &Path) -> Result<(), String> {
     let out = Command::new(ffmpeg)
         .arg("-version")
         .stdin(Stdio::null())

@@ -185,9 +185,9 @@ impl Store {
         &self.describe
     }
 
-    /// The key prefix of a recording: `<prefix>/<room>/<id>` (the room name percent-encoded
-    /// where a key cannot hold it).
-    pub fn recording_prefix(&self, room: &str, id: &str) -> String {
+    /// The key prefix of a recording or broadcast: `<prefix>/<room>/<id>` (the room name
+    /// percent-encoded where a key cannot hold it).
+    pub fn key_prefix(&self, room: &str, id: &str) -> String {
         self.prefix.clone().join(room).join(id).to_string()
     }
 
@@ -268,8 +268,8 @@ impl Store {
             .to_vec())
     }
 
-    /// The ids of the recordings stored under `room`.
-    pub async fn recordings_of(&self, room: &str) -> Result<Vec<String>, StoreError> {
+    /// The ids stored under `room` (recordings or broadcasts, by the store's prefix).
+    async fn ids_of(&self, room: &str) -> Result<Vec<String>, StoreError> {
         let under = self.prefix.clone().join(room);
         let listed = self.inner()?.list_with_delimiter(Some(&under)).await?;
         Ok(listed
@@ -279,8 +279,33 @@ impl Store {
             .collect())
     }
 
-    /// The manifest of recording `id`, whatever its room (one listing, then one read per room).
-    pub async fn find_manifest(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    /// The manifests (`manifest.json`) stored under `room`, but those of the ids `skip` names;
+    /// unreadable ones are left out.
+    pub async fn manifests_of<T: serde::de::DeserializeOwned>(
+        &self,
+        room: &str,
+        skip: impl Fn(&str) -> bool,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for id in self.ids_of(room).await.unwrap_or_default() {
+            if skip(&id) {
+                continue;
+            }
+            let key = format!("{}/manifest.json", self.key_prefix(room, &id));
+            if let Ok(bytes) = self.get(&key).await
+                && let Ok(m) = serde_json::from_slice(&bytes)
+            {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// The manifest of `id`, whatever its room (one listing, then one read per room).
+    pub async fn find_manifest<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
         let rooms = self
             .inner()?
             .list_with_delimiter(Some(&self.prefix))
@@ -288,7 +313,7 @@ impl Store {
         for room in rooms.common_prefixes {
             let key = room.join(id).join("manifest.json");
             match self.inner()?.get(&key).await {
-                Ok(got) => return Ok(Some(got.bytes().await?.to_vec())),
+                Ok(got) => return Ok(serde_json::from_slice(&got.bytes().await?).ok()),
                 Err(object_store::Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -29,6 +29,8 @@ pub struct Config {
     pub turn: crate::turn_config::TurnConfig,
     /// `[recording]`: the FFmpeg sidecar, the spool and object storage.
     pub recording: tern_recording::RecordingConfig,
+    /// `[broadcast]`: the HLS ladder, the DVR window and where broadcasts go.
+    pub broadcast: tern_broadcast::BroadcastConfig,
 }
 
 /// `[http]`.
@@ -392,6 +394,18 @@ pub struct Overrides {
     /// recording.storage.prefix
     #[arg(long, env = "TERN_RECORDING_PREFIX")]
     pub recording_prefix: Option<String>,
+    /// broadcast.dvr_window_secs (0: keep the whole event)
+    #[arg(long, env = "TERN_BROADCAST_DVR_WINDOW_SECS")]
+    pub broadcast_dvr_window_secs: Option<u64>,
+    /// broadcast.program_height: 720, or 1080 for a 1080p rung
+    #[arg(long, env = "TERN_BROADCAST_PROGRAM_HEIGHT")]
+    pub broadcast_program_height: Option<u32>,
+    /// broadcast.max_concurrent
+    #[arg(long, env = "TERN_BROADCAST_MAX_CONCURRENT")]
+    pub broadcast_max_concurrent: Option<usize>,
+    /// broadcast.spool_dir
+    #[arg(long, env = "TERN_BROADCAST_SPOOL_DIR")]
+    pub broadcast_spool_dir: Option<PathBuf>,
 }
 
 fn parse_backend(s: &str) -> Result<tern_recording::Backend, String> {
@@ -540,6 +554,11 @@ impl Config {
             r.storage.region = o.recording_region.clone();
         }
         set(&mut r.storage.prefix, &o.recording_prefix);
+        let b = &mut self.broadcast;
+        set(&mut b.dvr_window_secs, &o.broadcast_dvr_window_secs);
+        set(&mut b.program_height, &o.broadcast_program_height);
+        set(&mut b.max_concurrent, &o.broadcast_max_concurrent);
+        set(&mut b.spool_dir, &o.broadcast_spool_dir);
     }
 }
 

@@ -50,7 +50,8 @@ pub fn app(state: AppState) -> Router {
         .route("/rtc", get(signaling::upgrade))
         .route("/healthz", get(healthz))
         .merge(api::routes())
-        .merge(crate::recordings::routes());
+        .merge(crate::recordings::routes())
+        .merge(crate::broadcasts::routes());
     if state.config.http.metrics_listen.is_none() {
         router = router.route("/metrics", get(metrics));
     }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod broadcasts;
 pub mod config;
 pub mod http;
 pub mod http_server;
@@ -63,6 +64,8 @@ pub struct Inner {
     pub tls: Option<Arc<tls::Tls>>,
     /// The recorder, or why recording cannot work (storage misconfigured).
     pub recorder: Result<tern_recording::Recorder, String>,
+    /// The broadcaster, or why broadcasting cannot work (storage misconfigured).
+    pub broadcaster: Result<tern_broadcast::Broadcaster, String>,
     next_participant: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each signaling session holds a clone; shutdown waits until only this one is left.
@@ -181,6 +184,15 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         tracing::error!(error = %e, "recording is unavailable");
         e.to_string()
     });
+    let broadcaster = tern_broadcast::Broadcaster::new(
+        config.broadcast.clone(),
+        config.recording.ffmpeg.clone(),
+        &config.broadcast.storage_or(&config.recording.storage),
+    )
+    .map_err(|e| {
+        tracing::error!(error = %e, "broadcasting is unavailable");
+        e.to_string()
+    });
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("binding HTTP listener {}", config.http.listen))?;
@@ -197,6 +209,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         turn,
         tls,
         recorder,
+        broadcaster,
         next_participant: AtomicU64::new(0),
         shutdown: shutdown_rx,
         sessions: Arc::new(()),
@@ -225,6 +238,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
                     let (running, spooled, feed_errors) = r.gauges();
                     metrics::record_recordings(running, spooled, feed_errors);
                 }
+                if let Ok(b) = &s.broadcaster {
+                    let (running, feed_errors) = b.gauges();
+                    metrics::record_broadcasts(running, feed_errors);
+                }
             }
         });
     }
@@ -249,9 +266,18 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             let state = serve_state.clone();
             async move {
                 state.shutdown_signal().await;
-                if let Ok(r) = &state.recorder {
-                    r.begin_shutdown(Duration::from_secs(5)).await;
-                }
+                let recordings = async {
+                    if let Ok(r) = &state.recorder {
+                        r.begin_shutdown(Duration::from_secs(5)).await;
+                    }
+                };
+                // Broadcasts end their playlists (a VOD) while media still flows.
+                let broadcasts = async {
+                    if let Ok(b) = &state.broadcaster {
+                        b.shutdown(Duration::from_secs(5)).await;
+                    }
+                };
+                tokio::join!(recordings, broadcasts);
                 for w in &state.workers {
                     let _ = w.request(Command::Shutdown).await;
                 }

@@ -38,6 +38,12 @@ pub fn record_recordings(running: usize, spooled_bytes: u64, feed_errors: u64) {
     metrics::counter!("tern_recording_feed_errors_total").absolute(feed_errors);
 }
 
+/// Broadcasts running, and tap packets their sidecars' sockets refused.
+pub fn record_broadcasts(running: usize, feed_errors: u64) {
+    metrics::gauge!("tern_broadcasts_running").set(running as f64);
+    metrics::counter!("tern_broadcast_feed_errors_total").absolute(feed_errors);
+}
+
 /// Copies one worker's core counters and gauges into the metrics facade.
 pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64, tcp: Option<TcpStats>) {
     let w = index.to_string();

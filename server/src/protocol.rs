@@ -197,6 +197,10 @@ pub enum ServerMessage {
         /// Recordings of the room running now: people must know they are recorded.
         #[serde(default)]
         recordings: Vec<crate::wire_recording::RecordingStatus>,
+        /// Broadcasts of the room running now (`starting` or `live`): people must know they are
+        /// on air.
+        #[serde(default)]
+        broadcasts: Vec<BroadcastStatus>,
         /// The join's `req`.
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<u64>,
@@ -314,8 +318,37 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         req: Option<u64>,
     },
+    /// A broadcast of the room started or changed state (`starting`, `live`, then `stopping`
+    /// when it no longer goes out).
+    Broadcast {
+        /// The broadcast.
+        id: String,
+        /// Its state.
+        state: String,
+        /// Its master playlist, root-relative.
+        hls_url: String,
+    },
     /// Answer to `ping`.
     Pong,
+}
+
+/// A broadcast's status as participants see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastStatus {
+    /// `BC_...`.
+    pub id: String,
+    /// Its state.
+    pub state: String,
+    /// Its master playlist, root-relative: `/hls/<id>/master.m3u8`.
+    pub hls_url: String,
+}
+
+impl BroadcastStatus {
+    /// The status of broadcast `id` in `state`.
+    pub fn new(id: String, state: String) -> Self {
+        let hls_url = format!("/hls/{id}/master.m3u8");
+        Self { id, state, hls_url }
+    }
 }
 
 impl ServerMessage {

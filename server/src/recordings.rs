@@ -11,7 +11,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tern_recording::{
-    Download, Mode, Recorder, RecorderError, Recording, StartRequest, TapControl, tap_channel,
+    Download, Mode, Recorder, RecorderError, Recording, StartRequest, TapControl, TapLink,
+    tap_channel,
 };
 use tern_sfu::{Command, Reply, RoomTapId, RoomTapKind, RoomTapLabel, SfuError};
 use tokio::sync::mpsc;
@@ -58,16 +59,20 @@ impl StartBody {
 
 impl From<RecorderError> for ApiError {
     fn from(e: RecorderError) -> Self {
-        let status = match &e {
-            RecorderError::AlreadyRecording(..) | RecorderError::NotRecording(..) => {
-                StatusCode::CONFLICT
-            }
-            RecorderError::NotFound(_) | RecorderError::NoFile(_) => StatusCode::NOT_FOUND,
-            RecorderError::LimitReached(_) => StatusCode::TOO_MANY_REQUESTS,
-            RecorderError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        ApiError::new(status, e.code(), e.to_string())
+        ApiError::new(status_of(e.code()), e.code(), e.to_string())
+    }
+}
+
+/// The HTTP status of a recording's or broadcast's error code.
+pub fn status_of(code: &str) -> StatusCode {
+    match code {
+        "already_recording" | "not_recording" | "already_broadcasting" | "not_broadcasting" => {
+            StatusCode::CONFLICT
+        }
+        "recording_not_found" | "broadcast_not_found" | "file_not_found" => StatusCode::NOT_FOUND,
+        "limit_reached" => StatusCode::TOO_MANY_REQUESTS,
+        "bad_request" => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -98,27 +103,10 @@ async fn start_now(
     request: StartRequest,
 ) -> Result<Recording, ApiError> {
     let recorder = recorder(state)?;
-    let w = worker_of(state, room)?;
-    let worker = state.workers[w].clone();
-    let id = format!("RC_{}", random_token(9).replace(['-', '_'], "x"));
+    let id = new_id("RC");
+    worker_of(state, room)?;
     let rec = recorder.prepare(id.clone(), room, request).await?;
-    let (sink, link) = tap_channel();
-    let cmd = Command::TapRoom {
-        room: room.to_string(),
-        label: RoomTapLabel {
-            kind: RoomTapKind::Recording,
-            id,
-            state: "starting".into(),
-        },
-    };
-    let tap = match worker.tap_room(cmd, sink).await {
-        Ok(Ok(Reply::RoomTapped(tap))) => tap,
-        Ok(Ok(other)) => {
-            return Err(ApiError::internal(format!("unexpected reply {other:?}")));
-        }
-        Ok(Err(e)) => return Err(e.into()),
-        Err(e) => return Err(ApiError::internal(e.to_string())),
-    };
+    let (worker, tap, link) = tap_room(state, room, RoomTapKind::Recording, id).await?;
     let (control, requests) = mpsc::unbounded_channel();
     match recorder.begin(rec, link, control) {
         Ok(rec) => {
@@ -126,19 +114,55 @@ async fn start_now(
             Ok(rec)
         }
         Err(e) => {
-            let _ = worker
-                .request(Command::UntapRoom {
-                    tap,
-                    state: "failed".into(),
-                })
-                .await;
+            untap_failed(&worker, tap).await;
             Err(e.into())
         }
     }
 }
 
-/// Carries a recording's requests to the worker of its room until it untaps.
-async fn carry_requests(
+/// A new recording or broadcast id: `prefix` and a random URL-safe tail.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", random_token(9).replace(['-', '_'], "x"))
+}
+
+/// Taps every track of `room` on its worker for the recording or broadcast `id`: the worker,
+/// the room tap, and the link its events and media come through.
+pub async fn tap_room(
+    state: &AppState,
+    room: &str,
+    kind: RoomTapKind,
+    id: String,
+) -> Result<(WorkerHandle, RoomTapId, TapLink), ApiError> {
+    let worker = state.workers[worker_of(state, room)?].clone();
+    let (sink, link) = tap_channel();
+    let label = RoomTapLabel {
+        kind,
+        id,
+        state: "starting".into(),
+    };
+    let cmd = Command::TapRoom {
+        room: room.to_string(),
+        label,
+    };
+    match worker.tap_room(cmd, sink).await {
+        Ok(Ok(Reply::RoomTapped(tap))) => Ok((worker, tap, link)),
+        Ok(Ok(other)) => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+/// Ends a room tap whose holder did not start.
+pub async fn untap_failed(worker: &WorkerHandle, tap: RoomTapId) {
+    let cmd = Command::UntapRoom {
+        tap,
+        state: "failed".into(),
+    };
+    let _ = worker.request(cmd).await;
+}
+
+/// Carries a recording's or broadcast's requests to the worker of its room until it untaps.
+pub async fn carry_requests(
     worker: WorkerHandle,
     tap: RoomTapId,
     mut requests: mpsc::UnboundedReceiver<TapControl>,
@@ -148,12 +172,12 @@ async fn carry_requests(
             TapControl::Keyframe(t) => Command::TapKeyframe { tap: t },
             TapControl::State(s) => Command::SetRoomTapState {
                 tap,
-                state: s.as_str().into(),
+                state: s.into(),
             },
             TapControl::Untap(s) => {
                 let cmd = Command::UntapRoom {
                     tap,
-                    state: s.as_str().into(),
+                    state: s.into(),
                 };
                 let _ = worker.request(cmd).await;
                 return;
@@ -165,13 +189,8 @@ async fn carry_requests(
             tracing::debug!(room_tap = %tap, error = %e, "recording request refused");
         }
     }
-    // The recording ended without saying so (its task failed): do not leave the room tapped.
-    let _ = worker
-        .request(Command::UntapRoom {
-            tap,
-            state: "failed".into(),
-        })
-        .await;
+    // The holder ended without saying so (its task failed): do not leave the room tapped.
+    untap_failed(&worker, tap).await;
 }
 
 /// A recording as the API returns it, with download URLs.

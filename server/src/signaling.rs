@@ -199,11 +199,21 @@ async fn join(
                 participants: wire::list(others),
                 tracks: wire::list(tracks),
                 ice_servers,
-                // Those recording now: a stopping one records no more.
+                // Those recording or on air now: a stopping one is no longer.
                 recordings: room_taps
+                    .iter()
+                    .filter(|l| l.kind == tern_sfu::RoomTapKind::Recording)
+                    .filter(|l| l.state == "starting" || l.state == "active")
+                    .map(|l| crate::wire_recording::RecordingStatus {
+                        id: l.id.clone(),
+                        state: l.state.clone(),
+                    })
+                    .collect(),
+                broadcasts: room_taps
                     .into_iter()
-                    .map(recording_status)
-                    .filter(|r| r.state == "starting" || r.state == "active")
+                    .filter(|l| l.kind == tern_sfu::RoomTapKind::Broadcast)
+                    .filter(|l| l.state == "starting" || l.state == "live")
+                    .map(|l| crate::protocol::BroadcastStatus::new(l.id, l.state))
                     .collect(),
                 req: None,
             };
@@ -560,11 +570,23 @@ pub fn parse(text: &str) -> Result<ClientMessage, (&'static str, String)> {
     serde_json::from_value(value).map_err(|e| ("bad_message", e.to_string()))
 }
 
-/// A room tap's label as participants see it.
-fn recording_status(label: tern_sfu::RoomTapLabel) -> crate::wire_recording::RecordingStatus {
+/// A room tap's label as participants see it: a `recording` or `broadcast` message.
+fn room_tap_message(label: tern_sfu::RoomTapLabel) -> ServerMessage {
     let tern_sfu::RoomTapLabel { kind, id, state } = label;
     match kind {
-        tern_sfu::RoomTapKind::Recording => crate::wire_recording::RecordingStatus { id, state },
+        tern_sfu::RoomTapKind::Recording => ServerMessage::Recording {
+            id,
+            state,
+            req: None,
+        },
+        tern_sfu::RoomTapKind::Broadcast => {
+            let s = crate::protocol::BroadcastStatus::new(id, state);
+            ServerMessage::Broadcast {
+                id: s.id,
+                state: s.state,
+                hls_url: s.hls_url,
+            }
+        }
     }
 }
 
@@ -616,14 +638,7 @@ fn to_message(n: Notice) -> ServerMessage {
                 .map(|(rid, active)| wire::SendLayer { rid, active })
                 .collect(),
         },
-        Notice::RoomTap(label) => {
-            let status = recording_status(label);
-            ServerMessage::Recording {
-                id: status.id,
-                state: status.state,
-                req: None,
-            }
-        }
+        Notice::RoomTap(label) => room_tap_message(label),
         Notice::SubscriptionFailed {
             track,
             code,
@@ -651,6 +666,7 @@ fn with_req(msg: ServerMessage, req: Option<u64>) -> ServerMessage {
             tracks,
             ice_servers,
             recordings,
+            broadcasts,
             ..
         } => ServerMessage::Joined {
             v,
@@ -660,6 +676,7 @@ fn with_req(msg: ServerMessage, req: Option<u64>) -> ServerMessage {
             tracks,
             ice_servers,
             recordings,
+            broadcasts,
             req,
         },
         other => other,

@@ -368,6 +368,10 @@ mod tests {
                 id: "RC_1".into(),
                 state: "active".into(),
             }],
+            broadcasts: vec![crate::protocol::BroadcastStatus::new(
+                "BC_1".into(),
+                "live".into(),
+            )],
             req: Some(1),
         };
         assert_eq!(
@@ -379,6 +383,7 @@ mod tests {
                 r#""tracks":[{"id":"TR_3","participant":"PA_1","kind":"audio","source":"microphone","muted":false}],"#,
                 r#""ice_servers":[{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"1700000000:PA_2","credential":"c"}],"#,
                 r#""recordings":[{"id":"RC_1","state":"active"}],"#,
+                r#""broadcasts":[{"id":"BC_1","state":"live","hls_url":"/hls/BC_1/master.m3u8"}],"#,
                 r#""req":1}"#
             )
         );

@@ -12,11 +12,13 @@ use crate::ids::{ParticipantId, RoomTapId, TapId};
 use crate::sfu::{Output, Sfu};
 use crate::signal::{Notice, ParticipantInfo, TrackInfo};
 
-/// What holds a room tap (a live broadcast will be the next kind).
+/// What holds a room tap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomTapKind {
     /// A recording.
     Recording,
+    /// A live broadcast.
+    Broadcast,
 }
 
 /// How participants see a room tap: what it is, its id and state (both the holder's own words,

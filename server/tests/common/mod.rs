@@ -1,6 +1,7 @@
 //! Shared pieces of the integration tests: a real server on loopback ports and a WebSocket client.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod broadcast;
 pub mod browser;
 pub mod firefox;
 pub mod media;

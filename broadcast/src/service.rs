@@ -1,0 +1,448 @@
+//! The broadcaster: starts, stops, lists and finds broadcasts, enforces the limits, and finds
+//! the file behind an HLS URL (the live spool, or storage once a broadcast is over).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tern_recording::clock::rfc3339;
+use tern_recording::feed::{FeedConfig, check_ffmpeg};
+use tern_recording::store::Store;
+use tern_recording::{StorageConfig, TapControl, TapLink};
+use tokio::sync::{mpsc, watch};
+
+use crate::args::FPS;
+use crate::config::BroadcastConfig;
+use crate::hls::Hls;
+use crate::ladder::ladder;
+use crate::model::{Broadcast, BroadcastState, RungView};
+use crate::playlist::Window;
+use crate::session::{Session, StopReason};
+
+/// Why a broadcast request was refused. Each has a stable code (docs/broadcast.md).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BroadcastError {
+    /// `already_broadcasting`.
+    #[error("room {0} is already broadcast ({1})")]
+    AlreadyBroadcasting(String, String),
+    /// `broadcast_not_found`.
+    #[error("no broadcast {0}")]
+    NotFound(String),
+    /// `not_broadcasting`.
+    #[error("broadcast {0} is {1}, not live")]
+    NotBroadcasting(String, &'static str),
+    /// `limit_reached`.
+    #[error("{0} broadcasts run already (broadcast.max_concurrent)")]
+    LimitReached(usize),
+    /// `ffmpeg_missing`.
+    #[error("{0}")]
+    FfmpegMissing(String),
+    /// `storage_unavailable`.
+    #[error("storage unavailable: {0}")]
+    Storage(String),
+    /// `bad_request`.
+    #[error("{0}")]
+    BadRequest(String),
+    /// `file_not_found`.
+    #[error("{0}")]
+    NoFile(String),
+}
+
+impl BroadcastError {
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyBroadcasting(..) => "already_broadcasting",
+            Self::NotFound(_) => "broadcast_not_found",
+            Self::NotBroadcasting(..) => "not_broadcasting",
+            Self::LimitReached(_) => "limit_reached",
+            Self::FfmpegMissing(_) => "ffmpeg_missing",
+            Self::Storage(_) => "storage_unavailable",
+            Self::BadRequest(_) => "bad_request",
+            Self::NoFile(_) => "file_not_found",
+        }
+    }
+}
+
+/// What a start asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BroadcastRequest {
+    /// The program's layout: `grid`.
+    pub layout: Option<String>,
+}
+
+/// What every session shares.
+pub(crate) struct Shared {
+    pub config: BroadcastConfig,
+    pub ffmpeg: PathBuf,
+    pub store: Store,
+    pub feed_errors: Arc<AtomicU64>,
+}
+
+impl Shared {
+    pub fn feed_config(&self) -> FeedConfig {
+        FeedConfig {
+            ffmpeg: self.ffmpeg.clone(),
+            start_timeout: Duration::from_secs(self.config.sidecar_start_timeout_secs),
+            max_failures: self.config.sidecar_max_failures,
+            keyframe_every: None,
+        }
+    }
+}
+
+struct Entry {
+    room: String,
+    stopping: bool,
+    untapped: Arc<AtomicBool>,
+    snapshot: watch::Receiver<Broadcast>,
+    stop: mpsc::Sender<StopReason>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A file behind an HLS URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HlsFile {
+    /// In the live spool.
+    Local(PathBuf),
+    /// In storage (the broadcast is over).
+    Stored(Vec<u8>),
+}
+
+/// The broadcast service.
+pub struct Broadcaster {
+    shared: Arc<Shared>,
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+impl std::fmt::Debug for Broadcaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broadcaster")
+            .field("store", &self.shared.store.describe())
+            .finish()
+    }
+}
+
+impl Broadcaster {
+    /// Builds the broadcaster on `storage` (see [`BroadcastConfig::storage_or`]).
+    pub fn new(
+        config: BroadcastConfig,
+        ffmpeg: PathBuf,
+        storage: &StorageConfig,
+    ) -> Result<Self, BroadcastError> {
+        let store = Store::new(storage).map_err(|e| BroadcastError::Storage(e.message))?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config,
+                ffmpeg,
+                store,
+                feed_errors: Arc::new(AtomicU64::new(0)),
+            }),
+            entries: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// How many broadcasts run, and the tap packets that could not be handed to a sidecar.
+    pub fn gauges(&self) -> (usize, u64) {
+        let running = self
+            .lock()
+            .values()
+            .filter(|e| !e.snapshot.borrow().state.is_final())
+            .count();
+        (running, self.shared.feed_errors.load(Ordering::Relaxed))
+    }
+
+    /// Checks that `room` can be broadcast (limits, ffmpeg, storage); returns the broadcast,
+    /// not yet running.
+    pub async fn prepare(
+        &self,
+        id: String,
+        room: &str,
+        req: BroadcastRequest,
+    ) -> Result<Broadcast, BroadcastError> {
+        let layout = req.layout.unwrap_or_else(|| "grid".into());
+        if layout != "grid" {
+            return Err(BroadcastError::BadRequest(format!(
+                "unknown layout {layout:?}; layouts: grid"
+            )));
+        }
+        check_room(&self.lock(), room, self.shared.config.max_concurrent)?;
+        check_ffmpeg(&self.shared.ffmpeg)
+            .await
+            .map_err(BroadcastError::FfmpegMissing)?;
+        let store = &self.shared.store;
+        tokio::time::timeout(Duration::from_secs(10), store.probe())
+            .await
+            .map_err(|_| {
+                BroadcastError::Storage(format!("{}: no answer in 10 s", store.describe()))
+            })?
+            .map_err(|e| BroadcastError::Storage(format!("{}: {e}", store.describe())))?;
+        let c = &self.shared.config;
+        Ok(Broadcast {
+            hls_url: format!("/hls/{id}/master.m3u8"),
+            key_prefix: store.key_prefix(room, &id),
+            id,
+            room: room.to_string(),
+            state: BroadcastState::Starting,
+            layout,
+            rungs: ladder(c.program_height)
+                .iter()
+                .map(|r| RungView {
+                    name: r.name.into(),
+                    width: r.width,
+                    height: r.height,
+                    bandwidth: r.bandwidth(),
+                })
+                .collect(),
+            dvr_window_secs: (c.dvr_window_secs > 0).then_some(c.dvr_window_secs),
+            started_at: rfc3339(SystemTime::now()),
+            ended_at: None,
+            reason: None,
+            segments: 0,
+            duration_secs: 0.0,
+            restarts: 0,
+            storage_error: None,
+        })
+    }
+
+    /// Starts a prepared broadcast, fed through `link`; `control` reaches its room's worker.
+    /// The limits are checked again under the lock that registers it.
+    pub fn begin(
+        &self,
+        b: Broadcast,
+        link: TapLink,
+        control: mpsc::UnboundedSender<TapControl>,
+    ) -> Result<Broadcast, BroadcastError> {
+        let mut entries = self.lock();
+        check_room(&entries, &b.room, self.shared.config.max_concurrent)?;
+        let c = &self.shared.config;
+        let window = match b.dvr_window_secs {
+            Some(secs) => Window::Sliding(secs as f64),
+            None => Window::Event,
+        };
+        let hls = Hls::new(ladder(c.program_height), FPS, c.segment_secs.max(1), window);
+        let (snap_tx, snapshot) = watch::channel(b.clone());
+        let (stop, stop_rx) = mpsc::channel(4);
+        let session = Session::new(b.clone(), hls, self.shared.clone(), snap_tx, control);
+        let untapped = session.untapped_flag();
+        let registry = self.entries.clone();
+        let key = b.id.clone();
+        tracing::info!(broadcast = %b.id, room = %b.room, store = %self.shared.store.describe(), "broadcast started");
+        let task = tokio::spawn(async move {
+            session.run(link, stop_rx).await;
+            registry
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+        });
+        entries.insert(
+            b.id.clone(),
+            Entry {
+                room: b.room.clone(),
+                stopping: false,
+                untapped,
+                snapshot,
+                stop,
+                task,
+            },
+        );
+        Ok(b)
+    }
+
+    /// Stops a broadcast; returns it as it is now (`stopping`).
+    pub async fn stop(&self, id: &str) -> Result<Broadcast, BroadcastError> {
+        let (stop, mut b) = {
+            let mut entries = self.lock();
+            let e = entries
+                .get_mut(id)
+                .ok_or_else(|| BroadcastError::NotFound(id.to_string()))?;
+            let b = e.snapshot.borrow().clone();
+            if e.stopping || !matches!(b.state, BroadcastState::Starting | BroadcastState::Live) {
+                let state = if e.stopping && !b.state.is_final() {
+                    "stopping"
+                } else {
+                    b.state.as_str()
+                };
+                return Err(BroadcastError::NotBroadcasting(id.to_string(), state));
+            }
+            e.stopping = true;
+            (e.stop.clone(), b)
+        };
+        let _ = stop.send(StopReason::Requested).await;
+        b.state = BroadcastState::Stopping;
+        Ok(b)
+    }
+
+    /// A broadcast this process runs.
+    pub fn get(&self, id: &str) -> Option<Broadcast> {
+        self.lock().get(id).map(|e| e.snapshot.borrow().clone())
+    }
+
+    /// A broadcast, from this process or from storage.
+    pub async fn find(&self, id: &str) -> Result<Broadcast, BroadcastError> {
+        if let Some(b) = self.get(id) {
+            return Ok(b);
+        }
+        if !valid_id(id) {
+            return Err(BroadcastError::NotFound(id.to_string()));
+        }
+        let found: Option<Broadcast> = self
+            .shared
+            .store
+            .find_manifest(id)
+            .await
+            .map_err(|e| BroadcastError::Storage(e.message))?;
+        found
+            .filter(|b| b.id == id)
+            .ok_or_else(|| BroadcastError::NotFound(id.to_string()))
+    }
+
+    /// Every broadcast of `room`: running ones and those in storage, newest first.
+    pub async fn list(&self, room: &str) -> Result<Vec<Broadcast>, BroadcastError> {
+        let mut out: Vec<Broadcast> = self
+            .lock()
+            .values()
+            .filter(|e| e.room == room)
+            .map(|e| e.snapshot.borrow().clone())
+            .collect();
+        let running: Vec<String> = out.iter().map(|b| b.id.clone()).collect();
+        let stored: Vec<Broadcast> = self
+            .shared
+            .store
+            .manifests_of(room, |id| running.iter().any(|r| r == id))
+            .await;
+        out.extend(stored);
+        out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        Ok(out)
+    }
+
+    /// The broadcasts of `room` that are live or starting (no stop asked).
+    pub fn running_in(&self, room: &str) -> Vec<Broadcast> {
+        self.lock()
+            .values()
+            .filter(|e| e.room == room && !e.stopping)
+            .map(|e| e.snapshot.borrow().clone())
+            .filter(|b| !b.state.is_final() && b.state != BroadcastState::Stopping)
+            .collect()
+    }
+
+    /// The file behind `/hls/<id>/<path>`: `master.m3u8`, `<rung>/index.m3u8`,
+    /// `<rung>/init-NNN.mp4` or `<rung>/seg-NNNNNN.m4s`.
+    pub async fn hls_file(&self, id: &str, path: &str) -> Result<HlsFile, BroadcastError> {
+        let missing = || BroadcastError::NoFile(format!("no {path} in broadcast {id}"));
+        if !valid_id(id) || !valid_hls_path(path) {
+            return Err(missing());
+        }
+        if self.get(id).is_some() {
+            let local = self.shared.config.spool_dir.join(id).join("hls").join(path);
+            if local.is_file() {
+                return Ok(HlsFile::Local(local));
+            }
+        }
+        let b = self.find(id).await?;
+        let key = format!("{}/{path}", b.key_prefix);
+        self.shared
+            .store
+            .get(&key)
+            .await
+            .map(HlsFile::Stored)
+            .map_err(|_| missing())
+    }
+
+    /// Stops every broadcast (tern is shutting down) and waits up to `limit` for their
+    /// sidecars to finish, and up to `limit` more for their last uploads.
+    pub async fn shutdown(&self, limit: Duration) {
+        let (flags, tasks): (Vec<_>, Vec<_>) = self
+            .lock()
+            .values()
+            .map(|e| {
+                let _ = e.stop.try_send(StopReason::Interrupted);
+                (e.untapped.clone(), e.task.abort_handle())
+            })
+            .unzip();
+        let deadline = tokio::time::Instant::now() + limit;
+        while flags.iter().any(|f| !f.load(Ordering::Relaxed))
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        while tasks.iter().any(|t| !t.is_finished()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for t in tasks {
+            t.abort();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Refuses a broadcast of `room` when one runs already, or too many run.
+fn check_room(
+    entries: &HashMap<String, Entry>,
+    room: &str,
+    max: usize,
+) -> Result<(), BroadcastError> {
+    let running: Vec<Broadcast> = entries
+        .values()
+        .filter(|e| !e.stopping)
+        .map(|e| e.snapshot.borrow().clone())
+        .filter(|b| matches!(b.state, BroadcastState::Starting | BroadcastState::Live))
+        .collect();
+    if let Some(b) = running.iter().find(|b| b.room == room) {
+        return Err(BroadcastError::AlreadyBroadcasting(
+            room.to_string(),
+            b.id.clone(),
+        ));
+    }
+    if running.len() >= max {
+        return Err(BroadcastError::LimitReached(running.len()));
+    }
+    Ok(())
+}
+
+/// Broadcast ids are `BC_` and URL-safe characters.
+fn valid_id(id: &str) -> bool {
+    id.len() <= 64
+        && id.starts_with("BC_")
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// An HLS path: at most two plain components, known extensions.
+fn valid_hls_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let plain = |p: &&str| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    };
+    parts.len() <= 2
+        && parts.iter().all(plain)
+        && [".m3u8", ".m4s", ".mp4"].iter().any(|e| path.ends_with(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_hls_paths_are_served() {
+        assert!(valid_hls_path("master.m3u8"));
+        assert!(valid_hls_path("720p/seg-000001.m4s"));
+        assert!(valid_hls_path("720p/init-000.mp4"));
+        assert!(!valid_hls_path("../state.json"));
+        assert!(!valid_hls_path("720p/../../x.m3u8"));
+        assert!(!valid_hls_path("a/b/c.m4s"));
+        assert!(!valid_hls_path("manifest.json"));
+        assert!(!valid_hls_path("720p/.m4s"));
+        assert!(valid_id("BC_abc-1"));
+        assert!(!valid_id("../BC"));
+    }
+}
