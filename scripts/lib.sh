@@ -1,11 +1,16 @@
 # Shared helpers for scripts/run.sh and scripts/test.sh.
 
-# Installs Debian/Ubuntu packages that are missing (as root, or through sudo).
+# Installs Debian/Ubuntu packages that are missing (as root, or through sudo). Each argument is
+# `command:package`, or `/path/of/a/file:package` for a package without a command.
 ensure_packages() {
   local missing=()
   for spec in "$@"; do
     local cmd=${spec%%:*} pkg=${spec##*:}
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+    if [[ $cmd == /* ]]; then
+      [ -e "$cmd" ] || missing+=("$pkg")
+    else
+      command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+    fi
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""

@@ -12,8 +12,11 @@ pub mod hls;
 pub mod ladder;
 pub mod model;
 pub mod playlist;
+pub mod rtmp;
 pub mod variant;
 
+#[cfg(feature = "io")]
+mod egress;
 #[cfg(feature = "io")]
 mod service;
 #[cfg(feature = "io")]

@@ -18,8 +18,13 @@ use crate::config::BroadcastConfig;
 use crate::hls::Hls;
 use crate::ladder::ladder;
 use crate::model::{Broadcast, BroadcastState, RungView};
+use crate::model::{RtmpView, valid_hls_path, valid_id};
 use crate::playlist::Window;
-use crate::session::{Session, StopReason};
+use crate::rtmp::check_rtmp_url;
+use crate::session::{Control, Session, StopReason};
+
+/// RTMP targets one broadcast may have.
+pub const MAX_RTMP_TARGETS: usize = 8;
 
 /// Why a broadcast request was refused. Each has a stable code (docs/broadcast.md).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +53,9 @@ pub enum BroadcastError {
     /// `file_not_found`.
     #[error("{0}")]
     NoFile(String),
+    /// `target_not_found`.
+    #[error("no RTMP target {0}")]
+    NoTarget(String),
 }
 
 impl BroadcastError {
@@ -62,6 +70,7 @@ impl BroadcastError {
             Self::Storage(_) => "storage_unavailable",
             Self::BadRequest(_) => "bad_request",
             Self::NoFile(_) => "file_not_found",
+            Self::NoTarget(_) => "target_not_found",
         }
     }
 }
@@ -71,6 +80,8 @@ impl BroadcastError {
 pub struct BroadcastRequest {
     /// The program's layout: `grid`.
     pub layout: Option<String>,
+    /// RTMP URLs to push the program to.
+    pub rtmp: Vec<String>,
 }
 
 /// What every session shares.
@@ -97,7 +108,7 @@ struct Entry {
     stopping: bool,
     untapped: Arc<AtomicBool>,
     snapshot: watch::Receiver<Broadcast>,
-    stop: mpsc::Sender<StopReason>,
+    control: mpsc::Sender<Control>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -167,6 +178,7 @@ impl Broadcaster {
                 "unknown layout {layout:?}; layouts: grid"
             )));
         }
+        check_targets(&req.rtmp, 0)?;
         check_room(&self.lock(), room, self.shared.config.max_concurrent)?;
         check_ffmpeg(&self.shared.ffmpeg)
             .await
@@ -196,6 +208,7 @@ impl Broadcaster {
                 })
                 .collect(),
             dvr_window_secs: (c.dvr_window_secs > 0).then_some(c.dvr_window_secs),
+            segment_secs: c.segment_secs.max(1),
             started_at: rfc3339(SystemTime::now()),
             ended_at: None,
             reason: None,
@@ -203,14 +216,17 @@ impl Broadcaster {
             duration_secs: 0.0,
             restarts: 0,
             storage_error: None,
+            rtmp: Vec::new(),
         })
     }
 
-    /// Starts a prepared broadcast, fed through `link`; `control` reaches its room's worker.
-    /// The limits are checked again under the lock that registers it.
+    /// Starts a prepared broadcast pushing to `rtmp` (as prepared), fed through `link`;
+    /// `control` reaches its room's worker. The limits are checked again under the lock that
+    /// registers it.
     pub fn begin(
         &self,
         b: Broadcast,
+        rtmp: Vec<String>,
         link: TapLink,
         control: mpsc::UnboundedSender<TapControl>,
     ) -> Result<Broadcast, BroadcastError> {
@@ -223,14 +239,15 @@ impl Broadcaster {
         };
         let hls = Hls::new(ladder(c.program_height), FPS, c.segment_secs.max(1), window);
         let (snap_tx, snapshot) = watch::channel(b.clone());
-        let (stop, stop_rx) = mpsc::channel(4);
-        let session = Session::new(b.clone(), hls, self.shared.clone(), snap_tx, control);
+        let (tx, control_rx) = mpsc::channel(16);
+        let session = Session::new(b.clone(), hls, rtmp, self.shared.clone(), snap_tx, control);
+        let b = session.broadcast().clone();
         let untapped = session.untapped_flag();
         let registry = self.entries.clone();
         let key = b.id.clone();
         tracing::info!(broadcast = %b.id, room = %b.room, store = %self.shared.store.describe(), "broadcast started");
         let task = tokio::spawn(async move {
-            session.run(link, stop_rx).await;
+            session.run(link, control_rx).await;
             registry
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -243,7 +260,7 @@ impl Broadcaster {
                 stopping: false,
                 untapped,
                 snapshot,
-                stop,
+                control: tx,
                 task,
             },
         );
@@ -267,11 +284,50 @@ impl Broadcaster {
                 return Err(BroadcastError::NotBroadcasting(id.to_string(), state));
             }
             e.stopping = true;
-            (e.stop.clone(), b)
+            (e.control.clone(), b)
         };
-        let _ = stop.send(StopReason::Requested).await;
+        let _ = stop.send(Control::Stop(StopReason::Requested)).await;
         b.state = BroadcastState::Stopping;
         Ok(b)
+    }
+
+    /// Adds an RTMP target to a running broadcast.
+    pub async fn add_rtmp(&self, id: &str, url: String) -> Result<RtmpView, BroadcastError> {
+        let (control, b) = self.running(id)?;
+        check_targets(std::slice::from_ref(&url), b.rtmp.len())?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = control.send(Control::AddRtmp(url, tx)).await;
+        rx.await
+            .map_err(|_| BroadcastError::NotBroadcasting(id.to_string(), "ended"))
+    }
+
+    /// Stops pushing to target `target` of broadcast `id`.
+    pub async fn remove_rtmp(&self, id: &str, target: &str) -> Result<RtmpView, BroadcastError> {
+        let (control, _) = self.running(id)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = control
+            .send(Control::RemoveRtmp(target.to_string(), tx))
+            .await;
+        rx.await
+            .ok()
+            .flatten()
+            .ok_or_else(|| BroadcastError::NoTarget(target.to_string()))
+    }
+
+    /// A broadcast that is starting or live: its control channel and state.
+    fn running(&self, id: &str) -> Result<(mpsc::Sender<Control>, Broadcast), BroadcastError> {
+        let entries = self.lock();
+        let e = entries
+            .get(id)
+            .ok_or_else(|| BroadcastError::NotFound(id.to_string()))?;
+        let b = e.snapshot.borrow().clone();
+        if e.stopping || !matches!(b.state, BroadcastState::Starting | BroadcastState::Live) {
+            return Err(BroadcastError::NotBroadcasting(
+                id.to_string(),
+                b.state.as_str(),
+            ));
+        }
+        Ok((e.control.clone(), b))
     }
 
     /// A broadcast this process runs.
@@ -357,7 +413,7 @@ impl Broadcaster {
             .lock()
             .values()
             .map(|e| {
-                let _ = e.stop.try_send(StopReason::Interrupted);
+                let _ = e.control.try_send(Control::Stop(StopReason::Interrupted));
                 (e.untapped.clone(), e.task.abort_handle())
             })
             .unzip();
@@ -405,44 +461,15 @@ fn check_room(
     Ok(())
 }
 
-/// Broadcast ids are `BC_` and URL-safe characters.
-fn valid_id(id: &str) -> bool {
-    id.len() <= 64
-        && id.starts_with("BC_")
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// An HLS path: at most two plain components, known extensions.
-fn valid_hls_path(path: &str) -> bool {
-    let parts: Vec<&str> = path.split('/').collect();
-    let plain = |p: &&str| {
-        !p.is_empty()
-            && !p.starts_with('.')
-            && p.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-    };
-    parts.len() <= 2
-        && parts.iter().all(plain)
-        && [".m3u8", ".m4s", ".mp4"].iter().any(|e| path.ends_with(e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_hls_paths_are_served() {
-        assert!(valid_hls_path("master.m3u8"));
-        assert!(valid_hls_path("720p/seg-000001.m4s"));
-        assert!(valid_hls_path("720p/init-000.mp4"));
-        assert!(!valid_hls_path("../state.json"));
-        assert!(!valid_hls_path("720p/../../x.m3u8"));
-        assert!(!valid_hls_path("a/b/c.m4s"));
-        assert!(!valid_hls_path("manifest.json"));
-        assert!(!valid_hls_path("720p/.m4s"));
-        assert!(valid_id("BC_abc-1"));
-        assert!(!valid_id("../BC"));
+/// Refuses bad RTMP URLs, and more than [`MAX_RTMP_TARGETS`] with the `existing` ones.
+fn check_targets(urls: &[String], existing: usize) -> Result<(), BroadcastError> {
+    if urls.len() + existing > MAX_RTMP_TARGETS {
+        return Err(BroadcastError::BadRequest(format!(
+            "at most {MAX_RTMP_TARGETS} RTMP targets per broadcast"
+        )));
     }
+    for url in urls {
+        check_rtmp_url(url).map_err(BroadcastError::BadRequest)?;
+    }
+    Ok(())
 }

@@ -13,10 +13,11 @@ use tern_recording::clock::rfc3339;
 use tern_recording::feed::{Feed, FeedEvent, recv_event, recv_or_pending};
 use tern_recording::store::StoreError;
 use tern_recording::{TapControl, TapLink};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::egress::Egress;
 use crate::hls::{Hls, Update};
-use crate::model::{Broadcast, BroadcastState};
+use crate::model::{Broadcast, BroadcastState, RtmpView};
 use crate::service::Shared;
 use crate::variant::parse_variant;
 
@@ -33,6 +34,16 @@ pub(crate) enum StopReason {
     RoomClosed,
     SidecarFailed(String),
     Interrupted,
+}
+
+/// What the service asks of a running broadcast.
+pub(crate) enum Control {
+    /// Stop.
+    Stop(StopReason),
+    /// Push to this RTMP URL too (already checked).
+    AddRtmp(String, oneshot::Sender<RtmpView>),
+    /// Stop pushing to this target.
+    RemoveRtmp(String, oneshot::Sender<Option<RtmpView>>),
 }
 
 /// An upload, in order: files before the playlists that name them.
@@ -59,6 +70,7 @@ pub(crate) struct Session {
     control: Option<mpsc::UnboundedSender<TapControl>>,
     feed: Feed,
     hls: Hls,
+    egress: Egress,
     /// Runs started and not yet published, oldest first (the current one is `hls.part()`).
     waiting: VecDeque<usize>,
     /// Runs whose sidecar has exited.
@@ -73,14 +85,17 @@ pub(crate) struct Session {
     upload_failures: u32,
     deletions: VecDeque<(Instant, String)>,
     master_written: bool,
+    /// The final manifest is queued: when uploads are done, so is the broadcast.
+    manifest_queued: bool,
     dirty: bool,
 }
 
 impl Session {
-    /// A session for `b`, whose ladder is `hls`.
+    /// A session for `b`, whose ladder is `hls`, pushing to `rtmp` (checked URLs).
     pub fn new(
-        b: Broadcast,
+        mut b: Broadcast,
         hls: Hls,
+        rtmp: Vec<String>,
         shared: Arc<Shared>,
         snapshot: watch::Sender<Broadcast>,
         control: mpsc::UnboundedSender<TapControl>,
@@ -103,6 +118,15 @@ impl Session {
             0,
             shared.feed_errors.clone(),
         );
+        let top = hls.rungs().first().map_or("720p", |r| r.name);
+        let mut egress = Egress::new(
+            shared.ffmpeg.clone(),
+            dir.join("hls").join(top).join("index.m3u8"),
+        );
+        for url in rtmp {
+            egress.add(url);
+        }
+        b.rtmp = egress.views();
         Self {
             hls_dir: dir.join("hls"),
             dir,
@@ -112,6 +136,7 @@ impl Session {
             control: Some(control),
             feed,
             hls,
+            egress,
             waiting: VecDeque::new(),
             exited: HashSet::new(),
             stop: None,
@@ -124,8 +149,14 @@ impl Session {
             upload_failures: 0,
             deletions: VecDeque::new(),
             master_written: false,
+            manifest_queued: false,
             dirty: true,
         }
+    }
+
+    /// The broadcast as it starts.
+    pub fn broadcast(&self) -> &Broadcast {
+        &self.b
     }
 
     /// The flag that says the room tap has ended.
@@ -134,7 +165,7 @@ impl Session {
     }
 
     /// Runs the broadcast to its end.
-    pub async fn run(mut self, link: TapLink, mut stop_rx: mpsc::Receiver<StopReason>) {
+    pub async fn run(mut self, link: TapLink, mut control_rx: mpsc::Receiver<Control>) {
         if let Err(e) = std::fs::create_dir_all(&self.hls_dir) {
             self.begin_stop(StopReason::SidecarFailed(format!(
                 "cannot create {}: {e}",
@@ -144,16 +175,18 @@ impl Session {
         let (mut events, mut media) = (Some(link.events), Some(link.media));
         let mut tick = tokio::time::interval(TICK);
         let mut inflight: Option<(Upload, InFlight)> = None;
-        let mut stop_open = true;
+        let mut control_open = true;
         loop {
             tokio::select! {
                 biased;
-                reason = stop_rx.recv(), if stop_open => {
-                    if reason.is_none() {
-                        stop_open = false;
+                c = control_rx.recv(), if control_open => match c {
+                    Some(c) => self.on_control(c),
+                    None => {
+                        // The service is gone: stop once, then never poll it.
+                        control_open = false;
+                        self.begin_stop(StopReason::Interrupted);
                     }
-                    self.begin_stop(reason.unwrap_or(StopReason::Interrupted));
-                }
+                },
                 ev = recv_event(&mut events) => match ev {
                     Some(ev) => if self.feed.on_message(ev) { self.begin_stop(StopReason::RoomClosed) },
                     None => { events = None; media = None; self.begin_stop(StopReason::RoomClosed); }
@@ -171,7 +204,7 @@ impl Session {
                     if inflight.is_none() {
                         inflight = self.next_upload();
                     }
-                    if self.ended && inflight.is_none() && self.uploads.is_empty() {
+                    if self.manifest_queued && inflight.is_none() && self.uploads.is_empty() {
                         // Storage has everything, the final manifest last.
                         self.b.state = self.final_state.unwrap_or(BroadcastState::Ended);
                         break;
@@ -189,6 +222,21 @@ impl Session {
         tracing::info!(broadcast = %self.b.id, state = self.b.state.as_str(), "broadcast finished");
     }
 
+    fn on_control(&mut self, c: Control) {
+        let now = Instant::now();
+        match c {
+            Control::Stop(reason) => self.begin_stop(reason),
+            Control::AddRtmp(url, reply) => {
+                let _ = reply.send(self.egress.add(url));
+            }
+            Control::RemoveRtmp(id, reply) => {
+                let _ = reply.send(self.egress.remove(&id, now));
+            }
+        }
+        self.b.rtmp = self.egress.views();
+        self.dirty = true;
+    }
+
     fn tick(&mut self) {
         let now = Instant::now();
         let grace = Duration::from_secs(self.shared.config.empty_room_grace_secs);
@@ -200,6 +248,17 @@ impl Session {
         }
         self.follow_parts();
         self.delete_due(now);
+        if self.egress.tick(now, self.hls.published() > 0) {
+            self.b.rtmp = self.egress.views();
+            self.dirty = true;
+        }
+        // Last, once the pushes are over too: the manifest with the final state.
+        if self.ended && !self.manifest_queued && self.egress.all_exited() {
+            self.manifest_queued = true;
+            let manifest = self.manifest_bytes();
+            self.uploads
+                .push_back(Upload::Text("manifest.json".into(), manifest));
+        }
         if self.stop.is_some() && self.feed.is_idle() && self.waiting.is_empty() && !self.ended {
             self.end();
         }
@@ -421,6 +480,8 @@ impl Session {
     /// everything the broadcast is over.
     fn end(&mut self) {
         self.ended = true;
+        // Pushes read on to the end of the playlist, then exit.
+        self.egress.stop_all(Instant::now());
         self.hls.end();
         self.write_playlists();
         self.b.ended_at = Some(rfc3339(SystemTime::now()));
@@ -429,8 +490,6 @@ impl Session {
             self.control = None;
             self.feed.detach();
         }
-        self.uploads
-            .push_back(Upload::Text("manifest.json".into(), self.manifest_bytes()));
         self.dirty = true;
     }
 

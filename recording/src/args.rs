@@ -66,35 +66,41 @@ pub fn ffmpeg_args(
     args
 }
 
+/// What every ffmpeg tern runs is told first: no banner, no stdin, warnings only on stderr, and
+/// progress reports on stdout (the supervisor's health check).
+pub const QUIET_WITH_PROGRESS: [&str; 7] = [
+    "-hide_banner",
+    "-nostdin",
+    "-nostats",
+    "-loglevel",
+    "warning",
+    "-progress",
+    "pipe:1",
+];
+
 /// The arguments every sidecar starts with: report progress on stdout, read the RTP streams
 /// that `sdp` describes from loopback.
 pub fn input_args(sdp: &Path) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "-hide_banner",
-        "-nostdin",
-        "-nostats",
-        "-loglevel",
-        "warning",
-        "-progress",
-        "pipe:1",
-        "-protocol_whitelist",
-        "file,udp,rtp",
-        // Loopback only, and the input is ready within ~100 ms of the first packets.
-        "-localaddr",
-        "127.0.0.1",
-        "-reorder_queue_size",
-        "100",
-        "-buffer_size",
-        "4194304",
-        "-analyzeduration",
-        "3000000",
-        "-fpsprobesize",
-        "0",
-        "-i",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = QUIET_WITH_PROGRESS.map(String::from).to_vec();
+    args.extend(
+        [
+            "-protocol_whitelist",
+            "file,udp,rtp",
+            // Loopback only, and the input is ready within ~100 ms of the first packets.
+            "-localaddr",
+            "127.0.0.1",
+            "-reorder_queue_size",
+            "100",
+            "-buffer_size",
+            "4194304",
+            "-analyzeduration",
+            "3000000",
+            "-fpsprobesize",
+            "0",
+            "-i",
+        ]
+        .map(String::from),
+    );
     args.push(sdp.display().to_string());
     args
 }

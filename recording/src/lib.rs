@@ -25,7 +25,7 @@ mod service;
 #[cfg(feature = "io")]
 mod session;
 #[cfg(feature = "io")]
-mod sidecar;
+pub mod sidecar;
 #[cfg(feature = "io")]
 pub mod store;
 #[cfg(feature = "io")]

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 const STDERR_LINES: usize = 12;
 
 /// A running (or ended) ffmpeg.
-pub(crate) struct Sidecar {
+pub struct Sidecar {
     child: Child,
     /// The RTP port of each input stream, in order (RTCP on the next port).
     pub ports: Vec<u16>,

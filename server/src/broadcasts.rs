@@ -22,6 +22,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/rooms/{room}/broadcasts", post(start).get(list))
         .route("/api/v1/broadcasts/{id}", get(get_one))
         .route("/api/v1/broadcasts/{id}/stop", post(stop))
+        .route("/api/v1/broadcasts/{id}/rtmp", post(add_rtmp))
+        .route(
+            "/api/v1/broadcasts/{id}/rtmp/{target}",
+            axum::routing::delete(remove_rtmp),
+        )
         .route("/hls/{id}/{*path}", get(hls).options(preflight))
         .route("/watch/{room}", get(watch_page))
         .route("/watch/{room}/broadcast", get(watch_info))
@@ -35,7 +40,7 @@ pub struct StartBody {
     /// The program's layout: `grid` (the default).
     #[serde(default)]
     pub layout: Option<String>,
-    /// RTMP targets to push the program to.
+    /// RTMP URLs to push the program to (`rtmp://host/app/key`).
     #[serde(default)]
     pub rtmp: Vec<String>,
 }
@@ -61,15 +66,9 @@ pub async fn start_broadcast(
     room: &str,
     body: StartBody,
 ) -> Result<Broadcast, ApiError> {
-    if !body.rtmp.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "RTMP egress is not available in this version",
-        ));
-    }
     let request = BroadcastRequest {
         layout: body.layout,
+        rtmp: body.rtmp,
     };
     let (state, room) = (state.clone(), room.to_string());
     tokio::spawn(async move { start_now(&state, &room, request).await })
@@ -85,10 +84,11 @@ async fn start_now(
     let broadcaster = broadcaster(state)?;
     let id = new_id("BC");
     worker_of(state, room)?;
+    let rtmp = request.rtmp.clone();
     let b = broadcaster.prepare(id.clone(), room, request).await?;
     let (worker, tap, link) = tap_room(state, room, RoomTapKind::Broadcast, id).await?;
     let (control, requests) = mpsc::unbounded_channel();
-    match broadcaster.begin(b, link, control) {
+    match broadcaster.begin(b, rtmp, link, control) {
         Ok(b) => {
             tokio::spawn(carry_requests(worker, tap, requests));
             Ok(b)
@@ -155,6 +155,36 @@ async fn stop(
     authorized(&state, &headers, &id).await?;
     let b = broadcaster(&state)?.stop(&id).await?;
     Ok(Json(b).into_response())
+}
+
+/// The body of `POST /api/v1/broadcasts/{id}/rtmp`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RtmpBody {
+    url: String,
+}
+
+async fn add_rtmp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorized(&state, &headers, &id).await?;
+    let body: RtmpBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    let target = broadcaster(&state)?.add_rtmp(&id, body.url).await?;
+    Ok((StatusCode::CREATED, Json(target)).into_response())
+}
+
+async fn remove_rtmp(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, target)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    authorized(&state, &headers, &id).await?;
+    let target = broadcaster(&state)?.remove_rtmp(&id, &target).await?;
+    Ok(Json(target).into_response())
 }
 
 /// CORS for players on other origins: HLS is public.
@@ -266,6 +296,8 @@ async fn watch_info(
         "room": b.room,
         "state": b.state,
         "hls_url": b.hls_url,
+        "segment_secs": b.segment_secs,
+        "duration_secs": b.duration_secs,
         "started_at": b.started_at,
         "ended_at": b.ended_at,
     });

@@ -69,7 +69,9 @@ pub fn status_of(code: &str) -> StatusCode {
         "already_recording" | "not_recording" | "already_broadcasting" | "not_broadcasting" => {
             StatusCode::CONFLICT
         }
-        "recording_not_found" | "broadcast_not_found" | "file_not_found" => StatusCode::NOT_FOUND,
+        "recording_not_found" | "broadcast_not_found" | "file_not_found" | "target_not_found" => {
+            StatusCode::NOT_FOUND
+        }
         "limit_reached" => StatusCode::TOO_MANY_REQUESTS,
         "bad_request" => StatusCode::BAD_REQUEST,
         _ => StatusCode::SERVICE_UNAVAILABLE,

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::broadcast::{fetch, header, playlist, start, tag_values, uris, wait_state};
+use common::broadcast::{
+    fetch, header, ladder_sidecars, playlist, start, tag_values, uris, wait_state,
+};
 use common::media::Media;
 use common::recording::{decode_errors, publisher, s3_server};
 use common::s3::S3;
@@ -24,23 +26,6 @@ fn probe_streams(url: &str) -> Vec<Value> {
         .expect("ffprobe runs");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     v["streams"].as_array().cloned().unwrap_or_default()
-}
-
-/// The ffmpeg sidecars whose command line names `dir` and writes HLS.
-fn ladder_sidecars(dir: &std::path::Path) -> Vec<u32> {
-    let needle = dir.to_string_lossy().to_string();
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                let c = String::from_utf8_lossy(&c);
-                c.contains("ffmpeg") && c.contains(&needle) && c.contains("hls")
-            })
-        })
-        .collect()
 }
 
 /// Every rung's media playlist, by rung name.

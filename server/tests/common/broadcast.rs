@@ -6,6 +6,34 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The ladder sidecars (ffmpeg writing HLS) whose command line names `dir`.
+pub fn ladder_sidecars(dir: &std::path::Path) -> Vec<u32> {
+    super::recording::ffmpeg_in(dir, "hls")
+}
+
+/// A server whose broadcasts (and recordings) go to temporary local directories; with its
+/// broadcast spool and its store. The room `room` has `alice` publishing `media`.
+pub async fn local_server_with_publisher(
+    room: &str,
+    media: &super::media::Media,
+) -> (
+    tern_server::Running,
+    tempfile::TempDir,
+    tempfile::TempDir,
+    super::rtc_client::RtcClient,
+    super::media::Replay,
+) {
+    let store = tempfile::tempdir().expect("store");
+    let spool = tempfile::tempdir().expect("spool");
+    let server = super::server_with(|c| {
+        c.recording.storage.local_dir = store.path().into();
+        c.broadcast.spool_dir = spool.path().into();
+    })
+    .await;
+    let (alice, replay) = super::recording::publisher(server.http_addr, "alice", room, media).await;
+    (server, spool, store, alice, replay)
+}
+
 /// Starts a broadcast of `room` with this JSON body ("" for none).
 pub async fn start(http: SocketAddr, room: &str, body: &str) -> (u16, Value) {
     let auth = format!("Bearer {}", super::admin_token());

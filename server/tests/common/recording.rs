@@ -183,8 +183,13 @@ pub fn decode_errors(path: &Path) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
-/// The process ids of ffmpeg sidecars whose command line names `dir`.
+/// The process ids of ffmpeg sidecars whose command line names `dir` (recording sidecars).
 pub fn sidecars_in(dir: &Path) -> Vec<u32> {
+    ffmpeg_in(dir, "segment")
+}
+
+/// The process ids of ffmpeg processes whose command line names `dir` and `marker`.
+pub fn ffmpeg_in(dir: &Path, marker: &str) -> Vec<u32> {
     let needle = dir.to_string_lossy().to_string();
     std::fs::read_dir("/proc")
         .into_iter()
@@ -195,7 +200,7 @@ pub fn sidecars_in(dir: &Path) -> Vec<u32> {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| {
                     let c = String::from_utf8_lossy(&c);
-                    c.contains("ffmpeg") && c.contains(&needle) && c.contains("segment")
+                    c.contains("ffmpeg") && c.contains(&needle) && c.contains(marker)
                 })
                 .unwrap_or(false)
         })

@@ -1,0 +1,226 @@
+//! RTMP egress to a real RTMP server (Debian's nginx with libnginx-mod-rtmp): a target that is
+//! down is retried with its state in the API, goes live once its server is up, and ffprobe reads
+//! the program back from the server; targets are added to and removed from a running broadcast;
+//! bad URLs are refused; stream keys are never shown.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use common::broadcast::{local_server_with_publisher, start, wait_state};
+use common::media::Media;
+use common::recording::api;
+
+/// nginx with the RTMP module on a port of its own, `live` application; killed on drop.
+struct RtmpServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RtmpServer {
+    fn start(port: u16) -> RtmpServer {
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path().display();
+        let conf = format!(
+            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+             daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; record off; }} }} }}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).expect("conf");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&path)
+            .spawn()
+            .expect("nginx runs (libnginx-mod-rtmp)");
+        let end = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < end, "nginx listens on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RtmpServer { child, _dir: dir }
+    }
+}
+
+impl Drop for RtmpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP port nothing listens on now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Polls broadcast `id` until target `target` is in `state`; returns the target as last seen.
+async fn wait_target(
+    http: SocketAddr,
+    id: &str,
+    target: &str,
+    state: &str,
+    limit: Duration,
+) -> Value {
+    let end = Instant::now() + limit;
+    loop {
+        let (_, b) = api("GET", http, &format!("/api/v1/broadcasts/{id}")).await;
+        let t = b["rtmp"]
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["id"] == target).cloned())
+            .unwrap_or(Value::Null);
+        if t["state"] == state || Instant::now() > end {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// What ffprobe reads from an RTMP URL: `codec,width,height` per stream.
+fn probe_rtmp(url: &str) -> Vec<String> {
+    let out = Command::new("timeout")
+        .args(["20", "ffprobe", "-v", "error", "-show_entries"])
+        .args(["stream=codec_name,width,height", "-of", "csv=p=0", url])
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches(',').to_string())
+        .collect()
+}
+
+async fn post(http: SocketAddr, path: &str, body: Value) -> (u16, Value) {
+    let auth = format!("Bearer {}", common::admin_token());
+    let body = body.to_string();
+    common::http_request("POST", http, path, Some(&auth), Some(&body)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_targets_retry_while_down_go_live_and_are_added_and_removed_while_live() {
+    let media = Media::encode(6, "testsrc2", 440).await;
+    let (server, _spool, _store, mut alice, mut replay) =
+        local_server_with_publisher("air", &media).await;
+    let http = server.http_addr;
+
+    // Bad URLs are refused before anything starts.
+    for bad in [
+        "http://example.com/live/key",
+        "rtmp://host",
+        "rtmp://h/a/k k",
+    ] {
+        let (status, e) = start(http, "air", &json!({ "rtmp": [bad] }).to_string()).await;
+        assert_eq!(
+            (status, e["code"].as_str()),
+            (400, Some("bad_request")),
+            "{bad}: {e}"
+        );
+    }
+
+    // A target whose server is down: retried, with the failure visible.
+    let port = free_port();
+    let url = format!("rtmp://127.0.0.1:{port}/live/secret-key-1");
+    let (status, b) = start(http, "air", &json!({ "rtmp": [url] }).to_string()).await;
+    assert_eq!(status, 201, "{b}");
+    let id = b["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        b["rtmp"][0]["url"],
+        format!("rtmp://127.0.0.1:{port}/live/****")
+    );
+    assert_eq!(b["rtmp"][0]["state"], "waiting");
+    let publishing = tokio::spawn(async move {
+        alice
+            .run_replaying(&mut replay, Duration::from_secs(120))
+            .await;
+    });
+    let t = wait_target(http, &id, "RT_1", "retrying", Duration::from_secs(20)).await;
+    assert_eq!(t["state"], "retrying", "{t}");
+    assert!(t["error"].as_str().is_some_and(|e| !e.is_empty()), "{t}");
+    assert!(
+        !t.to_string().contains("secret-key-1"),
+        "the key is never shown: {t}"
+    );
+    let b = wait_state(http, &id, "live", Duration::from_secs(1)).await;
+    assert_eq!(b["state"], "live", "the broadcast goes on: {b}");
+
+    // Its server comes up: the next attempt goes live, and the program is readable there.
+    let _first = RtmpServer::start(port);
+    let t = wait_target(http, &id, "RT_1", "live", Duration::from_secs(30)).await;
+    assert_eq!(t["state"], "live", "{t}");
+    assert!(t["attempts"].as_u64() >= Some(2), "{t}");
+    let streams = probe_rtmp(&format!("rtmp://127.0.0.1:{port}/live/secret-key-1"));
+    assert!(
+        streams.contains(&"h264,1280,720".to_string()),
+        "{streams:?}"
+    );
+    assert!(streams.iter().any(|s| s.starts_with("aac")), "{streams:?}");
+
+    // A second target added while live goes live too; removing the first stops it alone.
+    let port2 = free_port();
+    let _second = RtmpServer::start(port2);
+    let url2 = format!("rtmp://127.0.0.1:{port2}/live/secret-key-2");
+    let (status, t2) = post(
+        http,
+        &format!("/api/v1/broadcasts/{id}/rtmp"),
+        json!({ "url": url2 }),
+    )
+    .await;
+    assert_eq!(status, 201, "{t2}");
+    assert_eq!(t2["id"], "RT_2");
+    let t2 = wait_target(http, &id, "RT_2", "live", Duration::from_secs(20)).await;
+    assert_eq!(t2["state"], "live", "{t2}");
+    let (status, bad) = post(
+        http,
+        &format!("/api/v1/broadcasts/{id}/rtmp"),
+        json!({ "url": "ftp://x/y/z" }),
+    )
+    .await;
+    assert_eq!(
+        (status, bad["code"].as_str()),
+        (400, Some("bad_request")),
+        "{bad}"
+    );
+    let (status, gone) = api(
+        "DELETE",
+        http,
+        &format!("/api/v1/broadcasts/{id}/rtmp/RT_1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{gone}");
+    let t1 = wait_target(http, &id, "RT_1", "stopped", Duration::from_secs(15)).await;
+    assert_eq!(t1["state"], "stopped", "{t1}");
+    let t2 = wait_target(http, &id, "RT_2", "live", Duration::from_secs(1)).await;
+    assert_eq!(t2["state"], "live", "the other target is untouched: {t2}");
+    let (status, none) = api(
+        "DELETE",
+        http,
+        &format!("/api/v1/broadcasts/{id}/rtmp/RT_9"),
+    )
+    .await;
+    assert_eq!(
+        (status, none["code"].as_str()),
+        (404, Some("target_not_found")),
+        "{none}"
+    );
+
+    // Stopping the broadcast stops its pushes.
+    let (status, _) = api("POST", http, &format!("/api/v1/broadcasts/{id}/stop")).await;
+    assert_eq!(status, 200);
+    let ended = wait_state(http, &id, "ended", Duration::from_secs(40)).await;
+    assert_eq!(ended["state"], "ended", "{ended}");
+    assert!(
+        ended["rtmp"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|t| t["state"] == "stopped")),
+        "{ended}"
+    );
+    publishing.abort();
+    server.shutdown();
+}
