@@ -55,14 +55,17 @@ async function join(room, name) {
   setStatus(`joining ${room}...`);
   // ?relay=1 forces media through the TURN relay (what a strict firewall leaves you).
   const relay = new URLSearchParams(location.search).get('relay') === '1';
+  // A token given in the link is read before the link is tidied: the address bar keeps only
+  // what can be shared (room and name), never the token.
+  const jwt = await token(room, name);
   history.replaceState(null, '', `/?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}${relay ? '&relay=1' : ''}`);
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rtc`;
   const rtcConfig = relay ? { iceTransportPolicy: 'relay' } : {};
-  const jwt = await token(room, name);
   const client = new TernClient({ url, token: jwt, room, rtcConfig });
   state.client = client;
-  // The Record button is for tokens with the `record` grant.
+  // The Record and Go live buttons are for tokens with the `record` and `broadcast` grants.
   $('record').hidden = !grants(jwt).record;
+  $('golive').hidden = !grants(jwt).broadcast;
   client.addEventListener('participant-joined', (e) => tile(e.detail.id, e.detail.name));
   client.addEventListener('participant-left', (e) => removeTile(e.detail.participant));
   client.addEventListener('track', (e) => {
@@ -113,8 +116,17 @@ async function join(room, name) {
     $('record').setAttribute('aria-pressed', String(e.detail.recording));
     $('record').textContent = e.detail.recording ? 'Stop recording' : 'Record';
   });
+  // People must know they are on air: the indicator shows while the room is broadcast, and
+  // links to the watch page.
+  client.addEventListener('broadcast', (e) => {
+    $('onair').hidden = !e.detail.live;
+    $('onair').href = `/watch/${encodeURIComponent(room)}`;
+    $('golive').setAttribute('aria-pressed', String(e.detail.live));
+    $('golive').textContent = e.detail.live ? 'End broadcast' : 'Go live';
+  });
   client.addEventListener('closed', (e) => {
     $('rec').hidden = true;
+    $('onair').hidden = true;
     setStatus(`disconnected (${e.detail.reason})`);
     for (const p of [...tiles.keys()]) if (p !== 'self') removeTile(p);
   });
@@ -177,6 +189,11 @@ $('record').onclick = () => {
   if (!c) return;
   (c.recording ? c.stopRecording() : c.startRecording()).catch(fail);
 };
+$('golive').onclick = () => {
+  const c = state.client;
+  if (!c) return;
+  (c.live ? c.stopBroadcast() : c.startBroadcast()).catch(fail);
+};
 $('mic').onclick = () => toggle('audio');
 $('cam').onclick = () => toggle('video');
 $('leave').onclick = () => {
@@ -184,6 +201,7 @@ $('leave').onclick = () => {
   for (const p of [...tiles.keys()]) removeTile(p);
   $('controls').hidden = true;
   $('rec').hidden = true;
+  $('onair').hidden = true;
   $('grid').hidden = true;
   $('join-form').hidden = false;
   setStatus('left');
@@ -201,6 +219,11 @@ function fail(err) {
 // Test and debugging hook: what this page receives, summarised from getStats().
 window.ternDemo = {
   get client() { return state.client; },
+  /** Whether the live (on air) indicator is on screen. */
+  liveShown() {
+    const r = $('onair');
+    return !r.hidden && r.getBoundingClientRect().height > 0;
+  },
   /** Whether the recording indicator is on screen. */
   recordingShown() {
     const r = $('rec');

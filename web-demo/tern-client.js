@@ -28,7 +28,7 @@ export class TernError extends Error {
  * One participant's session: a signaling WebSocket, a publisher RTCPeerConnection (we offer)
  * and a subscriber RTCPeerConnection (the server offers). Events (CustomEvent, data in `detail`):
  * joined, participant-joined, participant-left, track-published, track, track-unpublished,
- * track-muted, speakers, quality, send-layers, recording, error, closed.
+ * track-muted, speakers, quality, send-layers, recording, broadcast, error, closed.
  */
 export class TernClient extends EventTarget {
   constructor({ url, token, room, autoSubscribe = true, rtcConfig = {} }) {
@@ -44,6 +44,7 @@ export class TernClient extends EventTarget {
     this.midToTrack = new Map(); // subscriber mid -> track id (from a=msid)
     this.ownTracks = new Map(); // publisher mid -> our TrackInfo
     this.recordings = new Map(); // recording id -> state, while it records
+    this.broadcasts = new Map(); // broadcast id -> {state, hlsUrl}, while it is on air
   }
 
   /** Opens the socket and joins. Resolves with the `joined` message. */
@@ -156,6 +157,22 @@ export class TernClient extends EventTarget {
    */
   startRecording({ perTrack = false } = {}) {
     return this.request({ type: 'start_recording', per_track: perTrack });
+  }
+
+  /** True while the room is broadcast live (show it: people must know they are on air). */
+  get live() { return this.broadcasts.size > 0; }
+
+  /**
+   * Starts broadcasting the room live over HLS (the token needs the `broadcast` grant). Resolves
+   * with `{id, state, hlsUrl}`; viewers watch at `/watch/<room>`.
+   */
+  startBroadcast({ layout } = {}) {
+    return this.request(layout ? { type: 'start_broadcast', layout } : { type: 'start_broadcast' });
+  }
+
+  /** Stops broadcast `id`, or every broadcast of the room. */
+  stopBroadcast(id) {
+    return this.request(id ? { type: 'stop_broadcast', id } : { type: 'stop_broadcast' });
   }
 
   /** Stops recording `id`, or every recording of the room. */
@@ -289,6 +306,7 @@ export class TernClient extends EventTarget {
         for (const p of msg.participants) this.participants.set(p.id, p);
         for (const t of msg.tracks) this.tracks.set(t.id, t);
         for (const r of msg.recordings || []) this.onRecording(r);
+        for (const b of msg.broadcasts || []) this.onBroadcast(b);
         this.emit('joined', msg);
         resolveJoin(msg);
         break;
@@ -320,6 +338,12 @@ export class TernClient extends EventTarget {
       case 'recording':
         this.onRecording(msg);
         if (msg.req !== undefined) this.settle(msg.req, null, { id: msg.id, state: msg.state });
+        break;
+      case 'broadcast':
+        this.onBroadcast(msg);
+        if (msg.req !== undefined) {
+          this.settle(msg.req, null, { id: msg.id, state: msg.state, hlsUrl: msg.hls_url });
+        }
         break;
       case 'send_layers':
         // One setParameters at a time: two at once race on the parameters' transaction.
@@ -356,6 +380,12 @@ export class TernClient extends EventTarget {
         this.closeReason = msg.reason;
         break;
     }
+  }
+
+  onBroadcast({ id, state, hls_url: hlsUrl }) {
+    if (state === 'starting' || state === 'live') this.broadcasts.set(id, { state, hlsUrl });
+    else this.broadcasts.delete(id);
+    this.emit('broadcast', { id, state, hlsUrl, live: this.live });
   }
 
   onRecording({ id, state }) {

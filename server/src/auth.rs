@@ -27,6 +27,9 @@ pub struct Grants {
     pub admin: bool,
     /// May start and stop recordings of its room from signaling (the demo's Record button).
     pub record: bool,
+    /// May start and stop live broadcasts of its room from signaling (the demo's Go live
+    /// button).
+    pub broadcast: bool,
 }
 
 /// The claims of a tern access token.

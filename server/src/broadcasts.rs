@@ -187,6 +187,36 @@ async fn remove_rtmp(
     Ok(Json(target).into_response())
 }
 
+/// Stops broadcast `id` of `room`, or every running one (from signaling).
+pub async fn stop_in_room(
+    state: &AppState,
+    room: &str,
+    id: Option<&str>,
+) -> Result<(), (&'static str, String)> {
+    let fail = |e: BroadcastError| (e.code(), e.to_string());
+    let broadcaster = broadcaster(state).map_err(fail)?;
+    let running = broadcaster.running_in(room);
+    let targets: Vec<String> = match id {
+        Some(id) if running.iter().any(|b| b.id == id) => vec![id.to_string()],
+        // This room's broadcast that is over, or another room's, or none: as the REST API says.
+        Some(id) => {
+            return Err(fail(match broadcaster.get(id).filter(|b| b.room == room) {
+                Some(b) => BroadcastError::NotBroadcasting(id.to_string(), b.state.as_str()),
+                None => BroadcastError::NotFound(id.to_string()),
+            }));
+        }
+        None => running.into_iter().map(|b| b.id).collect(),
+    };
+    if targets.is_empty() {
+        let e = BroadcastError::NotBroadcasting(room.to_string(), "not running");
+        return Err((e.code(), format!("room {room} is not being broadcast")));
+    }
+    for id in targets {
+        broadcaster.stop(&id).await.map_err(fail)?;
+    }
+    Ok(())
+}
+
 /// CORS for players on other origins: HLS is public.
 fn cors(headers: &mut HeaderMap) {
     headers.insert(

@@ -172,8 +172,9 @@ async fn dev_token(State(state): State<AppState>, Query(q): Query<DevTokenQuery>
             subscribe: true,
             publish_data: true,
             admin: false,
-            // Development mode: the demo's Record button works.
+            // Development mode: the demo's Record and Go live buttons work.
             record: true,
+            broadcast: true,
         },
         exp: unix_seconds(now + DEV_TOKEN_TTL),
         nbf: None,

@@ -62,7 +62,7 @@ struct TokenArgs {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 6 * 3600)]
     ttl_secs: u64,
-    /// Grants, comma-separated: join, publish, subscribe, publish_data, record.
+    /// Grants, comma-separated: join, publish, subscribe, publish_data, record, broadcast.
     #[arg(
         long,
         value_delimiter = ',',
@@ -75,6 +75,9 @@ struct TokenArgs {
     /// Grant starting and stopping recordings of the room (same as the `record` grant).
     #[arg(long)]
     record: bool,
+    /// Grant starting and stopping live broadcasts of the room (same as the `broadcast` grant).
+    #[arg(long)]
+    broadcast: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -107,6 +110,7 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
     let mut grants = Grants {
         admin: a.admin,
         record: a.record,
+        broadcast: a.broadcast,
         ..Default::default()
     };
     for g in &a.grants {
@@ -116,10 +120,12 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
             "subscribe" => grants.subscribe = true,
             "publish_data" => grants.publish_data = true,
             "record" => grants.record = true,
+            "broadcast" => grants.broadcast = true,
             "" => {}
             other => {
                 anyhow::bail!(
-                    "unknown grant {other:?}; use join, publish, subscribe, publish_data, record"
+                    "unknown grant {other:?}; use join, publish, subscribe, publish_data, record, \
+                     broadcast"
                 )
             }
         }

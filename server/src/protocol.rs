@@ -134,6 +134,26 @@ pub enum ClientMessage {
         #[serde(default)]
         req: Option<u64>,
     },
+    /// Start broadcasting the room live (needs the `broadcast` grant). Answered with
+    /// `broadcast`.
+    StartBroadcast {
+        /// The program's layout: `grid` (the default).
+        #[serde(default)]
+        layout: Option<String>,
+        /// Echoed in the reply or error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
+    /// Stop a broadcast of the room (needs the `broadcast` grant); without `id`, every running
+    /// one. Answered with `ok`.
+    StopBroadcast {
+        /// The broadcast.
+        #[serde(default)]
+        id: Option<String>,
+        /// Echoed in the reply or error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
     /// Leave the room; the server closes the socket.
     Leave {},
     /// Keep-alive; answered with `pong`.
@@ -157,7 +177,9 @@ impl ClientMessage {
             | ClientMessage::TrackSettings { req, .. }
             | ClientMessage::Mute { req, .. }
             | ClientMessage::StartRecording { req, .. }
-            | ClientMessage::StopRecording { req, .. } => *req,
+            | ClientMessage::StopRecording { req, .. }
+            | ClientMessage::StartBroadcast { req, .. }
+            | ClientMessage::StopBroadcast { req, .. } => *req,
             ClientMessage::Leave {} | ClientMessage::Ping {} => None,
         }
     }
@@ -327,6 +349,9 @@ pub enum ServerMessage {
         state: String,
         /// Its master playlist, root-relative.
         hls_url: String,
+        /// The `start_broadcast` request it answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        req: Option<u64>,
     },
     /// Answer to `ping`.
     Pong,

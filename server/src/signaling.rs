@@ -42,6 +42,8 @@ struct Joined {
     later_rx: mpsc::Receiver<ServerMessage>,
     /// The token's `record` grant.
     record: bool,
+    /// The token's `broadcast` grant.
+    broadcast: bool,
     worker: WorkerHandle,
     notices: mpsc::Receiver<Notice>,
 }
@@ -225,6 +227,7 @@ async fn join(
                     later,
                     later_rx,
                     record: claims.grants.record,
+                    broadcast: claims.grants.broadcast,
                     worker,
                     notices,
                 },
@@ -352,12 +355,52 @@ fn layer_request(
     Ok(LayerRequest { paused, size })
 }
 
+/// Runs a request whose answer comes later (a recording's or broadcast's start probes storage),
+/// so the session never waits for it; the answer, or the error, goes out with `req`.
+fn answer_later<F>(j: &Joined, req: Option<u64>, work: F)
+where
+    F: std::future::Future<Output = Result<ServerMessage, crate::api::ApiError>> + Send + 'static,
+{
+    let later = j.later.clone();
+    tokio::spawn(async move {
+        let reply = match work.await {
+            Ok(m) => m,
+            Err(e) => {
+                crate::metrics::count_error("signaling", e.code());
+                ServerMessage::error(e.code(), e.message(), req)
+            }
+        };
+        let _ = later.send(reply).await;
+    });
+}
+
+/// Answers a request done at once: `ok`, or the error.
+async fn reply_done(
+    socket: &mut WebSocket,
+    done: Result<(), (&'static str, String)>,
+    req: Option<u64>,
+) {
+    match done {
+        Ok(()) => {
+            if let Some(req) = req {
+                send(socket, &ServerMessage::Ok { req }).await;
+            }
+        }
+        Err((code, message)) => reply_error(socket, code, &message, req).await,
+    }
+}
+
 /// Recording from signaling needs the token's `record` grant.
 fn record_granted(j: &Joined) -> Result<(), (&'static str, String)> {
-    if j.record {
+    granted(j.record, "record")
+}
+
+/// A request that needs the grant `name`, which the token has (`has`) or not.
+fn granted(has: bool, name: &'static str) -> Result<(), (&'static str, String)> {
+    if has {
         Ok(())
     } else {
-        let e = AuthError::NotGranted("record");
+        let e = AuthError::NotGranted(name);
         Err((e.code(), e.to_string()))
     }
 }
@@ -490,32 +533,49 @@ async fn handle_text(state: &AppState, socket: &mut WebSocket, j: &Joined, text:
                 layout,
                 per_track: Some(per_track),
             };
-            let (state, room, later) = (state.clone(), j.room.clone(), j.later.clone());
-            tokio::spawn(async move {
-                let reply = match crate::recordings::start_recording(&state, &room, &body).await {
-                    Ok(rec) => ServerMessage::Recording {
-                        id: rec.id,
-                        state: rec.state.as_str().to_string(),
-                        req,
-                    },
-                    Err(e) => {
-                        crate::metrics::count_error("signaling", e.code());
-                        ServerMessage::error(e.code(), e.message(), req)
-                    }
-                };
-                let _ = later.send(reply).await;
+            let (state, room) = (state.clone(), j.room.clone());
+            answer_later(j, req, async move {
+                let rec = crate::recordings::start_recording(&state, &room, &body).await?;
+                Ok(ServerMessage::Recording {
+                    id: rec.id,
+                    state: rec.state.as_str().to_string(),
+                    req,
+                })
             });
             return true;
         }
-        ClientMessage::StopRecording { id, .. } => {
-            match stop_recordings(state, j, id.as_deref()).await {
-                Ok(()) => {
-                    if let Some(req) = req {
-                        send(socket, &ServerMessage::Ok { req }).await;
-                    }
-                }
-                Err((code, message)) => reply_error(socket, code, &message, req).await,
+        ClientMessage::StartBroadcast { layout, .. } => {
+            if let Err((code, message)) = granted(j.broadcast, "broadcast") {
+                reply_error(socket, code, &message, req).await;
+                return true;
             }
+            let body = crate::broadcasts::StartBody {
+                layout,
+                rtmp: Vec::new(),
+            };
+            let (state, room) = (state.clone(), j.room.clone());
+            answer_later(j, req, async move {
+                let b = crate::broadcasts::start_broadcast(&state, &room, body).await?;
+                Ok(ServerMessage::Broadcast {
+                    id: b.id,
+                    state: b.state.as_str().to_string(),
+                    hls_url: b.hls_url,
+                    req,
+                })
+            });
+            return true;
+        }
+        ClientMessage::StopBroadcast { id, .. } => {
+            let stopped = match granted(j.broadcast, "broadcast") {
+                Ok(()) => crate::broadcasts::stop_in_room(state, &j.room, id.as_deref()).await,
+                Err(e) => Err(e),
+            };
+            reply_done(socket, stopped, req).await;
+            return true;
+        }
+        ClientMessage::StopRecording { id, .. } => {
+            let stopped = stop_recordings(state, j, id.as_deref()).await;
+            reply_done(socket, stopped, req).await;
             return true;
         }
     };
@@ -539,7 +599,7 @@ async fn handle_text(state: &AppState, socket: &mut WebSocket, j: &Joined, text:
 }
 
 /// The `type`s a client may send.
-const CLIENT_TYPES: [&str; 12] = [
+const CLIENT_TYPES: [&str; 14] = [
     "join",
     "offer",
     "answer",
@@ -549,6 +609,8 @@ const CLIENT_TYPES: [&str; 12] = [
     "track_settings",
     "mute",
     "start_recording",
+    "start_broadcast",
+    "stop_broadcast",
     "stop_recording",
     "leave",
     "ping",
@@ -585,6 +647,7 @@ fn room_tap_message(label: tern_sfu::RoomTapLabel) -> ServerMessage {
                 id: s.id,
                 state: s.state,
                 hls_url: s.hls_url,
+                req: None,
             }
         }
     }

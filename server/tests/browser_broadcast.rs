@@ -1,6 +1,7 @@
 //! Browser end to end: headless Chromium opens the watch page of a broadcast room. hls.js plays
 //! for 10 s without a stall, the quality menu lists every rung, forcing the lowest rung switches
-//! without a stall, and playback goes on across a `kill -9` of the ladder sidecar.
+//! without a stall, and playback goes on across a `kill -9` of the ladder sidecar. In the meeting
+//! page, the live indicator shows and the Go live button ends and starts broadcasts.
 
 mod common;
 
@@ -36,6 +37,22 @@ async fn wait_for(
             return w;
         }
         assert!(Instant::now() < end, "{what}: {w}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits up to 20 s until `js` evaluates to `want` on `page`; panics with `what`.
+async fn wait_shown(browser: &mut Browser, page: &Page, js: &str, want: bool, what: &str) {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = browser.eval(page, js).await;
+        if v == Value::Bool(want) {
+            return;
+        }
+        if Instant::now() >= end {
+            let debug = browser.eval(page, "JSON.stringify({s: document.getElementById('status').textContent, b: window.ternDemo && window.ternDemo.client ? [...window.ternDemo.client.broadcasts.entries()] : null, h: document.getElementById('onair').outerHTML})").await;
+            panic!("{what}: {v} {debug}");
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -145,6 +162,44 @@ async fn the_watch_page_plays_the_ladder_switches_rungs_and_survives_a_sidecar_c
     let b = wait_state(http, &id, "live", Duration::from_secs(1)).await;
     assert!(b["restarts"].as_u64() >= Some(1), "a new sidecar run: {b}");
 
+    // In the meeting, everyone sees the live indicator; a participant with the `broadcast`
+    // grant ends the broadcast and goes live again with the demo's button.
+    let mut claims = common::claims("bob", "tv");
+    claims.grants.broadcast = true;
+    let token = tern_server::auth::mint_with_secret(common::SECRET, &claims);
+    let demo = browser
+        .open(&format!("http://{http}/?room=tv&name=bob&token={token}"))
+        .await;
+    let shown = "window.ternDemo ? window.ternDemo.liveShown() : null";
+    wait_shown(&mut browser, &demo, shown, true, "the live indicator shows").await;
+    let click = "document.getElementById('golive').click(), true";
+    browser.eval(&demo, click).await;
+    wait_shown(
+        &mut browser,
+        &demo,
+        shown,
+        false,
+        "ending the broadcast hides it",
+    )
+    .await;
+    let ended = wait_state(http, &id, "ended", Duration::from_secs(30)).await;
+    assert_eq!(ended["state"], "ended", "{ended}");
+    browser.eval(&demo, click).await;
+    wait_shown(
+        &mut browser,
+        &demo,
+        shown,
+        true,
+        "going live again shows it",
+    )
+    .await;
+    let (_, list) = common::recording::api("GET", http, "/api/v1/rooms/tv/broadcasts").await;
+    let running = list["broadcasts"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|b| b["state"] != "ended").count());
+    assert_eq!(running, 1, "a new broadcast: {list}");
+
+    browser.close(&demo).await;
     browser.close(&page).await;
     publishing.abort();
     server.shutdown();

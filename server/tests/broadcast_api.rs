@@ -1,7 +1,8 @@
-//! RTMP egress to a real RTMP server (Debian's nginx with libnginx-mod-rtmp): a target that is
-//! down is retried with its state in the API, goes live once its server is up, and ffprobe reads
-//! the program back from the server; targets are added to and removed from a running broadcast;
-//! bad URLs are refused; stream keys are never shown.
+//! Broadcasts through signaling and the REST API. Participants with the `broadcast` grant start
+//! and stop them and everyone is told. RTMP egress to a real RTMP server (Debian's nginx with
+//! libnginx-mod-rtmp): a target that is down is retried with its state in the API, goes live once
+//! its server is up, and ffprobe reads the program back from the server; targets are added to and
+//! removed from a running broadcast; bad URLs are refused; stream keys are never shown.
 
 mod common;
 
@@ -13,7 +14,8 @@ use serde_json::{Value, json};
 
 use common::broadcast::{local_server_with_publisher, start, wait_state};
 use common::media::Media;
-use common::recording::api;
+use common::recording::{api, local_server};
+use tern_server::auth::mint_with_secret;
 
 /// nginx with the RTMP module on a port of its own, `live` application; killed on drop.
 struct RtmpServer {
@@ -222,5 +224,85 @@ async fn rtmp_targets_retry_while_down_go_live_and_are_added_and_removed_while_l
         "{ended}"
     );
     publishing.abort();
+    server.shutdown();
+}
+
+fn broadcaster_token(identity: &str, room: &str) -> String {
+    let mut c = common::claims(identity, room);
+    c.grants.broadcast = true;
+    mint_with_secret(common::SECRET, &c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_with_the_broadcast_grant_goes_live_and_off_and_everyone_is_told() {
+    let (server, _spool, _store) = local_server(|_| {}).await;
+    let http = server.http_addr;
+    let (mut bob, _) = common::join(http, "bob", "sig").await;
+    let mut alice = common::Ws::connect(http).await;
+    let token = broadcaster_token("alice", "sig");
+    alice
+        .send(json!({"type": "join", "v": 1, "token": token, "room": "sig"}))
+        .await;
+    let joined = alice.expect("joined").await;
+    assert_eq!(joined["broadcasts"], json!([]), "nothing on air yet");
+
+    // Without the grant: refused.
+    bob.send(json!({"type": "start_broadcast", "req": 7})).await;
+    let err = bob.expect("error").await;
+    assert_eq!(
+        (err["code"].as_str(), err["req"].as_u64()),
+        (Some("permission_denied"), Some(7))
+    );
+    bob.send(json!({"type": "stop_broadcast", "req": 8})).await;
+    let err = bob.expect("error").await;
+    assert_eq!(err["code"], "permission_denied");
+
+    alice
+        .send(json!({"type": "start_broadcast", "req": 1}))
+        .await;
+    // The answer (with `req`) and the event everyone gets may come in either order.
+    let started = loop {
+        let m = alice.expect("broadcast").await;
+        if m["req"] == 1 {
+            break m;
+        }
+    };
+    let id = started["id"].as_str().expect("id").to_string();
+    assert_eq!(started["hls_url"], format!("/hls/{id}/master.m3u8"));
+    let told = bob.expect("broadcast").await;
+    assert_eq!(
+        (told["id"].as_str(), told["state"].as_str()),
+        (Some(id.as_str()), Some("starting"))
+    );
+    let (_, carol) = common::join(http, "carol", "sig").await;
+    assert_eq!(
+        carol["broadcasts"][0]["id"],
+        id.as_str(),
+        "a joiner is told at once"
+    );
+    assert_eq!(
+        carol["broadcasts"][0]["hls_url"],
+        format!("/hls/{id}/master.m3u8")
+    );
+    alice
+        .send(json!({"type": "start_broadcast", "req": 4}))
+        .await;
+    let err = alice.expect("error").await;
+    assert_eq!(err["code"], "already_broadcasting");
+
+    alice
+        .send(json!({"type": "stop_broadcast", "req": 2}))
+        .await;
+    assert_eq!(alice.expect("ok").await["req"], 2);
+    let stopped = bob.expect("broadcast").await;
+    assert_eq!(stopped["state"], "stopping", "{stopped}");
+    alice
+        .send(json!({"type": "stop_broadcast", "id": id, "req": 3}))
+        .await;
+    let err = alice.expect("error").await;
+    assert_eq!(err["code"], "not_broadcasting");
+    // Nobody published: it ends with empty playlists, which end.
+    let b = wait_state(http, &id, "ended", Duration::from_secs(20)).await;
+    assert_eq!(b["segments"], 0, "{b}");
     server.shutdown();
 }
