@@ -1,8 +1,8 @@
 //! The ladder sidecar's command line: one ffmpeg reads the room's RTP streams, composes the
-//! program (recording's grid and mix), splits it into the rungs and encodes each into its own
-//! HLS output: H.264 and AAC in fMP4 segments, keyframes every two seconds at the same frames in
-//! every rung, so the rungs' segments line up. ffmpeg's playlists are only read by tern, which
-//! writes the ones players see.
+//! program (recording's grid and mix; in the speaker layout the grid has one picture), splits it
+//! into the rungs and encodes each into its own HLS output: H.264 and AAC in fMP4 segments,
+//! keyframes every two seconds at the same frames in every rung, so the rungs' segments line up.
+//! ffmpeg's playlists are only read by tern, which writes the ones players see.
 
 use std::fmt::Write;
 use std::path::Path;

@@ -91,7 +91,7 @@ pub struct Broadcast {
     pub room: String,
     /// Where it is.
     pub state: BroadcastState,
-    /// The program's layout (`grid`).
+    /// The program's layout: `speaker` or `grid`.
     pub layout: String,
     /// The master playlist, root-relative: `/hls/<id>/master.m3u8`.
     pub hls_url: String,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tern_recording::clock::rfc3339;
-use tern_recording::feed::{FeedConfig, check_ffmpeg};
+use tern_recording::feed::{FeedConfig, Layout, check_ffmpeg};
 use tern_recording::store::Store;
 use tern_recording::{StorageConfig, TapControl, TapLink};
 use tokio::sync::{mpsc, watch};
@@ -78,7 +78,7 @@ impl BroadcastError {
 /// What a start asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BroadcastRequest {
-    /// The program's layout: `grid`.
+    /// The program's layout: `speaker` (the default) or `grid`.
     pub layout: Option<String>,
     /// RTMP URLs to push the program to.
     pub rtmp: Vec<String>,
@@ -93,12 +93,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn feed_config(&self) -> FeedConfig {
+    pub fn feed_config(&self, layout: Layout) -> FeedConfig {
         FeedConfig {
             ffmpeg: self.ffmpeg.clone(),
             start_timeout: Duration::from_secs(self.config.sidecar_start_timeout_secs),
             max_failures: self.config.sidecar_max_failures,
             keyframe_every: None,
+            layout,
         }
     }
 }
@@ -172,10 +173,10 @@ impl Broadcaster {
         room: &str,
         req: BroadcastRequest,
     ) -> Result<Broadcast, BroadcastError> {
-        let layout = req.layout.unwrap_or_else(|| "grid".into());
-        if layout != "grid" {
+        let layout = req.layout.unwrap_or_else(|| "speaker".into());
+        if layout_of(&layout).is_none() {
             return Err(BroadcastError::BadRequest(format!(
-                "unknown layout {layout:?}; layouts: grid"
+                "unknown layout {layout:?}; layouts: speaker, grid"
             )));
         }
         check_targets(&req.rtmp, 0)?;
@@ -459,6 +460,15 @@ fn check_room(
         return Err(BroadcastError::LimitReached(running.len()));
     }
     Ok(())
+}
+
+/// The feed layout a broadcast's `layout` names.
+pub(crate) fn layout_of(name: &str) -> Option<Layout> {
+    match name {
+        "speaker" => Some(Layout::Speaker),
+        "grid" => Some(Layout::Grid),
+        _ => None,
+    }
 }
 
 /// Refuses bad RTMP URLs, and more than [`MAX_RTMP_TARGETS`] with the `existing` ones.

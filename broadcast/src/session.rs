@@ -106,7 +106,7 @@ impl Session {
         let feed = Feed::new(
             format!("broadcast {}", b.id),
             dir.clone(),
-            shared.feed_config(),
+            shared.feed_config(crate::service::layout_of(&b.layout).unwrap_or_default()),
             Box::new(move |inputs, sdp, part_dir| {
                 // ffmpeg's HLS muxer does not make its output directories.
                 for r in &rungs {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use tern_sfu::{RoomTapEvent, TapCodec, TapId, TapPacket, TrackInfo, TrackKind};
+use tern_sfu::{ParticipantId, RoomTapEvent, TapCodec, TapId, TapPacket, TrackInfo, TrackKind};
 use tokio::sync::mpsc;
 
 use crate::args::PartInput;
@@ -19,6 +19,7 @@ use crate::sdp::{InputStream, input_sdp};
 use crate::service::{TapControl, TapMessage};
 pub use crate::sidecar::check_ffmpeg;
 use crate::sidecar::{Sidecar, free_port_pairs};
+use crate::switch::Switcher;
 
 /// A track whose packets stopped this long leaves the layout.
 const SILENT_AFTER: Duration = Duration::from_secs(3);
@@ -36,6 +37,37 @@ const FINISH_LIMIT: Duration = Duration::from_secs(15);
 /// The ffmpeg arguments of one part: its inputs (in SDP order), the SDP file, the part's directory.
 pub type PartArgs = dyn Fn(&[PartInput], &Path, &Path) -> Vec<String> + Send;
 
+/// Which video tracks a part reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// Every flowing video track (a grid).
+    #[default]
+    Grid,
+    /// One video input showing the active speaker's video (until someone speaks, the most
+    /// recently published): a new speaker is switched to on a keyframe, without a new part.
+    Speaker,
+}
+
+/// The stand-in tap of the speaker layout's video input in a part's set (one per codec: a
+/// speaker whose video is in another codec needs a new part).
+fn slot(codec: TapCodec) -> TapId {
+    TapId(
+        u64::MAX
+            - match codec {
+                TapCodec::Vp8 => 0,
+                TapCodec::H264 => 1,
+                TapCodec::Opus => 2,
+            },
+    )
+}
+
+/// The codec of a stand-in tap.
+fn slot_codec(tap: TapId) -> Option<TapCodec> {
+    [TapCodec::Vp8, TapCodec::H264]
+        .into_iter()
+        .find(|c| slot(*c) == tap)
+}
+
 /// How a feed runs its sidecars.
 pub struct FeedConfig {
     /// The ffmpeg binary.
@@ -46,6 +78,8 @@ pub struct FeedConfig {
     pub max_failures: u32,
     /// Ask for a keyframe on every video input this often (copied video is cut on keyframes).
     pub keyframe_every: Option<Duration>,
+    /// Which video tracks a part reads.
+    pub layout: Layout,
 }
 
 /// What happened to a feed's parts.
@@ -93,6 +127,8 @@ pub struct Tracked {
     /// Its codec, once a packet has shown it.
     pub codec: Option<TapCodec>,
     last_packet: Option<Instant>,
+    /// Tapped after this many others (the latest video leads until someone speaks).
+    order: u64,
 }
 
 /// The part being fed.
@@ -106,15 +142,21 @@ struct Running {
     healthy: bool,
     last_report: Instant,
     last_keyframes: Instant,
+    /// The speaker layout's video input.
+    switch: Option<Switcher>,
 }
 
 impl Running {
-    /// The taps of its video streams (they need keyframes).
+    /// The taps of its video streams (they need keyframes): for the speaker layout's input,
+    /// the track it shows.
     fn video_taps(&self) -> Vec<TapId> {
         self.streams
             .iter()
             .filter(|(_, (_, s))| s.is_video())
-            .map(|(t, _)| *t)
+            .filter_map(|(t, _)| match slot_codec(*t) {
+                Some(_) => self.switch.as_ref()?.selected(),
+                None => Some(*t),
+            })
             .collect()
     }
 }
@@ -145,6 +187,9 @@ pub struct Feed {
     restart_at: Option<Instant>,
     changed_at: Option<Instant>,
     empty_since: Option<Instant>,
+    /// The room's active speaker.
+    speaker: Option<ParticipantId>,
+    tapped: u64,
     socket: Option<std::net::UdpSocket>,
     buf: Vec<u8>,
     feed_errors: Arc<AtomicU64>,
@@ -178,6 +223,8 @@ impl Feed {
             restart_at: None,
             changed_at: None,
             empty_since: None,
+            speaker: None,
+            tapped: 0,
             socket: loopback_socket().ok(),
             buf: Vec::with_capacity(1500),
             feed_errors,
@@ -198,11 +245,13 @@ impl Feed {
                 track,
                 publisher,
             }) => {
+                self.tapped += 1;
                 let t = Tracked {
                     info: track,
                     identity: publisher.identity,
                     codec: None,
                     last_packet: None,
+                    order: self.tapped,
                 };
                 self.tracks.insert(tap, t);
             }
@@ -216,6 +265,7 @@ impl Feed {
                     _ => None,
                 };
             }
+            TapMessage::Event(RoomTapEvent::ActiveSpeaker(p)) => self.speaker = p,
             TapMessage::Event(RoomTapEvent::Closed) => return true,
         }
         false
@@ -249,6 +299,7 @@ impl Feed {
         };
         t.last_packet = Some(packet.arrival);
         t.codec = Some(packet.codec);
+        let video = t.info.kind == TrackKind::Video;
         let Some(socket) = &self.socket else {
             return;
         };
@@ -257,7 +308,19 @@ impl Feed {
             if !r.ready {
                 continue;
             }
-            let Some((port, stream)) = r.streams.get_mut(&tap) else {
+            // The speaker layout's input shows one video track at a time, renumbered.
+            let switched;
+            let (key, packet) = match r.switch.as_mut().filter(|_| video) {
+                Some(sw) => match sw.rewrite(tap, packet) {
+                    Some(p) => {
+                        switched = p;
+                        (slot(packet.codec), &switched)
+                    }
+                    None => continue,
+                },
+                None => (tap, packet),
+            };
+            let Some((port, stream)) = r.streams.get_mut(&key) else {
                 continue;
             };
             let to: std::net::SocketAddr = (std::net::Ipv4Addr::LOCALHOST, *port).into();
@@ -403,8 +466,10 @@ impl Feed {
         self.restart_at = Some(now + Duration::from_millis(500 << self.failures.min(6)));
     }
 
-    /// Starts, restarts or re-lays the part when the set of flowing tracks changed.
+    /// Starts, restarts or re-lays the part when the set of flowing tracks changed; in the
+    /// speaker layout, switches the picture to the speaker's video.
     fn follow_layout(&mut self, now: Instant) {
+        self.follow_speaker(now);
         let wanted = self.wanted_set(now);
         let current = self
             .running
@@ -427,21 +492,64 @@ impl Feed {
         }
     }
 
-    /// The tracks the next part reads: those whose codec is known and whose packets flow, in a
-    /// stable order (by publisher, audio first).
-    fn wanted_set(&self, now: Instant) -> Vec<TapId> {
-        let mut set: Vec<(&Tracked, TapId)> = self
-            .tracks
+    /// The tracks whose codec is known and whose packets flow.
+    fn flowing(&self, now: Instant) -> impl Iterator<Item = (TapId, &Tracked)> {
+        self.tracks
             .iter()
-            .filter(|(_, t)| {
+            .filter(move |(_, t)| {
                 t.codec.is_some()
                     && t.last_packet
                         .is_some_and(|p| now.saturating_duration_since(p) < SILENT_AFTER)
             })
-            .map(|(tap, t)| (t, *tap))
+            .map(|(tap, t)| (*tap, t))
+    }
+
+    /// The video the speaker layout shows: the active speaker's (camera first), else the most
+    /// recently published.
+    fn picked_video(&self, now: Instant) -> Option<(TapId, TapCodec)> {
+        self.flowing(now)
+            .filter(|(_, t)| t.info.kind == TrackKind::Video)
+            .max_by_key(|(_, t)| {
+                let speaks = Some(t.info.participant) == self.speaker;
+                let camera = t.info.source == tern_sfu::TrackSource::Camera;
+                (speaks, speaks && camera, t.order)
+            })
+            .and_then(|(tap, t)| Some((tap, t.codec?)))
+    }
+
+    /// The tracks the next part reads, in a stable order (by publisher, audio first): every
+    /// flowing track in the grid; in the speaker layout every voice and the picture's input.
+    fn wanted_set(&self, now: Instant) -> Vec<TapId> {
+        let mut set: Vec<(ParticipantId, bool, TapId)> = self
+            .flowing(now)
+            .filter(|(_, t)| self.config.layout == Layout::Grid || t.info.kind == TrackKind::Audio)
+            .map(|(tap, t)| (t.info.participant, t.info.kind == TrackKind::Video, tap))
             .collect();
-        set.sort_by_key(|(t, tap)| (t.info.participant, t.info.kind == TrackKind::Video, *tap));
-        set.into_iter().map(|(_, tap)| tap).collect()
+        set.sort();
+        let mut set: Vec<TapId> = set.into_iter().map(|(_, _, tap)| tap).collect();
+        if self.config.layout == Layout::Speaker
+            && let Some((_, codec)) = self.picked_video(now)
+        {
+            set.push(slot(codec));
+        }
+        set
+    }
+
+    /// The speaker layout's running part shows the picked video (from its next keyframe).
+    fn follow_speaker(&mut self, now: Instant) {
+        let Some((pick, codec)) = self.picked_video(now) else {
+            return;
+        };
+        let Some(r) = self.running.as_mut() else {
+            return;
+        };
+        let Some(sw) = r.switch.as_mut() else {
+            return;
+        };
+        if r.set.contains(&slot(codec)) && sw.selected() != Some(pick) {
+            sw.select(pick);
+            self.control(TapControl::Keyframe(pick));
+        }
     }
 
     fn start_part(&mut self, now: Instant, set: Vec<TapId>) {
@@ -453,13 +561,23 @@ impl Feed {
             let mut inputs = Vec::new();
             let mut sdp = Vec::new();
             let mut streams = HashMap::new();
+            let mut switch = None;
             for (i, tap) in set.iter().enumerate() {
-                let t = &self.tracks[tap];
-                let codec = t.codec.unwrap_or(TapCodec::Opus);
-                inputs.push(PartInput {
-                    codec,
-                    name: t.info.id.to_string(),
-                });
+                let (codec, name) = match slot_codec(*tap) {
+                    Some(codec) => {
+                        let mut sw = Switcher::default();
+                        if let Some((pick, _)) = self.picked_video(now) {
+                            sw.select(pick);
+                        }
+                        switch = Some(sw);
+                        (codec, "speaker".to_string())
+                    }
+                    None => {
+                        let t = &self.tracks[tap];
+                        (t.codec.unwrap_or(TapCodec::Opus), t.info.id.to_string())
+                    }
+                };
+                inputs.push(PartInput { codec, name });
                 sdp.push(InputStream {
                     port: ports[i],
                     codec,
@@ -484,6 +602,7 @@ impl Feed {
                 healthy: false,
                 last_report: now,
                 last_keyframes: now,
+                switch,
             })
         })();
         match started {

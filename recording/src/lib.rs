@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod rtp;
 pub mod sdp;
 pub mod segments;
+pub mod switch;
 
 #[cfg(feature = "io")]
 pub mod feed;

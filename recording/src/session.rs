@@ -77,6 +77,7 @@ impl Session {
             // Copied video is cut into segments on keyframes: ask for one per segment.
             keyframe_every: (rec.mode == Mode::PerTrack)
                 .then(|| Duration::from_secs(u64::from(shared.config.segment_secs.max(1)))),
+            layout: crate::feed::Layout::Grid,
         };
         let (mode, secs) = (rec.mode, shared.config.segment_secs.max(1));
         let feed = Feed::new(

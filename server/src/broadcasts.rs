@@ -37,7 +37,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
-    /// The program's layout: `grid` (the default).
+    /// The program's layout: `speaker` (the default) or `grid`.
     #[serde(default)]
     pub layout: Option<String>,
     /// RTMP URLs to push the program to (`rtmp://host/app/key`).

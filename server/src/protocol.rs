@@ -137,7 +137,7 @@ pub enum ClientMessage {
     /// Start broadcasting the room live (needs the `broadcast` grant). Answered with
     /// `broadcast`.
     StartBroadcast {
-        /// The program's layout: `grid` (the default).
+        /// The program's layout: `speaker` (the default) or `grid`.
         #[serde(default)]
         layout: Option<String>,
         /// Echoed in the reply or error.

@@ -1,7 +1,7 @@
 //! Broadcasting a meeting through the real ffmpeg into HLS served by tern and uploaded to a real
 //! S3-compatible server (s3s-fs): every rung at its resolution, segments that decode, storage
-//! that matches what tern serves, a DVR window that slides and deletes, and a killed sidecar
-//! that becomes a discontinuity.
+//! that matches what tern serves, a DVR window that slides and deletes, a killed sidecar that
+//! becomes a discontinuity, and the speaker layout following whoever speaks.
 
 mod common;
 
@@ -224,5 +224,89 @@ async fn the_dvr_window_slides_and_deletes_and_a_killed_sidecar_becomes_a_discon
     assert!(errors.is_empty(), "the window decodes: {errors}");
     let b = wait_state(http, &id, "live", Duration::from_secs(1)).await;
     assert!(b["restarts"].as_u64() >= Some(1), "{b}");
+    server.shutdown();
+}
+
+/// Mean brightness (0-255) of the first frame of the newest segment of `rung`: its init and
+/// media segment fetched from tern, joined, decoded.
+fn newest_frame_brightness(http: SocketAddr, id: &str, rung: &str) -> f64 {
+    let text = playlist(http, &format!("/hls/{id}/{rung}/index.m3u8"));
+    let named = uris(&text);
+    let init = named
+        .iter()
+        .rfind(|u| u.starts_with("init-"))
+        .expect("an init segment");
+    let seg = named.last().expect("a segment");
+    let mut bytes = fetch(http, &format!("/hls/{id}/{rung}/{init}")).2;
+    bytes.extend(fetch(http, &format!("/hls/{id}/{rung}/{seg}")).2);
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), &bytes).expect("write");
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file.path())
+        .args([
+            "-frames:v",
+            "1",
+            "-vf",
+            "format=gray",
+            "-f",
+            "rawvideo",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(!out.stdout.is_empty(), "a frame in {seg}");
+    out.stdout.iter().map(|b| f64::from(*b)).sum::<f64>() / out.stdout.len() as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_speaker_layout_shows_whoever_speaks_full_frame_without_a_new_sidecar_run() {
+    let (server, _spool, _store) = common::recording::local_server(|_| {}).await;
+    let http = server.http_addr;
+    // Alice's picture is bright (about 127), Bob's black (0); Bob speaks first. A grid of the two
+    // measures about 32.
+    let (alice_media, bob_media) = tokio::join!(
+        Media::encode(6, "testsrc2", 440),
+        Media::encode(6, "color", 880)
+    );
+    let (mut alice, mut alice_replay) = publisher(http, "alice", "stage", &alice_media).await;
+    let (mut bob, mut bob_replay) = publisher(http, "bob", "stage", &bob_media).await;
+    alice.audio_level = Some(-127);
+    bob.audio_level = Some(-20);
+    let (status, b) = start(http, "stage", r#"{"layout":"speaker"}"#).await;
+    assert_eq!(status, 201, "{b}");
+    assert_eq!(b["layout"], "speaker");
+    let id = b["id"].as_str().expect("id").to_string();
+    let run = |secs: u64| secs * 4;
+    for _ in 0..run(10) {
+        alice
+            .run_replaying(&mut alice_replay, Duration::from_millis(125))
+            .await;
+        bob.run_replaying(&mut bob_replay, Duration::from_millis(125))
+            .await;
+    }
+    let dark = newest_frame_brightness(http, &id, "180p");
+    assert!(
+        dark < 30.0,
+        "Bob speaks: his black picture fills the frame ({dark:.1})"
+    );
+
+    // Alice speaks now: the picture switches to hers on her next keyframe.
+    alice.audio_level = Some(-20);
+    bob.audio_level = Some(-127);
+    for _ in 0..run(8) {
+        alice
+            .run_replaying(&mut alice_replay, Duration::from_millis(125))
+            .await;
+        bob.run_replaying(&mut bob_replay, Duration::from_millis(125))
+            .await;
+    }
+    let bright = newest_frame_brightness(http, &id, "180p");
+    assert!(
+        bright > 60.0,
+        "Alice speaks: her picture fills the frame ({bright:.1})"
+    );
+    let b = wait_state(http, &id, "live", Duration::from_secs(1)).await;
+    assert_eq!(b["restarts"], 0, "the switch needs no new sidecar run: {b}");
     server.shutdown();
 }

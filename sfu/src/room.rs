@@ -91,6 +91,7 @@ impl Sfu {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
+        let speaker_changed = r.active_speaker != active;
         r.active_speaker = active;
         r.speaking = ids;
         let everyone = r.participants.clone();
@@ -101,6 +102,9 @@ impl Sfu {
                 speaking: levels.clone(),
             };
             self.notify(p, notice);
+        }
+        if speaker_changed {
+            self.room_speaker_changed(room);
         }
     }
 

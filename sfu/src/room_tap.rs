@@ -48,6 +48,9 @@ pub enum RoomTapEvent {
     },
     /// How many participants the room has now (sent at the start and on every change).
     Occupancy(usize),
+    /// Who the room's active speaker is now (sent at the start when someone is, and on every
+    /// change; `None` once nobody is).
+    ActiveSpeaker(Option<ParticipantId>),
     /// The room was closed (by an administrator, or at shutdown): the room tap has ended.
     Closed,
 }
@@ -70,7 +73,12 @@ impl Sfu {
             .rooms
             .get_key_value(room)
             .ok_or_else(|| SfuError::RoomNotFound(room.to_string()))?;
-        let (name, tracks, occupancy) = (name.clone(), r.tracks.clone(), r.participants.len());
+        let (name, tracks, occupancy, speaker) = (
+            name.clone(),
+            r.tracks.clone(),
+            r.participants.len(),
+            r.active_speaker,
+        );
         self.next_track += 1;
         let id = RoomTapId(self.next_track);
         if let Some(r) = self.rooms.get_mut(&name) {
@@ -85,6 +93,9 @@ impl Sfu {
             },
         );
         self.push_room_tap(id, RoomTapEvent::Occupancy(occupancy));
+        if speaker.is_some() {
+            self.push_room_tap(id, RoomTapEvent::ActiveSpeaker(speaker));
+        }
         for track in tracks {
             self.tap_for_room(now, id, track);
         }
@@ -159,6 +170,17 @@ impl Sfu {
         let (taps, n) = (r.taps.clone(), r.participants.len());
         for id in taps {
             self.push_room_tap(id, RoomTapEvent::Occupancy(n));
+        }
+    }
+
+    /// The room's active speaker changed: its room taps are told.
+    pub(crate) fn room_speaker_changed(&mut self, room: &str) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let (taps, active) = (r.taps.clone(), r.active_speaker);
+        for id in taps {
+            self.push_room_tap(id, RoomTapEvent::ActiveSpeaker(active));
         }
     }
 

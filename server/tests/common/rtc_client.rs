@@ -10,7 +10,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 
@@ -61,6 +61,8 @@ pub struct RtcClient {
     pub keyframe_requests: usize,
     /// Our own tracks by publisher mid.
     pub own_tracks: HashMap<String, String>,
+    /// The audio level (dBov, 0 loudest, -127 silence; RFC 6464) our audio packets carry, if any.
+    pub audio_level: Option<i8>,
 }
 
 impl RtcClient {
@@ -81,6 +83,7 @@ impl RtcClient {
             messages: Vec::new(),
             keyframe_requests: 0,
             own_tracks: HashMap::new(),
+            audio_level: None,
         }
     }
 
@@ -172,11 +175,17 @@ impl RtcClient {
         let tx = api
             .stream_tx_by_mid(mid, None)
             .expect("a send stream for the mid");
-        tx.write_rtp(
-            RtpWrite::new(pt, seq.into(), ts, Instant::now(), payload.to_vec())
-                .marker(marker)
-                .nackable(true),
-        );
+        let mut write = RtpWrite::new(pt, seq.into(), ts, Instant::now(), payload.to_vec())
+            .marker(marker)
+            .nackable(true);
+        if let (MediaKind::Audio, Some(level)) = (kind, self.audio_level) {
+            write = write.ext_vals(ExtensionValues {
+                audio_level: Some(level),
+                voice_activity: Some(level > -60),
+                ..Default::default()
+            });
+        }
+        tx.write_rtp(write);
     }
 
     /// The payload type our publisher connection negotiated for `codec`.

@@ -116,3 +116,42 @@ fn a_cough_does_not_take_the_floor_and_a_new_speaker_does() {
         });
     assert_eq!(last, Some((Some(room.id(2)), 0)));
 }
+
+#[test]
+fn room_taps_are_told_the_active_speaker_at_once_and_on_every_change() {
+    use tern_sfu::{Command, Reply, RoomTapEvent, RoomTapKind, RoomTapLabel};
+    let mut room = room();
+    room.talk(1000, |k| if k == 0 { TALKING } else { SILENT });
+    let label = RoomTapLabel {
+        kind: RoomTapKind::Broadcast,
+        id: "BC_test".into(),
+        state: "starting".into(),
+    };
+    let id = match room.net.command(Command::TapRoom {
+        room: "demo".into(),
+        label,
+    }) {
+        Ok(Reply::RoomTapped(id)) => id,
+        other => panic!("room tap refused: {other:?}"),
+    };
+    let speakers = |net: &Net| -> Vec<Option<ParticipantId>> {
+        net.room_tap_events[&id]
+            .iter()
+            .filter_map(|e| match e {
+                RoomTapEvent::ActiveSpeaker(p) => Some(*p),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        speakers(&room.net),
+        [Some(room.id(0))],
+        "alice, already speaking"
+    );
+    room.talk(2000, |k| if k == 1 { TALKING } else { SILENT });
+    assert_eq!(
+        speakers(&room.net),
+        [Some(room.id(0)), Some(room.id(1))],
+        "bob took over"
+    );
+}
