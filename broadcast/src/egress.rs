@@ -78,11 +78,12 @@ impl Egress {
         Some(p.view.clone())
     }
 
-    /// Stops every target (the broadcast ended: each push reads to the end of the playlist).
-    pub fn stop_all(&mut self, now: Instant) {
+    /// Stops every target. The broadcast ended: each push reads on to the end of the playlist,
+    /// unless `at_once` (tern is shutting down).
+    pub fn stop_all(&mut self, now: Instant, at_once: bool) {
         for p in &mut self.pushes {
             if p.stop_at.is_none() {
-                p.stop_at = Some(now + STOP_LIMIT);
+                p.stop_at = Some(if at_once { now } else { now + STOP_LIMIT });
             }
         }
     }

@@ -18,6 +18,8 @@ pub mod variant;
 #[cfg(feature = "io")]
 mod egress;
 #[cfg(feature = "io")]
+mod resume;
+#[cfg(feature = "io")]
 mod service;
 #[cfg(feature = "io")]
 mod session;

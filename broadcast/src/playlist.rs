@@ -129,7 +129,10 @@ impl MediaPlaylist {
 
     /// Seconds the playlist covers.
     pub fn duration(&self) -> f64 {
-        self.segments.iter().map(|s| s.duration).sum()
+        // A fold from +0.0: an empty sum is 0, not the -0.0 `Sum` starts from.
+        self.segments
+            .iter()
+            .fold(0.0, |total, s| total + s.duration)
     }
 
     /// The segments it lists.

@@ -155,6 +155,12 @@ impl Broadcaster {
         })
     }
 
+    /// Finishes the broadcasts a previous run left in the spool (in the background): their
+    /// playlists end, and what they hold goes to storage. Returns how many.
+    pub fn resume_spool(&self) -> usize {
+        crate::resume::resume_spool(&self.shared.config.spool_dir, self.shared.store.clone())
+    }
+
     /// How many broadcasts run, and the tap packets that could not be handed to a sidecar.
     pub fn gauges(&self) -> (usize, u64) {
         let running = self

@@ -265,7 +265,19 @@ impl Session {
         if std::mem::take(&mut self.dirty) {
             self.b.segments = self.hls.published();
             self.b.duration_secs = (self.hls.duration() * 1000.0).round() / 1000.0;
+            self.persist();
             self.publish();
+        }
+    }
+
+    /// Keeps the broadcast beside its files, for a restarted tern to finish.
+    fn persist(&self) {
+        let Ok(json) = serde_json::to_vec_pretty(&self.b) else {
+            return;
+        };
+        let tmp = self.dir.join("broadcast.json.tmp");
+        if std::fs::write(&tmp, json).is_ok() {
+            let _ = std::fs::rename(&tmp, self.dir.join(crate::resume::STATE_FILE));
         }
     }
 
@@ -343,11 +355,17 @@ impl Session {
         for r in update.removed {
             self.deletions.push_back((now + r.after, r.path));
         }
+        self.write_playlists();
         if self.b.state == BroadcastState::Starting {
             self.b.state = BroadcastState::Live;
             self.control(TapControl::State(BroadcastState::Live.as_str()));
+            // Storage can name it from now on, even if tern dies before it ends.
+            let mut m = self.b.clone();
+            m.storage_error = None;
+            let bytes = serde_json::to_vec_pretty(&m).unwrap_or_default();
+            self.uploads
+                .push_back(Upload::Text("manifest.json".into(), bytes));
         }
-        self.write_playlists();
         self.dirty = true;
     }
 
@@ -481,7 +499,8 @@ impl Session {
     fn end(&mut self) {
         self.ended = true;
         // Pushes read on to the end of the playlist, then exit.
-        self.egress.stop_all(Instant::now());
+        let at_once = self.stop == Some(StopReason::Interrupted);
+        self.egress.stop_all(Instant::now(), at_once);
         self.hls.end();
         self.write_playlists();
         self.b.ended_at = Some(rfc3339(SystemTime::now()));

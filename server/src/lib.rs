@@ -245,6 +245,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             }
         });
     }
+    if let Ok(b) = &state.broadcaster {
+        let resumed = b.resume_spool();
+        tracing::info!(resumed, "broadcasting ready");
+    }
     let metrics_addr = match state.config.http.metrics_listen {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr)

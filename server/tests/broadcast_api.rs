@@ -306,3 +306,101 @@ async fn a_participant_with_the_broadcast_grant_goes_live_and_off_and_everyone_i
     assert_eq!(b["segments"], 0, "{b}");
     server.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_broadcast_request_gets_a_stable_code() {
+    let (server, _spool, _store) = local_server(|c| c.broadcast.max_concurrent = 1).await;
+    let http = server.http_addr;
+    let code = |(status, body): (u16, Value)| {
+        (
+            status,
+            body["code"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    assert_eq!(
+        code(start(http, "nowhere", "").await),
+        (404, "room_not_found".into())
+    );
+    let (_a, _) = common::join(http, "alice", "busy").await;
+    let (_b, _) = common::join(http, "bob", "other").await;
+    for body in [
+        "{",
+        r#"{"layout": "pip"}"#,
+        r#"{"nonsense": 1}"#,
+        r#"{"rtmp": "rtmp://h/a/k"}"#,
+    ] {
+        assert_eq!(
+            code(start(http, "busy", body).await),
+            (400, "bad_request".into()),
+            "{body}"
+        );
+    }
+    let participant = format!("Bearer {}", common::token("alice", "busy"));
+    let got = common::http_request(
+        "POST",
+        http,
+        "/api/v1/rooms/busy/broadcasts",
+        Some(&participant),
+        None,
+    )
+    .await;
+    assert_eq!(code(got), (403, "permission_denied".into()));
+    let got = common::http_request("POST", http, "/api/v1/rooms/busy/broadcasts", None, None).await;
+    assert_eq!(code(got).0, 401);
+
+    let (status, b) = start(http, "busy", "").await;
+    assert_eq!(status, 201, "{b}");
+    let id = b["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        code(start(http, "busy", "").await),
+        (409, "already_broadcasting".into())
+    );
+    assert_eq!(
+        code(start(http, "other", "").await),
+        (429, "limit_reached".into())
+    );
+    let got = api("POST", http, "/api/v1/broadcasts/BC_nothing/stop").await;
+    assert_eq!(code(got), (404, "broadcast_not_found".into()));
+    let got = api("GET", http, "/api/v1/broadcasts/../etc").await;
+    assert_eq!(got.0, 404);
+    let got = api("POST", http, &format!("/api/v1/broadcasts/{id}/stop")).await;
+    assert_eq!(got.0, 200, "{}", got.1);
+    let got = api("POST", http, &format!("/api/v1/broadcasts/{id}/stop")).await;
+    assert_eq!(code(got), (409, "not_broadcasting".into()));
+    let got = post(
+        http,
+        &format!("/api/v1/broadcasts/{id}/rtmp"),
+        json!({"url": "rtmp://h/a/k"}),
+    )
+    .await;
+    assert_eq!(code(got), (409, "not_broadcasting".into()));
+    // HLS files: unknown broadcast, path tricks, unknown file; all 404 with CORS for players.
+    for path in [
+        "/hls/BC_nothing/master.m3u8".to_string(),
+        format!("/hls/{id}/%2E%2E/broadcast.json"),
+        format!("/hls/{id}/720p/seg-999999.m4s"),
+        format!("/hls/{id}/manifest.json"),
+    ] {
+        let (status, headers, _) = common::broadcast::fetch(http, &path);
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(
+            common::broadcast::header(&headers, "access-control-allow-origin"),
+            Some("*"),
+            "{path}"
+        );
+    }
+    server.shutdown();
+
+    // ffmpeg missing: a clear code, nothing started.
+    let (server, _spool, _store) =
+        local_server(|c| c.recording.ffmpeg = "/nonexistent/ffmpeg".into()).await;
+    let http = server.http_addr;
+    let (_a, _) = common::join(http, "alice", "busy").await;
+    assert_eq!(
+        code(start(http, "busy", "").await),
+        (503, "ffmpeg_missing".into())
+    );
+    let (_, list) = api("GET", http, "/api/v1/rooms/busy/broadcasts").await;
+    assert_eq!(list["broadcasts"], json!([]), "{list}");
+    server.shutdown();
+}

@@ -1,7 +1,8 @@
 //! Browser end to end: headless Chromium opens the watch page of a broadcast room. hls.js plays
 //! for 10 s without a stall, the quality menu lists every rung, forcing the lowest rung switches
-//! without a stall, and playback goes on across a `kill -9` of the ladder sidecar. In the meeting
-//! page, the live indicator shows and the Go live button ends and starts broadcasts.
+//! without a stall, seeking back into the DVR window plays, and playback goes on across a
+//! `kill -9` of the ladder sidecar. In the meeting page, the live indicator shows and the Go live
+//! button ends and starts broadcasts.
 
 mod common;
 
@@ -138,6 +139,24 @@ async fn the_watch_page_plays_the_ladder_switches_rungs_and_survives_a_sidecar_c
     .await;
     assert_eq!(w2["stalls"], w0["stalls"], "the switch did not stall: {w2}");
     assert!(w2["paused"] == false, "{w2}");
+
+    // DVR: seeking back to the start of the window plays from there.
+    let seek = "(() => { const v = window.ternWatch.video; v.currentTime = v.seekable.start(0) + 1; \
+                return v.currentTime; })()";
+    let target = browser.eval(&page, seek).await.as_f64().unwrap_or(f64::NAN);
+    assert!(target < time(&w2) - 8.0, "seeking back {target} from {w2}");
+    let back = wait_for(
+        &mut browser,
+        &page,
+        Duration::from_secs(15),
+        "plays after seeking back",
+        |w| time(w) > target + 3.0,
+    )
+    .await;
+    assert!(time(&back) < time(&w2), "it plays from the past: {back}");
+    browser
+        .eval(&page, "document.getElementById('golive').click(), true")
+        .await;
 
     // kill -9 of the ladder: a discontinuity, and hls.js plays on.
     let pids = ladder_sidecars(spool.path());

@@ -40,8 +40,14 @@ impl Media {
     /// Encodes `secs` of `pattern` (an ffmpeg lavfi video source such as `testsrc2`) at
     /// 640x360, 30 fps, a keyframe a second, and a `tone_hz` sine.
     pub async fn encode(secs: u32, pattern: &str, tone_hz: u32) -> Media {
+        Self::encode_lavfi(secs, &format!("{pattern}=s=640x360:r=30"), tone_hz).await
+    }
+
+    /// Like [`Media::encode`], with the whole lavfi video source given (640x360 at 30 fps is
+    /// up to it), for example black then white.
+    pub async fn encode_lavfi(secs: u32, vsrc: &str, tone_hz: u32) -> Media {
         let (vsrc, asrc) = (
-            format!("{pattern}=s=640x360:r=30"),
+            vsrc.to_string(),
             format!("sine=f={tone_hz}:sample_rate=48000"),
         );
         let video = capture(

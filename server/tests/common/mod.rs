@@ -82,8 +82,38 @@ pub async fn server_with(change: impl FnOnce(&mut Config)) -> Running {
     c.turn.tls_listen = vec!["127.0.0.1:0".parse().expect("addr")];
     c.turn.workers = 1;
     c.auth.keys.insert(KEY.into(), SECRET.into());
+    // Every server spools and stores in a directory of its own, never in the source tree: a
+    // server finishes at start whatever it finds in its spools.
+    let own = scratch_dir();
+    c.recording.spool_dir = own.join("spool");
+    c.recording.storage.local_dir = own.join("recordings");
+    c.broadcast.spool_dir = own.join("broadcasts");
     change(&mut c);
     tern_server::start(c).await.expect("server starts")
+}
+
+/// A fresh directory under this test process's scratch directory (`$TMPDIR/tern-test-<pid>`).
+/// The scratch directories of test processes that are gone are removed on first use.
+pub fn scratch_dir() -> std::path::PathBuf {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BASE: OnceLock<std::path::PathBuf> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let base = BASE.get_or_init(|| {
+        let tmp = std::env::temp_dir();
+        for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(pid) = name.strip_prefix("tern-test-")
+                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        tmp.join(format!("tern-test-{}", std::process::id()))
+    });
+    let dir = base.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
 }
 
 /// Claims for `identity` in `room` with join, publish and subscribe.
