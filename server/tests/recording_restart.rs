@@ -40,6 +40,16 @@ fn tern(http: SocketAddr, s3: &S3, spool: &Path) -> Child {
         .expect("tern starts")
 }
 
+/// [`tern`], once it answers its health check.
+async fn healthy_tern(http: SocketAddr, s3: &S3, spool: &Path) -> Child {
+    let child = tern(http, s3, spool);
+    assert!(
+        common::wait_healthy(http, Duration::from_secs(20)).await,
+        "tern is up"
+    );
+    child
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_tern_uploads_what_its_killed_predecessor_spooled() {
     let mut s3 = S3::start().await;
@@ -47,11 +57,7 @@ async fn a_restarted_tern_uploads_what_its_killed_predecessor_spooled() {
     let http: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port");
-    let mut first = tern(http, &s3, spool.path());
-    assert!(
-        common::wait_healthy(http, Duration::from_secs(20)).await,
-        "tern is up"
-    );
+    let mut first = healthy_tern(http, &s3, spool.path()).await;
 
     let media = Media::encode(6, "testsrc2", 440).await;
     let (mut alice, mut replay) = publisher(http, "alice", "restart", &media).await;
@@ -73,11 +79,7 @@ async fn a_restarted_tern_uploads_what_its_killed_predecessor_spooled() {
     drop(alice);
 
     s3.resume().await;
-    let mut second = tern(http, &s3, spool.path());
-    assert!(
-        common::wait_healthy(http, Duration::from_secs(20)).await,
-        "tern is up again"
-    );
+    let mut second = healthy_tern(http, &s3, spool.path()).await;
     let rec = wait_state(http, &id, "complete", Duration::from_secs(90)).await;
     assert_eq!(rec["state"], "complete", "{rec}");
     assert_eq!(rec["interrupted"], true);
@@ -116,11 +118,7 @@ async fn a_restarted_tern_ends_the_broadcast_its_killed_predecessor_left_as_a_vo
     let http: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port");
-    let mut first = tern(http, &s3, spool.path());
-    assert!(
-        common::wait_healthy(http, Duration::from_secs(20)).await,
-        "tern is up"
-    );
+    let mut first = healthy_tern(http, &s3, spool.path()).await;
     let media = Media::encode(6, "testsrc2", 440).await;
     let (mut alice, mut replay) = publisher(http, "alice", "onair", &media).await;
     let (status, b) = common::broadcast::start(http, "onair", "").await;
@@ -142,11 +140,7 @@ async fn a_restarted_tern_ends_the_broadcast_its_killed_predecessor_left_as_a_vo
         "the ladder outlived its tern"
     );
 
-    let mut second = tern(http, &s3, spool.path());
-    assert!(
-        common::wait_healthy(http, Duration::from_secs(20)).await,
-        "tern is up again"
-    );
+    let mut second = healthy_tern(http, &s3, spool.path()).await;
     let b = common::broadcast::wait_state(http, &id, "ended", Duration::from_secs(60)).await;
     assert_eq!(b["state"], "ended", "{b}");
     assert!(

@@ -31,10 +31,8 @@ use common::browser::Browser;
 use common::media::{Media, Replay};
 use common::recording::{api, ffmpeg_in};
 use common::rtc_client::RtcClient;
-use tern_process::{proc_usage, start_server_env};
+use tern_process::{start_server_env, usage};
 
-/// Clock ticks per second of /proc/<pid>/stat.
-const HZ: f64 = 100.0;
 /// The flash media: black, then white from this second of each loop.
 const FLASH_AT: f64 = 5.0;
 /// The flash media's length.
@@ -59,19 +57,6 @@ async fn publish(http: SocketAddr, room: &str, media: &Media, stop: Arc<AtomicBo
         }
     });
     started
-}
-
-/// CPU cores used by `pids` over `d`, and their summed RSS in MiB at the end.
-async fn usage(pids: &dyn Fn() -> Vec<u32>, d: Duration) -> (f64, f64) {
-    let ticks = |pids: &[u32]| pids.iter().map(|p| proc_usage(*p).1).sum::<u64>();
-    let before = ticks(&pids());
-    let t = Instant::now();
-    tokio::time::sleep(d).await;
-    let after_pids = pids();
-    let after = ticks(&after_pids);
-    let rss: u64 = after_pids.iter().map(|p| proc_usage(*p).0).sum();
-    let cores = after.saturating_sub(before) as f64 / HZ / t.elapsed().as_secs_f64();
-    (cores, rss as f64 / 1024.0)
 }
 
 /// Per-frame mean brightness of a segment (with its init), decoded at 8x8 in gray.
@@ -152,17 +137,22 @@ fn median(v: &[f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn server_args<'a>(spool: &'a str, store: &'a str) -> Vec<&'a str> {
-    vec![
+/// A release tern broadcasting into temporary directories (kept while it runs).
+async fn broadcasting_server() -> (tern_process::Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (spool, store) = (dir.path().join("spool"), dir.path().join("store"));
+    let (spool, store) = (spool.to_string_lossy(), store.to_string_lossy());
+    let args = [
         "--turn-enabled",
         "false",
         "--recording-local-dir",
-        store,
+        &store,
         "--broadcast-spool-dir",
-        spool,
+        &spool,
         "--broadcast-max-concurrent",
         "64",
-    ]
+    ];
+    (start_server_env(&args, &[]).await, dir)
 }
 
 async fn latency() {
@@ -172,15 +162,7 @@ async fn latency() {
         440,
     )
     .await;
-    let (spool, store) = (
-        tempfile::tempdir().expect("spool"),
-        tempfile::tempdir().expect("store"),
-    );
-    let (sp, st) = (
-        spool.path().to_string_lossy().to_string(),
-        store.path().to_string_lossy().to_string(),
-    );
-    let server = start_server_env(&server_args(&sp, &st), &[]).await;
+    let (server, _dir) = broadcasting_server().await;
     let http = server.http;
     let stop = Arc::new(AtomicBool::new(false));
     let sent_from = publish(http, "flash", &flash, stop.clone()).await;
@@ -238,15 +220,7 @@ async fn latency() {
 
 /// Runs `n` broadcasts; returns whether each kept publishing in real time.
 async fn cost(n: usize, media: &Media) -> bool {
-    let (spool, store) = (
-        tempfile::tempdir().expect("spool"),
-        tempfile::tempdir().expect("store"),
-    );
-    let (sp, st) = (
-        spool.path().to_string_lossy().to_string(),
-        store.path().to_string_lossy().to_string(),
-    );
-    let server = start_server_env(&server_args(&sp, &st), &[]).await;
+    let (server, dir) = broadcasting_server().await;
     let http = server.http;
     let tern_pid = server.child.id();
     let stop = Arc::new(AtomicBool::new(false));
@@ -278,7 +252,7 @@ async fn cost(n: usize, media: &Media) -> bool {
     }
     let window = Instant::now();
     let (tern_cores, tern_rss) = usage(&tern, Duration::from_secs(10)).await;
-    let spool_dir = spool.path().to_path_buf();
+    let spool_dir = dir.path().join("spool");
     let ffmpeg = move || ffmpeg_in(&spool_dir, "hls");
     let (ffmpeg_cores, ffmpeg_rss) = usage(&ffmpeg, Duration::from_secs(10)).await;
     let secs = window.elapsed().as_secs_f64();

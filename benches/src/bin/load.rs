@@ -8,6 +8,7 @@
 #[allow(dead_code, missing_docs, clippy::all)]
 mod common;
 #[path = "shared/tern_process.rs"]
+#[allow(dead_code)] // each bench uses a different part
 mod tern_process;
 
 use std::net::SocketAddr;

@@ -23,10 +23,7 @@ use common::media::{Media, Replay};
 use common::recording::{api, sidecars_in, start, wait_state};
 use common::rtc_client::RtcClient;
 use common::s3::{ACCESS_KEY, BUCKET, S3, SECRET_KEY};
-use tern_process::{proc_usage, start_server_env};
-
-/// Clock ticks per second of /proc/<pid>/stat.
-const HZ: f64 = 100.0;
+use tern_process::{start_server_env, usage};
 
 /// Publishers replaying in the background until `stop`.
 fn publish(http: std::net::SocketAddr, room: String, media: Media, stop: Arc<AtomicBool>) {
@@ -42,20 +39,6 @@ fn publish(http: std::net::SocketAddr, room: String, media: Media, stop: Arc<Ato
             }
         });
     }
-}
-
-/// CPU cores used by `pids` over `d`, and their summed RSS in MiB at the end.
-async fn usage(pids: &dyn Fn() -> Vec<u32>, d: Duration) -> (f64, f64) {
-    let ticks = |pids: &[u32]| pids.iter().map(|p| proc_usage(*p).1).sum::<u64>();
-    let before_pids = pids();
-    let before = ticks(&before_pids);
-    let t = Instant::now();
-    tokio::time::sleep(d).await;
-    let after_pids = pids();
-    let after = ticks(&after_pids);
-    let rss: u64 = after_pids.iter().map(|p| proc_usage(*p).0).sum();
-    let cores = after.saturating_sub(before) as f64 / HZ / t.elapsed().as_secs_f64();
-    (cores, rss as f64 / 1024.0)
 }
 
 fn now_ms() -> u64 {

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common;
 
@@ -83,4 +83,21 @@ pub fn proc_usage(pid: u32) -> (u64, u64) {
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0);
     (rss, ticks)
+}
+
+/// Clock ticks per second of /proc/<pid>/stat.
+const HZ: f64 = 100.0;
+
+/// CPU cores used by `pids` over `d`, and their summed RSS in MiB at the end.
+pub async fn usage(pids: &dyn Fn() -> Vec<u32>, d: Duration) -> (f64, f64) {
+    let ticks = |pids: &[u32]| pids.iter().map(|p| proc_usage(*p).1).sum::<u64>();
+    let before_pids = pids();
+    let before = ticks(&before_pids);
+    let t = Instant::now();
+    tokio::time::sleep(d).await;
+    let after_pids = pids();
+    let after = ticks(&after_pids);
+    let rss: u64 = after_pids.iter().map(|p| proc_usage(*p).0).sum();
+    let cores = after.saturating_sub(before) as f64 / HZ / t.elapsed().as_secs_f64();
+    (cores, rss as f64 / 1024.0)
 }
