@@ -1,7 +1,7 @@
 //! Broadcast bench: latency, and the cost of the ladder. A release `tern` process broadcasts
 //! rooms of one publisher (a Rust client replaying real VP8 and Opus).
 //!
-//! - Latency: the publisher's picture turns from black to white every 10 s. For each flash: when
+//! - Latency: the publisher's picture turns from black to white every 9.4 s. For each flash: when
 //!   the first segment showing it is published in tern's playlist (the live edge), and when
 //!   hls.js in headless Chromium, playing the watch page, presents the first white frame
 //!   (glass to glass, without a camera's own capture delay). Both from the moment the publisher
@@ -34,9 +34,10 @@ use common::rtc_client::RtcClient;
 use tern_process::{start_server_env, usage};
 
 /// The flash media: black, then white from this second of each loop.
-const FLASH_AT: f64 = 5.0;
-/// The flash media's length.
-const LOOP_SECS: u32 = 10;
+const FLASH_AT: f64 = 4.7;
+/// The flash media's length: not a multiple of the segment length, so the flashes fall at every
+/// point of a segment.
+const LOOP_SECS: f64 = 9.4;
 
 fn unix_secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
@@ -125,8 +126,8 @@ fn delays(sent_from: SystemTime, observed: &[f64]) -> Vec<f64> {
     observed
         .iter()
         .filter_map(|t| {
-            let k = ((t - start - FLASH_AT) / f64::from(LOOP_SECS)).floor();
-            (k >= 0.0).then(|| t - (start + FLASH_AT + k * f64::from(LOOP_SECS)))
+            let k = ((t - start - FLASH_AT) / LOOP_SECS).floor();
+            (k >= 0.0).then(|| t - (start + FLASH_AT + k * LOOP_SECS))
         })
         .collect()
 }
@@ -158,7 +159,7 @@ async fn broadcasting_server() -> (tern_process::Server, tempfile::TempDir) {
 async fn latency() {
     let flash = Media::encode_lavfi(
         LOOP_SECS,
-        "color=c=black:s=640x360:r=30:d=5[a];color=c=white:s=640x360:r=30:d=5[b];[a][b]concat",
+        "color=c=black:s=640x360:r=30:d=4.7[a];color=c=white:s=640x360:r=30:d=4.7[b];[a][b]concat",
         440,
     )
     .await;

@@ -40,12 +40,17 @@ impl Media {
     /// Encodes `secs` of `pattern` (an ffmpeg lavfi video source such as `testsrc2`) at
     /// 640x360, 30 fps, a keyframe a second, and a `tone_hz` sine.
     pub async fn encode(secs: u32, pattern: &str, tone_hz: u32) -> Media {
-        Self::encode_lavfi(secs, &format!("{pattern}=s=640x360:r=30"), tone_hz).await
+        Self::encode_lavfi(
+            f64::from(secs),
+            &format!("{pattern}=s=640x360:r=30"),
+            tone_hz,
+        )
+        .await
     }
 
     /// Like [`Media::encode`], with the whole lavfi video source given (640x360 at 30 fps is
     /// up to it), for example black then white.
-    pub async fn encode_lavfi(secs: u32, vsrc: &str, tone_hz: u32) -> Media {
+    pub async fn encode_lavfi(secs: f64, vsrc: &str, tone_hz: u32) -> Media {
         let (vsrc, asrc) = (
             vsrc.to_string(),
             format!("sine=f={tone_hz}:sample_rate=48000"),
@@ -101,7 +106,7 @@ impl Media {
     }
 }
 
-async fn capture(input: Vec<&str>, secs: u32, clock: u32, frame: u32) -> Stream {
+async fn capture(input: Vec<&str>, secs: f64, clock: u32, frame: u32) -> Stream {
     let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let sock = socket2::SockRef::from(&socket);
     let _ = sock.set_recv_buffer_size(8 << 20);
