@@ -9,7 +9,7 @@ use tern_recording::clock::rfc3339;
 use tern_recording::sidecar::Sidecar;
 
 use crate::model::{PushState, RtmpView};
-use crate::rtmp::{push_args, shown_url};
+use crate::rtmp::{push_args, secrets_of, shown_url};
 
 /// The longest pause between attempts.
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -48,8 +48,13 @@ impl Egress {
         }
     }
 
-    /// Adds a target (already checked); it starts at the next tick with media.
-    pub fn add(&mut self, url: String) -> RtmpView {
+    /// Adds a target (already checked); it starts at the next tick with media. `None` when
+    /// `most` targets are pushing already.
+    pub fn add(&mut self, url: String, most: usize) -> Option<RtmpView> {
+        let active = self.pushes.iter().filter(|p| p.stop_at.is_none()).count();
+        if active >= most {
+            return None;
+        }
         let view = RtmpView {
             id: format!("RT_{}", self.next_id),
             url: shown_url(&url),
@@ -68,7 +73,7 @@ impl Egress {
             live_at: None,
             stop_at: None,
         });
-        view
+        Some(view)
     }
 
     /// Stops target `id`; returns it, or `None` when there is no such target.
@@ -151,7 +156,8 @@ fn tick(
                 return;
             }
             p.view.attempts += 1;
-            match Sidecar::spawn(ffmpeg, &push_args(playlist, &p.url), Vec::new()) {
+            let args = push_args(playlist, &p.url);
+            match Sidecar::spawn_hiding(ffmpeg, &args, Vec::new(), secrets_of(&p.url)) {
                 Ok(s) => {
                     tracing::info!(target = %p.view.url, pid = ?s.pid(), "rtmp push started");
                     p.sidecar = Some(s);
@@ -184,7 +190,10 @@ fn tick(
 
 fn failed(p: &mut Push, now: Instant, why: String) {
     // The stream key can be in ffmpeg's messages (it prints the URL): never show it.
-    let why = why.replace(&p.url, &p.view.url);
+    let mut why = why.replace(&p.url, &p.view.url);
+    for s in secrets_of(&p.url) {
+        why = why.replace(&s, "****");
+    }
     tracing::warn!(target = %p.view.url, error = %why, "rtmp push failed; retrying");
     let pause = Duration::from_secs(1 << p.failures.min(5)).min(RETRY_MAX);
     p.failures += 1;

@@ -44,25 +44,34 @@ async fn finish(mut b: Broadcast, dir: PathBuf, store: Store) {
     let mut files = Vec::new();
     let mut playlists = Vec::new();
     collect(&hls, &hls, &mut files, &mut playlists);
-    // Every rung's playlist ends where its media did.
-    for p in &playlists {
+    // Every rung's playlist ends where its media did; what they name is the broadcast.
+    let mut named = Vec::new();
+    for p in playlists.iter().filter(|p| p.as_str() != "master.m3u8") {
         let path = hls.join(p);
-        if let Ok(mut text) = std::fs::read_to_string(&path)
-            && p != "master.m3u8"
-            && !text.contains("#EXT-X-ENDLIST")
-        {
+        let Ok(mut text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if !text.contains("#EXT-X-ENDLIST") {
             text.push_str("#EXT-X-ENDLIST\n");
-            let _ = std::fs::write(&path, text);
+            let _ = std::fs::write(&path, &text);
         }
+        let rung = p.rsplit_once('/').map_or("", |(r, _)| r);
+        named.extend(uris(&text).into_iter().map(|u| format!("{rung}/{u}")));
     }
-    // Files before the playlists that name them; the master last.
+    // Files that left the DVR window are deleted, here and in storage.
+    let (files, gone): (Vec<String>, Vec<String>) =
+        files.into_iter().partition(|f| named.contains(f));
+    for rel in gone {
+        let _ = store.delete(&format!("{}/{rel}", b.key_prefix)).await;
+    }
+    // Files before the playlists that name them; the master last. One failure stops it all:
+    // the next start tries again, and no playlist names a file storage lacks.
     playlists.sort_by_key(|p| p == "master.m3u8");
-    let mut failed = false;
     for rel in files.iter().chain(&playlists) {
         let key = format!("{}/{rel}", b.key_prefix);
         if let Err(e) = store.upload_file(&hls.join(rel), &key).await {
-            tracing::warn!(broadcast = %b.id, file = rel, error = %e, "upload failed; left in the spool");
-            failed = true;
+            tracing::warn!(broadcast = %b.id, file = rel, error = %e, "upload failed; left in the spool for the next start");
+            return;
         }
     }
     b.state = BroadcastState::Ended;
@@ -74,17 +83,29 @@ async fn finish(mut b: Broadcast, dir: PathBuf, store: Store) {
         t.live_since = None;
     }
     let manifest = serde_json::to_vec_pretty(&b).unwrap_or_default();
-    if failed
-        || store
-            .put(&format!("{}/manifest.json", b.key_prefix), manifest)
-            .await
-            .is_err()
+    if store
+        .put(&format!("{}/manifest.json", b.key_prefix), manifest)
+        .await
+        .is_err()
     {
         // Tried again at the next start.
         return;
     }
     let _ = std::fs::remove_dir_all(&dir);
     tracing::info!(broadcast = %b.id, "interrupted broadcast finished");
+}
+
+/// The init and media segments a media playlist names.
+fn uris(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for l in text.lines() {
+        if let Some(m) = l.strip_prefix("#EXT-X-MAP:URI=\"") {
+            out.push(m.trim_end_matches('"').to_string());
+        } else if !l.starts_with('#') && !l.trim().is_empty() {
+            out.push(l.trim().to_string());
+        }
+    }
+    out
 }
 
 /// The HLS root's files, relative: segments and init segments, and playlists.

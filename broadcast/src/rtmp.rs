@@ -41,17 +41,22 @@ pub fn check_rtmp_url(url: &str) -> Result<(), String> {
     if port.is_some_and(|p| p.parse::<u16>().is_err()) {
         return Err(format!("{:?} has a bad port", shown_url(url)));
     }
-    if path.trim_matches('/').is_empty() {
-        return Err(format!(
-            "{:?} names no application (rtmp://host/app/key)",
-            shown_url(url)
-        ));
+    // An application and a stream name (the key): rtmp://host/app/key.
+    let path = path.split('?').next().unwrap_or("");
+    match path.split_once('/') {
+        Some((app, key)) if !app.is_empty() && !key.is_empty() && !key.ends_with('/') => {}
+        _ => {
+            return Err(format!(
+                "{:?} names no application and stream key (rtmp://host/app/key)",
+                shown_url(url)
+            ));
+        }
     }
     Ok(())
 }
 
-/// The URL as the API shows it: the stream key (the last path segment, when the path has two or
-/// more) and any user info replaced by `****`.
+/// The URL as the API shows it: scheme, host and application; everything after the application
+/// (the stream key, a query) and any user info replaced by `****`.
 pub fn shown_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "****".into();
@@ -61,11 +66,32 @@ pub fn shown_url(url: &str) -> String {
         Some((_, host)) => format!("****@{host}"),
         None => authority.to_string(),
     };
-    let path = match path.rsplit_once('/') {
-        Some((app, key)) if !key.is_empty() => format!("{app}/****"),
-        _ => path.to_string(),
+    let app = path.split(['/', '?']).next().unwrap_or("");
+    if path.len() > app.len() || path.is_empty() {
+        format!("{scheme}://{authority}/{app}/****")
+    } else {
+        // One path segment: it may be the key itself.
+        format!("{scheme}://{authority}/****")
+    }
+}
+
+/// What of `url` is secret: the user info and everything after the application (the stream
+/// key, a query), to be hidden wherever ffmpeg repeats it.
+pub fn secrets_of(url: &str) -> Vec<String> {
+    let Some((_, rest)) = url.split_once("://") else {
+        return vec![url.to_string()];
     };
-    format!("{scheme}://{authority}/{path}")
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut out = Vec::new();
+    if let Some((user, _)) = authority.rsplit_once('@') {
+        out.push(user.to_string());
+    }
+    let app = path.split(['/', '?']).next().unwrap_or("");
+    let after = path[app.len()..].trim_start_matches(['/', '?']);
+    if !after.is_empty() {
+        out.push(after.to_string());
+    }
+    out
 }
 
 /// The ffmpeg arguments of a push of the media playlist `playlist` (tern's top rung, read from
@@ -122,6 +148,9 @@ mod tests {
             ("rtmp:///app/key", "no host"),
             ("rtmp://host", "no application"),
             ("rtmp://host/", "no application"),
+            ("rtmp://host/KEY", "no application"),
+            ("rtmp://host/app/", "no application"),
+            ("rtmp://host/app/key/", "no application"),
             ("rtmp://host:99999/app/key", "bad port"),
             ("rtmp://host/app/key with space", "no spaces"),
             ("rtmp://host/app/k\u{0}ey", "no spaces"),
@@ -142,8 +171,16 @@ mod tests {
             shown_url("rtmp://user:secret@host:1935/app/key"),
             "rtmp://****@host:1935/app/****"
         );
-        assert_eq!(shown_url("rtmp://host/app"), "rtmp://host/app");
+        assert_eq!(shown_url("rtmp://host/KEY"), "rtmp://host/****");
+        assert_eq!(shown_url("rtmp://host/app/KEY/"), "rtmp://host/app/****");
+        assert_eq!(shown_url("rtmp://host/app/a/KEY"), "rtmp://host/app/****");
+        assert_eq!(shown_url("rtmp://host/app?key=KEY"), "rtmp://host/app/****");
         assert_eq!(shown_url("garbage"), "****");
+        assert_eq!(
+            secrets_of("rtmp://u:p@host/app/KEY?x=1"),
+            ["u:p", "KEY?x=1"]
+        );
+        assert_eq!(secrets_of("rtmp://host/live2/abc-def"), ["abc-def"]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tern_recording::clock::rfc3339;
 use tern_recording::feed::{FeedConfig, Layout, check_ffmpeg};
@@ -122,10 +122,25 @@ pub enum HlsFile {
     Stored(Vec<u8>),
 }
 
+/// How long storage's answer for an id or a room is kept for public requests.
+const LOOKUP_TTL: Duration = Duration::from_secs(5);
+/// Lookups kept at most (past it the cache starts again).
+const LOOKUPS_KEPT: usize = 10_000;
+
+/// Storage's answers, kept so public URLs (HLS files, the watch page) cannot make tern search
+/// storage on every request: finished broadcasts (they do not change), and for a few seconds
+/// unknown ids and the rooms' latest broadcast.
+#[derive(Default)]
+struct Lookups {
+    ids: HashMap<String, (Instant, Option<Broadcast>)>,
+    rooms: HashMap<String, (Instant, Option<Broadcast>)>,
+}
+
 /// The broadcast service.
 pub struct Broadcaster {
     shared: Arc<Shared>,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
+    lookups: Arc<Mutex<Lookups>>,
 }
 
 impl std::fmt::Debug for Broadcaster {
@@ -152,6 +167,7 @@ impl Broadcaster {
                 feed_errors: Arc::new(AtomicU64::new(0)),
             }),
             entries: Arc::new(Mutex::new(HashMap::new())),
+            lookups: Arc::new(Mutex::new(Lookups::default())),
         })
     }
 
@@ -250,15 +266,20 @@ impl Broadcaster {
         let session = Session::new(b.clone(), hls, rtmp, self.shared.clone(), snap_tx, control);
         let b = session.broadcast().clone();
         let untapped = session.untapped_flag();
-        let registry = self.entries.clone();
+        let (registry, lookups) = (self.entries.clone(), self.lookups.clone());
         let key = b.id.clone();
         tracing::info!(broadcast = %b.id, room = %b.room, store = %self.shared.store.describe(), "broadcast started");
         let task = tokio::spawn(async move {
             session.run(link, control_rx).await;
-            registry
+            let entry = registry
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&key);
+            // From now on it is read from storage: what storage has is this.
+            if let Some(e) = entry {
+                let done = e.snapshot.borrow().clone();
+                remember(&lookups, &key, Some(done));
+            }
         });
         entries.insert(
             b.id.clone(),
@@ -276,11 +297,7 @@ impl Broadcaster {
 
     /// Stops a broadcast; returns it as it is now (`stopping`).
     pub async fn stop(&self, id: &str) -> Result<Broadcast, BroadcastError> {
-        let (stop, mut b) = {
-            let mut entries = self.lock();
-            let e = entries
-                .get_mut(id)
-                .ok_or_else(|| BroadcastError::NotFound(id.to_string()))?;
+        let found = self.lock().get_mut(id).map(|e| {
             let b = e.snapshot.borrow().clone();
             if e.stopping || !matches!(b.state, BroadcastState::Starting | BroadcastState::Live) {
                 let state = if e.stopping && !b.state.is_final() {
@@ -291,7 +308,11 @@ impl Broadcaster {
                 return Err(BroadcastError::NotBroadcasting(id.to_string(), state));
             }
             e.stopping = true;
-            (e.control.clone(), b)
+            Ok((e.control.clone(), b))
+        });
+        let (stop, mut b) = match found {
+            Some(r) => r?,
+            None => return Err(self.over(id).await),
         };
         let _ = stop.send(Control::Stop(StopReason::Requested)).await;
         b.state = BroadcastState::Stopping;
@@ -300,17 +321,23 @@ impl Broadcaster {
 
     /// Adds an RTMP target to a running broadcast.
     pub async fn add_rtmp(&self, id: &str, url: String) -> Result<RtmpView, BroadcastError> {
-        let (control, b) = self.running(id)?;
-        check_targets(std::slice::from_ref(&url), b.rtmp.len())?;
+        let (control, _) = self.running(id).await?;
+        check_targets(std::slice::from_ref(&url), 0)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let _ = control.send(Control::AddRtmp(url, tx)).await;
+        // The session counts the targets still pushing, so two adds at once cannot pass both.
         rx.await
-            .map_err(|_| BroadcastError::NotBroadcasting(id.to_string(), "ended"))
+            .map_err(|_| BroadcastError::NotBroadcasting(id.to_string(), "ended"))?
+            .ok_or_else(|| {
+                BroadcastError::BadRequest(format!(
+                    "at most {MAX_RTMP_TARGETS} RTMP targets per broadcast"
+                ))
+            })
     }
 
     /// Stops pushing to target `target` of broadcast `id`.
     pub async fn remove_rtmp(&self, id: &str, target: &str) -> Result<RtmpView, BroadcastError> {
-        let (control, _) = self.running(id)?;
+        let (control, _) = self.running(id).await?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let _ = control
             .send(Control::RemoveRtmp(target.to_string(), tx))
@@ -321,20 +348,34 @@ impl Broadcaster {
             .ok_or_else(|| BroadcastError::NoTarget(target.to_string()))
     }
 
-    /// A broadcast that is starting or live: its control channel and state.
-    fn running(&self, id: &str) -> Result<(mpsc::Sender<Control>, Broadcast), BroadcastError> {
-        let entries = self.lock();
-        let e = entries
+    /// A broadcast that is starting or live: its control channel and state. One that is over
+    /// is `not_broadcasting`; one that never was, `broadcast_not_found`.
+    async fn running(
+        &self,
+        id: &str,
+    ) -> Result<(mpsc::Sender<Control>, Broadcast), BroadcastError> {
+        let Some((control, stopping, b)) = self
+            .lock()
             .get(id)
-            .ok_or_else(|| BroadcastError::NotFound(id.to_string()))?;
-        let b = e.snapshot.borrow().clone();
-        if e.stopping || !matches!(b.state, BroadcastState::Starting | BroadcastState::Live) {
+            .map(|e| (e.control.clone(), e.stopping, e.snapshot.borrow().clone()))
+        else {
+            return Err(self.over(id).await);
+        };
+        if stopping || !matches!(b.state, BroadcastState::Starting | BroadcastState::Live) {
             return Err(BroadcastError::NotBroadcasting(
                 id.to_string(),
                 b.state.as_str(),
             ));
         }
-        Ok((e.control.clone(), b))
+        Ok((control, b))
+    }
+
+    /// Why broadcast `id`, which this process does not run, cannot be changed.
+    async fn over(&self, id: &str) -> BroadcastError {
+        match self.find(id).await {
+            Ok(b) => BroadcastError::NotBroadcasting(id.to_string(), b.state.as_str()),
+            Err(e) => e,
+        }
     }
 
     /// A broadcast this process runs.
@@ -350,15 +391,53 @@ impl Broadcaster {
         if !valid_id(id) {
             return Err(BroadcastError::NotFound(id.to_string()));
         }
-        let found: Option<Broadcast> = self
-            .shared
-            .store
-            .find_manifest(id)
-            .await
-            .map_err(|e| BroadcastError::Storage(e.message))?;
-        found
-            .filter(|b| b.id == id)
-            .ok_or_else(|| BroadcastError::NotFound(id.to_string()))
+        let known = self.lookup_lock().ids.get(id).cloned();
+        let found = match known {
+            Some((_, Some(b))) if b.state.is_final() => Some(b),
+            Some((at, found)) if at.elapsed() < LOOKUP_TTL => found,
+            _ => {
+                let found: Option<Broadcast> = self
+                    .shared
+                    .store
+                    .find_manifest(id)
+                    .await
+                    .map_err(|e| BroadcastError::Storage(e.message))?;
+                let found = found.filter(|b| b.id == id);
+                remember(&self.lookups, id, found.clone());
+                found
+            }
+        };
+        found.ok_or_else(|| BroadcastError::NotFound(id.to_string()))
+    }
+
+    /// The room's broadcast a viewer should see: the running one, else the latest (storage's
+    /// answer kept for a few seconds).
+    pub async fn latest_in(&self, room: &str) -> Result<Option<Broadcast>, BroadcastError> {
+        if let Some(b) = self.running_in(room).into_iter().next() {
+            return Ok(Some(b));
+        }
+        if let Some((at, b)) = self.lookup_lock().rooms.get(room).cloned()
+            && at.elapsed() < LOOKUP_TTL
+        {
+            return Ok(b);
+        }
+        let all = self.list(room).await?;
+        let b = all
+            .iter()
+            .find(|b| !b.state.is_final())
+            .or_else(|| all.first())
+            .cloned();
+        let mut l = self.lookup_lock();
+        if l.rooms.len() >= LOOKUPS_KEPT {
+            l.rooms.clear();
+        }
+        l.rooms
+            .insert(room.to_string(), (Instant::now(), b.clone()));
+        Ok(b)
+    }
+
+    fn lookup_lock(&self) -> std::sync::MutexGuard<'_, Lookups> {
+        self.lookups.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every broadcast of `room`: running ones and those in storage, newest first.
@@ -442,6 +521,15 @@ impl Broadcaster {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Keeps storage's answer for `id`.
+fn remember(lookups: &Mutex<Lookups>, id: &str, found: Option<Broadcast>) {
+    let mut l = lookups.lock().unwrap_or_else(|e| e.into_inner());
+    if l.ids.len() >= LOOKUPS_KEPT {
+        l.ids.clear();
+    }
+    l.ids.insert(id.to_string(), (Instant::now(), found));
 }
 
 /// Refuses a broadcast of `room` when one runs already, or too many run.

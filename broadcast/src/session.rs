@@ -41,7 +41,7 @@ pub(crate) enum Control {
     /// Stop.
     Stop(StopReason),
     /// Push to this RTMP URL too (already checked).
-    AddRtmp(String, oneshot::Sender<RtmpView>),
+    AddRtmp(String, oneshot::Sender<Option<RtmpView>>),
     /// Stop pushing to this target.
     RemoveRtmp(String, oneshot::Sender<Option<RtmpView>>),
 }
@@ -80,7 +80,6 @@ pub(crate) struct Session {
     final_state: Option<BroadcastState>,
     untapped: Arc<AtomicBool>,
     uploads: VecDeque<Upload>,
-    uploaded: HashSet<String>,
     retry_at: Option<Instant>,
     upload_failures: u32,
     deletions: VecDeque<(Instant, String)>,
@@ -124,7 +123,7 @@ impl Session {
             dir.join("hls").join(top).join("index.m3u8"),
         );
         for url in rtmp {
-            egress.add(url);
+            egress.add(url, crate::service::MAX_RTMP_TARGETS);
         }
         b.rtmp = egress.views();
         Self {
@@ -144,7 +143,6 @@ impl Session {
             final_state: None,
             untapped: Arc::new(AtomicBool::new(false)),
             uploads: VecDeque::new(),
-            uploaded: HashSet::new(),
             retry_at: None,
             upload_failures: 0,
             deletions: VecDeque::new(),
@@ -227,7 +225,7 @@ impl Session {
         match c {
             Control::Stop(reason) => self.begin_stop(reason),
             Control::AddRtmp(url, reply) => {
-                let _ = reply.send(self.egress.add(url));
+                let _ = reply.send(self.egress.add(url, crate::service::MAX_RTMP_TARGETS));
             }
             Control::RemoveRtmp(id, reply) => {
                 let _ = reply.send(self.egress.remove(&id, now));
@@ -252,9 +250,18 @@ impl Session {
             self.b.rtmp = self.egress.views();
             self.dirty = true;
         }
-        // Last, once the pushes are over too: the manifest with the final state.
+        // Last, once the pushes are over too: what waited to leave storage (no playlist names it
+        // now), then the manifest with the final state.
         if self.ended && !self.manifest_queued && self.egress.all_exited() {
             self.manifest_queued = true;
+            for (_, path) in std::mem::take(&mut self.deletions) {
+                let before = self.uploads.len();
+                self.uploads
+                    .retain(|u| !matches!(u, Upload::File(p) if *p == path));
+                if before == self.uploads.len() {
+                    self.uploads.push_back(Upload::Delete(path));
+                }
+            }
             let manifest = self.manifest_bytes();
             self.uploads
                 .push_back(Upload::Text("manifest.json".into(), manifest));
@@ -417,6 +424,20 @@ impl Session {
         if self.retry_at.is_some_and(|t| Instant::now() < t) {
             return None;
         }
+        // A delete waits for every playlist queued before it is done: storage must not lose a
+        // segment its current playlist still names.
+        let playlist_queued = self
+            .uploads
+            .iter()
+            .any(|u| matches!(u, Upload::Text(p, _) if p.ends_with(".m3u8")));
+        for _ in 0..self.uploads.len() {
+            if !playlist_queued || !matches!(self.uploads.front(), Some(Upload::Delete(_))) {
+                break;
+            }
+            if let Some(delete) = self.uploads.pop_front() {
+                self.uploads.push_back(delete);
+            }
+        }
         let job = self.uploads.pop_front()?;
         let store = self.shared.store.clone();
         let key = |p: &str| format!("{}/{p}", self.b.key_prefix);
@@ -444,11 +465,6 @@ impl Session {
                 self.retry_at = None;
                 if self.b.storage_error.take().is_some() {
                     self.dirty = true;
-                }
-                if let Upload::File(p) = job {
-                    self.uploaded.insert(p);
-                } else if let Upload::Delete(p) = job {
-                    self.uploaded.remove(&p);
                 }
             }
             Err(e) if e.local && matches!(job, Upload::File(_)) => {

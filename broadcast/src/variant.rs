@@ -1,6 +1,9 @@
 //! Reads the media playlists ffmpeg's HLS muxer writes for each rung: which segments are
 //! complete, their numbers and durations. tern follows these and writes its own playlists.
 
+/// The longest segment taken from ffmpeg's playlists, seconds.
+const MAX_SEGMENT_SECS: f64 = 600.0;
+
 /// A complete segment ffmpeg listed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listed {
@@ -21,7 +24,12 @@ pub fn parse_variant(text: &str) -> Vec<Listed> {
         if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
             sequence = v.trim().parse().unwrap_or(0);
         } else if let Some(v) = line.strip_prefix("#EXTINF:") {
-            duration = v.split(',').next().and_then(|d| d.trim().parse().ok());
+            // Only a sane duration: a broken line must not reach the playlists (or panic there).
+            duration = v
+                .split(',')
+                .next()
+                .and_then(|d| d.trim().parse::<f64>().ok())
+                .filter(|d| d.is_finite() && *d > 0.0 && *d <= MAX_SEGMENT_SECS);
         } else if !line.is_empty()
             && !line.starts_with('#')
             && let Some(d) = duration.take()
@@ -57,5 +65,11 @@ mod tests {
         assert!(parse_variant("").is_empty());
         assert!(parse_variant("#EXTM3U\n#EXTINF:2.0,").is_empty());
         assert!(parse_variant("#EXTINF:abc,\nseg.m4s\n").is_empty());
+        for bad in ["nan", "inf", "-2", "0", "1e300"] {
+            assert!(
+                parse_variant(&format!("#EXTINF:{bad},\nseg.m4s\n")).is_empty(),
+                "{bad}"
+            );
+        }
     }
 }

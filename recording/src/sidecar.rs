@@ -34,6 +34,17 @@ pub struct Sidecar {
 impl Sidecar {
     /// Spawns `ffmpeg` with `args`.
     pub fn spawn(ffmpeg: &Path, args: &[String], ports: Vec<u16>) -> std::io::Result<Self> {
+        Self::spawn_hiding(ffmpeg, args, ports, Vec::new())
+    }
+
+    /// Like [`Sidecar::spawn`], with the `secrets` in its command line (a stream key) replaced
+    /// by `****` wherever its stderr repeats them, in logs and in [`Sidecar::last_errors`].
+    pub fn spawn_hiding(
+        ffmpeg: &Path,
+        args: &[String],
+        ports: Vec<u16>,
+        secrets: Vec<String>,
+    ) -> std::io::Result<Self> {
         let mut child = Command::new(ffmpeg)
             .args(args)
             .stdin(Stdio::null())
@@ -59,7 +70,10 @@ impl Sidecar {
             let kept = stderr.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
+                while let Ok(Some(mut line)) = lines.next_line().await {
+                    for s in secrets.iter().filter(|s| !s.is_empty()) {
+                        line = line.replace(s.as_str(), "****");
+                    }
                     tracing::debug!(target: "tern::ffmpeg", "{line}");
                     if let Ok(mut k) = kept.lock() {
                         if k.len() == STDERR_LINES {

@@ -309,11 +309,9 @@ async fn watch_info(
     State(state): State<AppState>,
     Path(room): Path<String>,
 ) -> Result<Response, ApiError> {
-    let all = broadcaster(&state)?.list(&room).await?;
-    let b = all
-        .iter()
-        .find(|b| !b.state.is_final())
-        .or_else(|| all.first())
+    let b = broadcaster(&state)?
+        .latest_in(&room)
+        .await?
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -223,6 +223,10 @@ async fn rtmp_targets_retry_while_down_go_live_and_are_added_and_removed_while_l
             .is_some_and(|a| a.iter().all(|t| t["state"] == "stopped")),
         "{ended}"
     );
+    assert!(
+        !ended.to_string().contains("secret-key"),
+        "no key in the stored manifest: {ended}"
+    );
     publishing.abort();
     server.shutdown();
 }
@@ -304,6 +308,16 @@ async fn a_participant_with_the_broadcast_grant_goes_live_and_off_and_everyone_i
     // Nobody published: it ends with empty playlists, which end.
     let b = wait_state(http, &id, "ended", Duration::from_secs(20)).await;
     assert_eq!(b["segments"], 0, "{b}");
+    let vod = common::broadcast::playlist(http, &format!("/hls/{id}/720p/index.m3u8"));
+    assert!(vod.ends_with("#EXT-X-ENDLIST\n"), "{vod}");
+    // It is over: changing it is not_broadcasting, over REST too.
+    let got = api("POST", http, &format!("/api/v1/broadcasts/{id}/stop")).await;
+    assert_eq!(
+        (got.0, got.1["code"].as_str()),
+        (409, Some("not_broadcasting")),
+        "{}",
+        got.1
+    );
     server.shutdown();
 }
 
@@ -361,8 +375,8 @@ async fn every_bad_broadcast_request_gets_a_stable_code() {
     );
     let got = api("POST", http, "/api/v1/broadcasts/BC_nothing/stop").await;
     assert_eq!(code(got), (404, "broadcast_not_found".into()));
-    let got = api("GET", http, "/api/v1/broadcasts/../etc").await;
-    assert_eq!(got.0, 404);
+    let got = api("GET", http, "/api/v1/broadcasts/BC_%2E%2E").await;
+    assert_eq!(code(got), (404, "broadcast_not_found".into()));
     let got = api("POST", http, &format!("/api/v1/broadcasts/{id}/stop")).await;
     assert_eq!(got.0, 200, "{}", got.1);
     let got = api("POST", http, &format!("/api/v1/broadcasts/{id}/stop")).await;
@@ -377,7 +391,7 @@ async fn every_bad_broadcast_request_gets_a_stable_code() {
     // HLS files: unknown broadcast, path tricks, unknown file; all 404 with CORS for players.
     for path in [
         "/hls/BC_nothing/master.m3u8".to_string(),
-        format!("/hls/{id}/%2E%2E/broadcast.json"),
+        format!("/hls/{id}/..%2F..%2Fmaster.m3u8"),
         format!("/hls/{id}/720p/seg-999999.m4s"),
         format!("/hls/{id}/manifest.json"),
     ] {
