@@ -314,6 +314,9 @@ pub struct Overrides {
     /// sfu.bwe_initial_kbps
     #[arg(long, env = "TERN_SFU_BWE_INITIAL_KBPS")]
     pub sfu_bwe_initial_kbps: Option<u64>,
+    /// sfu.congestion_control
+    #[arg(long, env = "TERN_SFU_CONGESTION_CONTROL")]
+    pub sfu_congestion_control: Option<bool>,
     /// sfu.disconnect_timeout_ms
     #[arg(long, env = "TERN_SFU_DISCONNECT_TIMEOUT_MS")]
     pub sfu_disconnect_timeout_ms: Option<u64>,
@@ -499,6 +502,7 @@ impl Config {
             &o.sfu_keyframe_min_gap_ms,
         );
         set(&mut self.sfu.bwe_initial_kbps, &o.sfu_bwe_initial_kbps);
+        set(&mut self.sfu.congestion_control, &o.sfu_congestion_control);
         set(
             &mut self.sfu.disconnect_timeout_ms,
             &o.sfu_disconnect_timeout_ms,

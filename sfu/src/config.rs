@@ -28,6 +28,10 @@ pub struct SfuConfig {
     /// The downlink bandwidth assumed for a new subscriber connection until its estimate (TWCC,
     /// RFC 8888-style feedback) says otherwise, in kbit/s. Default 1000.
     pub bwe_initial_kbps: u64,
+    /// Estimate each subscriber's downlink and fit its video into it (simulcast layers down,
+    /// video paused before audio suffers). Off: every subscriber gets the layers it asks for,
+    /// whatever its network. Default true.
+    pub congestion_control: bool,
     /// Largest number of participants in one room. Default 100.
     pub max_participants_per_room: usize,
     /// Largest number of tracks one participant may publish. Default 16.
@@ -43,6 +47,7 @@ impl Default for SfuConfig {
             keyframe_min_gap_ms: 500,
             disconnect_timeout_ms: 15_000,
             bwe_initial_kbps: 1000,
+            congestion_control: true,
             max_participants_per_room: 100,
             max_tracks_per_participant: 16,
         }

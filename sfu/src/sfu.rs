@@ -453,7 +453,7 @@ impl Sfu {
             .public_addr
             .ok_or_else(|| crate::SfuError::Internal("worker has no public address".into()))?;
         let mut config = self.rtc_template.clone();
-        if role == PcRole::Subscriber {
+        if role == PcRole::Subscriber && self.config.congestion_control {
             // Send-side bandwidth estimation on what we send: the allocator shares it.
             let initial = Bitrate::kbps(self.config.bwe_initial_kbps);
             config = config.enable_bwe(Some(initial));
