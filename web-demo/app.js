@@ -1,19 +1,25 @@
-// The tern meeting demo: join a room, see and hear everyone, mute, leave.
-// `/?room=demo&name=alice` joins at once; `&token=...` uses a given token instead of /dev/token.
+// The tern meeting demo: a pre-join screen (preview, level meter, devices), then the meeting:
+// tiles that fill the window, screen share on the stage, chat, people, quality, invite link.
+// `/?room=demo&name=alice` joins at once (`&cam=0`, `&mic=0` join with them off);
+// `&token=...` uses a given token instead of /dev/token; `&relay=1` forces the TURN relay.
 import { TernClient } from '/tern-client.js';
+import { Prejoin, capture, listDevices } from '/devices.js';
+import { Chat } from '/chat.js';
 
 const $ = (id) => document.getElementById(id);
-const tiles = new Map(); // participant id -> tile element
-const state = { client: null, micMuted: false, camMuted: false, stats: false };
+const params = new URLSearchParams(location.search);
+const tiles = new Map(); // tile key (participant id, 'self', or '<id>:screen') -> element
+const state = { client: null, chat: null, micMuted: false, camMuted: false, stats: false, quality: null };
+const prejoin = new Prejoin($);
 
 function setStatus(text) { $('status').textContent = text; }
 
-function tile(participant, label) {
-  let t = tiles.get(participant);
+function tile(key, label, { screen = false } = {}) {
+  let t = tiles.get(key);
   if (t) return t;
   t = document.createElement('div');
-  t.className = 'tile';
-  t.dataset.participant = participant;
+  t.className = screen ? 'tile screen' : 'tile';
+  t.dataset.participant = key.replace(/:screen$/, '');
   const video = document.createElement('video');
   video.autoplay = true;
   video.playsInline = true;
@@ -27,53 +33,105 @@ function tile(participant, label) {
   mic.textContent = 'muted';
   const stats = document.createElement('span');
   stats.className = 'stats';
-  t.append(video, name, mic, stats);
+  t.append(video, name, mic, stats, qualityBars());
   $('grid').append(t);
-  tiles.set(participant, t);
+  tiles.set(key, t);
+  layout();
   return t;
 }
 
-function removeTile(participant) {
-  for (const stop of tiles.get(participant)?.watchers?.values() ?? []) stop();
-  tiles.get(participant)?.remove();
-  tiles.delete(participant);
-  document.querySelectorAll(`audio[data-participant="${participant}"]`).forEach((a) => a.remove());
+function qualityBars() {
+  const q = document.createElement('span');
+  q.className = 'quality';
+  q.append(document.createElement('i'), document.createElement('i'), document.createElement('i'));
+  return q;
 }
 
+function removeTile(key) {
+  for (const stop of tiles.get(key)?.watchers?.values() ?? []) stop();
+  tiles.get(key)?.remove();
+  tiles.delete(key);
+  layout();
+}
+
+function removeParticipant(pid) {
+  removeTile(pid);
+  removeTile(`${pid}:screen`);
+  document.querySelectorAll(`audio[data-participant="${pid}"]`).forEach((a) => a.remove());
+}
+
+// Tiles as large as the window allows: the column count whose 16:9 tiles come out biggest.
+// With a screen shared, CSS puts it on the stage and the others in a strip.
+function layout() {
+  const grid = $('grid');
+  const presenting = [...tiles.values()].some((t) => t.classList.contains('screen'));
+  grid.classList.toggle('presenting', presenting);
+  const n = Math.max(1, tiles.size);
+  const { width, height } = grid.getBoundingClientRect();
+  let best = { cols: 1, size: 0 };
+  for (let cols = 1; cols <= n; cols++) {
+    const rows = Math.ceil(n / cols);
+    const w = Math.min(width / cols, ((height / rows) * 16) / 9);
+    if (w > best.size) best = { cols, size: w };
+  }
+  grid.style.setProperty('--cols', best.cols);
+  grid.style.setProperty('--rows', Math.ceil(n / best.cols));
+  // Speakers first, then the rest in join order.
+  for (const t of tiles.values()) t.style.order = t.classList.contains('active') ? -1 : 0;
+}
+new ResizeObserver(layout).observe($('grid'));
+
 async function token(room, name) {
-  const given = new URLSearchParams(location.search).get('token');
+  const given = params.get('token');
   if (given) return given;
   const res = await fetch(`/dev/token?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`);
   if (!res.ok) throw new Error('this server needs a token: add &token=... to the link');
   return (await res.json()).token;
 }
 
-async function join(room, name) {
-  $('join-form').hidden = true;
-  $('grid').hidden = false;
+async function join(room, name, media) {
+  $('prejoin').hidden = true;
+  $('meeting').hidden = false;
   $('controls').hidden = false;
   setStatus(`joining ${room}...`);
-  // ?relay=1 forces media through the TURN relay (what a strict firewall leaves you).
-  const relay = new URLSearchParams(location.search).get('relay') === '1';
+  const relay = params.get('relay') === '1';
   // A token given in the link is read before the link is tidied: the address bar keeps only
   // what can be shared (room and name), never the token.
   const jwt = await token(room, name);
   history.replaceState(null, '', `/?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}${relay ? '&relay=1' : ''}`);
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rtc`;
-  const rtcConfig = relay ? { iceTransportPolicy: 'relay' } : {};
-  const client = new TernClient({ url, token: jwt, room, rtcConfig });
+  const client = new TernClient({ url, token: jwt, room, rtcConfig: relay ? { iceTransportPolicy: 'relay' } : {} });
   state.client = client;
-  // The Record and Go live buttons are for tokens with the `record` and `broadcast` grants.
+  state.chat = new Chat(client, $, { onUnread: () => unread(1) });
   $('record').hidden = !grants(jwt).record;
   $('golive').hidden = !grants(jwt).broadcast;
-  client.addEventListener('participant-joined', (e) => tile(e.detail.id, e.detail.name));
-  client.addEventListener('participant-left', (e) => removeTile(e.detail.participant));
+  listen(client, room);
+  const joined = await client.connect();
+  for (const p of joined.participants) tile(p.id, p.name);
+  setStatus(`in ${room} as ${joined.participant.name}`);
+  people();
+  const me = tile('self', `${joined.participant.name} (you)`);
+  me.querySelector('video').srcObject = media.stream;
+  for (const t of media.stream.getVideoTracks()) t.enabled = media.cameraOn;
+  for (const t of media.stream.getAudioTracks()) t.enabled = media.micOn;
+  setButtons('audio', !media.micOn);
+  setButtons('video', !media.cameraOn);
+  if (media.stream.getTracks().length) await client.publish(media.stream);
+  await fillSwitches();
+}
+
+function listen(client, room) {
+  client.addEventListener('participant-joined', (e) => { tile(e.detail.id, e.detail.name); people(); });
+  client.addEventListener('participant-left', (e) => { removeParticipant(e.detail.participant); people(); });
   client.addEventListener('track', (e) => {
     const { info, track, participant } = e.detail;
     const pid = info.participant;
-    const t = tile(pid, participant?.name ?? pid);
+    const screen = info.source === 'screen';
+    const name = participant?.name ?? pid;
+    const t = screen ? tile(`${pid}:screen`, `${name} (screen)`, { screen }) : tile(pid, name);
     if (track.kind === 'video') {
       const video = t.querySelector('video');
+      video.srcObject.getVideoTracks().forEach((old) => video.srcObject.removeTrack(old));
       video.srcObject.addTrack(track);
       t.dataset.track = info.id;
       // The server sends the simulcast layer this tile's size needs, and nothing while hidden.
@@ -86,57 +144,64 @@ async function join(room, name) {
       const audio = document.createElement('audio');
       audio.autoplay = true;
       audio.dataset.participant = pid;
+      audio.dataset.track = info.id;
       audio.srcObject = new MediaStream([track]);
       $('audio').append(audio);
     }
-    setMutedClass(t, info.kind, info.muted);
+    if (!screen) setMutedClass(t, info.kind, info.muted);
+    people();
   });
-  // The active speaker gets the large tile; everyone speaking is outlined.
+  // Everyone speaking is outlined; the active speaker comes first.
   client.addEventListener('speakers', (e) => {
-    const speaking = new Set(e.detail.speaking.map((s) => s.participant));
-    for (const [pid, t] of tiles) {
-      const id = pid === 'self' ? client.self?.id : pid;
-      t.classList.toggle('speaking', speaking.has(id));
+    state.speaking = new Set(e.detail.speaking.map((s) => s.participant));
+    for (const [key, t] of tiles) {
+      const id = key === 'self' ? client.self?.id : key;
+      t.classList.toggle('speaking', state.speaking.has(id));
       t.classList.toggle('active', id === e.detail.active);
     }
+    layout();
+    people();
   });
   client.addEventListener('track-unpublished', (e) => {
-    for (const t of tiles.values()) {
+    for (const [key, t] of [...tiles]) {
       t.watchers?.get(e.detail.track)?.();
       t.watchers?.delete(e.detail.track);
+      if (key.endsWith(':screen') && t.dataset.track === e.detail.track) removeTile(key);
     }
+    document.querySelectorAll(`audio[data-track="${e.detail.track}"]`).forEach((a) => a.remove());
   });
   client.addEventListener('track-muted', (e) => {
     const info = client.tracks.get(e.detail.track);
-    if (info) setMutedClass(tile(info.participant, ''), info.kind, e.detail.muted);
+    if (info && info.source !== 'screen') setMutedClass(tile(info.participant, ''), info.kind, e.detail.muted);
+    people();
   });
-  // People must know they are being recorded: the indicator shows while anyone records.
+  client.addEventListener('local-track-ended', (e) => {
+    if (e.detail.source === 'screen') { removeTile('self:screen'); setShareButton(false); }
+  });
+  // People must know they are being recorded, or on air.
   client.addEventListener('recording', (e) => {
     $('rec').hidden = !e.detail.recording;
     $('record').setAttribute('aria-pressed', String(e.detail.recording));
     $('record').textContent = e.detail.recording ? 'Stop recording' : 'Record';
   });
-  // People must know they are on air: the indicator shows while the room is broadcast, and
-  // links to the watch page.
   client.addEventListener('broadcast', (e) => {
     $('onair').hidden = !e.detail.live;
     $('onair').href = `/watch/${encodeURIComponent(room)}`;
     $('golive').setAttribute('aria-pressed', String(e.detail.live));
     $('golive').textContent = e.detail.live ? 'End broadcast' : 'Go live';
   });
+  // A dropped connection comes back by itself (docs/signaling.md, Reconnecting).
+  client.addEventListener('reconnecting', () => setStatus('connection lost, reconnecting...'));
+  client.addEventListener('reconnected', (e) => {
+    setStatus(`in ${room} as ${client.self.name}${e.detail.resumed ? '' : ' (rejoined)'}`);
+    people();
+  });
   client.addEventListener('closed', (e) => {
     $('rec').hidden = true;
     $('onair').hidden = true;
     setStatus(`disconnected (${e.detail.reason})`);
-    for (const p of [...tiles.keys()]) if (p !== 'self') removeTile(p);
+    for (const key of [...tiles.keys()]) if (!key.startsWith('self')) removeTile(key);
   });
-  const joined = await client.connect();
-  for (const p of joined.participants) tile(p.id, p.name);
-  setStatus(`in ${room} as ${joined.participant.name}`);
-  const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } });
-  const me = tile('self', `${joined.participant.name} (you)`);
-  me.querySelector('video').srcObject = media;
-  await client.publish(media);
 }
 
 /** The grants of a token (its payload is readable; only the server checks its signature). */
@@ -153,15 +218,63 @@ function setMutedClass(t, kind, muted) {
   t.classList.toggle(kind === 'video' ? 'video-muted' : 'audio-muted', !!muted);
 }
 
-function toggle(kind) {
+function setButtons(kind, muted) {
   const key = kind === 'audio' ? 'micMuted' : 'camMuted';
-  state[key] = !state[key];
-  state.client?.setMuted(kind, state[key]);
+  state[key] = muted;
   const button = $(kind === 'audio' ? 'mic' : 'cam');
-  button.setAttribute('aria-pressed', String(state[key]));
-  button.textContent = kind === 'audio' ? (state[key] ? 'Unmute mic' : 'Mute mic') : (state[key] ? 'Start camera' : 'Stop camera');
-  setMutedClass(tile('self', ''), kind, state[key]);
+  button.setAttribute('aria-pressed', String(muted));
+  button.textContent = kind === 'audio' ? (muted ? 'Unmute mic' : 'Mute mic') : (muted ? 'Start camera' : 'Stop camera');
+  setMutedClass(tile('self', ''), kind, muted);
 }
+
+function toggle(kind) {
+  const muted = !state[kind === 'audio' ? 'micMuted' : 'camMuted'];
+  state.client?.setMuted(kind, muted);
+  for (const t of tiles.get('self')?.querySelector('video').srcObject?.getTracks() ?? []) {
+    if (t.kind === kind) t.enabled = !muted;
+  }
+  setButtons(kind, muted);
+  people();
+}
+
+// The participant list: names, muted microphones and cameras, who speaks, connection quality.
+function people() {
+  const c = state.client;
+  if (!c?.self) return;
+  const muted = (pid, kind) => [...c.tracks.values()].some((t) => t.participant === pid && t.kind === kind && t.source !== 'screen' && t.muted);
+  const rows = [{ id: c.self.id, name: `${c.self.name} (you)`, mic: state.micMuted, cam: state.camMuted },
+    ...[...c.participants.values()].map((p) => ({ id: p.id, name: p.name, mic: muted(p.id, 'audio'), cam: muted(p.id, 'video') }))];
+  $('people-list').replaceChildren(...rows.map((r) => {
+    const li = document.createElement('li');
+    li.dataset.participant = r.id;
+    li.classList.toggle('speaking', !!state.speaking?.has(r.id));
+    const who = document.createElement('span');
+    who.className = 'who';
+    who.textContent = r.name;
+    const flags = document.createElement('span');
+    flags.className = 'flags';
+    flags.textContent = `${r.mic ? 'mic off' : ''}${r.mic && r.cam ? ', ' : ''}${r.cam ? 'camera off' : ''}`;
+    const q = qualityBars();
+    q.dataset.level = (r.id === c.self.id ? state.quality?.self : state.quality?.participants.get(r.id)) || '';
+    li.append(who, flags, q);
+    return li;
+  }));
+  $('count').textContent = String(rows.length);
+}
+
+// Every 2 s: each tile's and each person's connection quality.
+async function showQuality() {
+  const c = state.client;
+  if (!c?.self) return;
+  state.quality = await c.connectionQuality();
+  for (const [key, t] of tiles) {
+    const pid = key.replace(/:screen$/, '');
+    const level = pid === 'self' ? state.quality.self : state.quality.participants.get(pid);
+    t.querySelector('.quality').dataset.level = level || '';
+  }
+  people();
+}
+setInterval(() => showQuality().catch(() => {}), 2000);
 
 // On demand, each tile shows the layer it receives, its size and bitrate, and the estimate.
 async function showStats() {
@@ -178,37 +291,111 @@ async function showStats() {
   }
 }
 setInterval(showStats, 1000);
+
+// Switching devices in the call: the new device's track replaces the old one in its sender.
+async function fillSwitches() {
+  const own = tiles.get('self')?.querySelector('video').srcObject;
+  await listDevices($('cam-switch'), 'videoinput', own?.getVideoTracks()[0]?.getSettings().deviceId);
+  await listDevices($('mic-switch'), 'audioinput', own?.getAudioTracks()[0]?.getSettings().deviceId);
+}
+
+async function switchDevice(kind, deviceId) {
+  const c = state.client;
+  const fresh = await capture(kind === 'video' ? { camera: deviceId, audio: false } : { microphone: deviceId, video: false });
+  const track = fresh.getTracks()[0];
+  await c.replaceTrack(track);
+  const own = tiles.get('self').querySelector('video').srcObject;
+  own.getTracks().filter((t) => t.kind === kind).forEach((t) => own.removeTrack(t));
+  own.addTrack(track);
+}
+$('cam-switch').onchange = () => switchDevice('video', $('cam-switch').value).catch(fail);
+$('mic-switch').onchange = () => switchDevice('audio', $('mic-switch').value).catch(fail);
+
+function setShareButton(sharing) {
+  $('share').setAttribute('aria-pressed', String(sharing));
+  $('share').textContent = sharing ? 'Stop sharing' : 'Share screen';
+}
+$('share').onclick = async () => {
+  const c = state.client;
+  if (!c) return;
+  if (c.sharingScreen) return c.stopScreenShare().catch(fail);
+  try {
+    const stream = await c.shareScreen();
+    tile('self:screen', 'Your screen', { screen: true }).querySelector('video').srcObject = stream;
+    setShareButton(true);
+  } catch (e) {
+    if (e.name !== 'NotAllowedError') fail(e); // cancelled in the browser's picker: nothing to say
+  }
+};
+
+function showSide(panel) {
+  const open = !$('side').hidden && !$(panel).hidden;
+  $('side').hidden = open;
+  for (const p of ['people', 'chat']) {
+    $(p).hidden = p !== panel;
+    $(`tab-${p}`).setAttribute('aria-pressed', String(p === panel));
+  }
+  $('people-button').setAttribute('aria-pressed', String(!open && panel === 'people'));
+  $('chat-button').setAttribute('aria-pressed', String(!open && panel === 'chat'));
+  if (panel === 'chat' && !open) unread(0);
+  layout();
+}
+
+function unread(n) {
+  const chatOpen = !$('side').hidden && !$('chat').hidden;
+  const count = n === 0 || chatOpen ? 0 : Number($('unread').textContent || 0) + n;
+  $('unread').textContent = String(count);
+  $('unread').hidden = count === 0;
+}
+
+$('people-button').onclick = () => showSide('people');
+$('chat-button').onclick = () => showSide('chat');
+$('tab-people').onclick = () => showSide('people');
+$('tab-chat').onclick = () => showSide('chat');
+$('invite').onclick = async () => {
+  const link = `${location.origin}/?room=${encodeURIComponent(state.client?.room ?? '')}`;
+  try {
+    await navigator.clipboard.writeText(link);
+    setStatus(`invite link copied: ${link}`);
+  } catch {
+    window.prompt('Copy this invite link', link); // no clipboard outside secure contexts
+  }
+};
 $('stats').onclick = () => {
   state.stats = !state.stats;
   $('stats').setAttribute('aria-pressed', String(state.stats));
   document.body.classList.toggle('show-stats', state.stats);
 };
-
 $('record').onclick = () => {
   const c = state.client;
-  if (!c) return;
-  (c.recording ? c.stopRecording() : c.startRecording()).catch(fail);
+  if (c) (c.recording ? c.stopRecording() : c.startRecording()).catch(fail);
 };
 $('golive').onclick = () => {
   const c = state.client;
-  if (!c) return;
-  (c.live ? c.stopBroadcast() : c.startBroadcast()).catch(fail);
+  if (c) (c.live ? c.stopBroadcast() : c.startBroadcast()).catch(fail);
 };
 $('mic').onclick = () => toggle('audio');
 $('cam').onclick = () => toggle('video');
 $('leave').onclick = () => {
   state.client?.leave();
-  for (const p of [...tiles.keys()]) removeTile(p);
+  for (const key of [...tiles.keys()]) {
+    tiles.get(key).querySelector('video')?.srcObject?.getTracks().forEach((t) => t.stop());
+    removeTile(key);
+  }
+  document.querySelectorAll('#audio audio').forEach((a) => a.remove());
+  $('chat-log').replaceChildren();
   $('controls').hidden = true;
   $('rec').hidden = true;
   $('onair').hidden = true;
-  $('grid').hidden = true;
-  $('join-form').hidden = false;
+  $('side').hidden = true;
+  $('meeting').hidden = true;
+  $('prejoin').hidden = false;
   setStatus('left');
+  prejoin.start().catch(fail);
 };
 $('join-form').onsubmit = (e) => {
   e.preventDefault();
-  join($('room').value.trim(), $('name').value.trim()).catch(fail);
+  prejoin.result().then((media) => join($('room').value.trim(), $('name').value.trim(), media)).catch(fail);
 };
 
 function fail(err) {
@@ -216,40 +403,41 @@ function fail(err) {
   setStatus(`error: ${err.message || err}`);
 }
 
-// Test and debugging hook: what this page receives, summarised from getStats().
+// Test and debugging hook: what this page shows and receives.
 window.ternDemo = {
   get client() { return state.client; },
   /** Whether the live (on air) indicator is on screen. */
-  liveShown() {
-    const r = $('onair');
-    return !r.hidden && r.getBoundingClientRect().height > 0;
-  },
+  liveShown() { return shown($('onair')); },
   /** Whether the recording indicator is on screen. */
-  recordingShown() {
-    const r = $('rec');
-    return !r.hidden && r.getBoundingClientRect().height > 0;
-  },
+  recordingShown() { return shown($('rec')); },
   marks() { return state.client ? state.client.marks : null; },
-  /** The local candidate type of each connection's selected pair ('host', 'relay', ...). */
   // The local candidate of each connection's selected pair: its type (host, relay...).
-  candidateTypes() {
-    return selectedLocal('candidateType');
-  },
+  candidateTypes() { return selectedLocal('candidateType'); },
   // The same candidates' transport (udp or tcp).
-  candidateProtocols() {
-    return selectedLocal('protocol');
-  },
+  candidateProtocols() { return selectedLocal('protocol'); },
   async inbound() {
     const out = { video: [], audio: [] };
     if (!state.client) return out;
     (await state.client.receiveStats()).forEach((s) => {
       if (s.type !== 'inbound-rtp') return;
-      if (s.kind === 'video') out.video.push({ framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0, packetsLost: s.packetsLost || 0 });
+      if (s.kind === 'video') out.video.push({ framesDecoded: s.framesDecoded || 0, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, packetsLost: s.packetsLost || 0, track: state.client.midToTrack.get(s.mid) });
       else out.audio.push({ totalAudioEnergy: s.totalAudioEnergy || 0, audioLevel: s.audioLevel || 0 });
     });
     return out;
   },
+  /** Chat messages shown: {name, text, private, mine, from, identity}. */
+  chat() { return state.chat ? state.chat.messages : []; },
+  /** Sends a chat message to everyone, or to participant id `to`. */
+  sendChat(text, to) { return state.chat.send(text, to); },
+  /** Each tile: its key, whether it shows a screen, and its size on screen. */
+  tiles() {
+    return [...tiles].map(([key, t]) => { const r = t.getBoundingClientRect(); return { key, screen: t.classList.contains('screen'), width: r.width, height: r.height, track: t.dataset.track || null, quality: t.querySelector('.quality').dataset.level || null }; });
+  },
+  /** The participant list as shown. */
+  people() { return [...$('people-list').children].map((li) => ({ id: li.dataset.participant, text: li.textContent })); },
 };
+
+function shown(el) { return !el.hidden && el.getBoundingClientRect().height > 0; }
 
 async function selectedLocal(field) {
   if (!state.client) return {};
@@ -262,9 +450,17 @@ async function selectedLocal(field) {
   return { publisher: pick(await state.client.sendStats()), subscriber: pick(await state.client.receiveStats()) };
 }
 
-const params = new URLSearchParams(location.search);
+// A link with room and name joins at once, with the default devices.
 if (params.get('room') && params.get('name')) {
   $('room').value = params.get('room');
   $('name').value = params.get('name');
-  join(params.get('room'), params.get('name')).catch(fail);
+  const video = params.get('cam') !== '0';
+  const audio = params.get('mic') !== '0';
+  capture({ video: true, audio: true })
+    .catch(() => new MediaStream())
+    .then((stream) => join(params.get('room'), params.get('name'), { stream, cameraOn: video, micOn: audio }))
+    .catch(fail);
+} else {
+  if (params.get('room')) $('room').value = params.get('room');
+  prejoin.start().catch(fail);
 }

@@ -8,6 +8,11 @@
 //   await client.publish(await navigator.mediaDevices.getUserMedia({ audio: true, video: true }));
 
 const PROTOCOL_VERSION = 1;
+/** How often the client pings tern, and how long a silent socket may be before it is dead. */
+const HEARTBEAT_MS = 2000;
+const DEAD_SOCKET_MS = 5000;
+/** The least time between two ICE restarts. */
+const ICE_RESTART_GAP_MS = 3000;
 
 /** A camera's simulcast encodings, lowest first: about 150k, 500k and 1.5M bit/s. */
 const SIMULCAST_LAYERS = [
@@ -28,12 +33,16 @@ export class TernError extends Error {
  * One participant's session: a signaling WebSocket, a publisher RTCPeerConnection (we offer)
  * and a subscriber RTCPeerConnection (the server offers). Events (CustomEvent, data in `detail`):
  * joined, participant-joined, participant-left, track-published, track, track-unpublished,
- * track-muted, speakers, quality, send-layers, recording, broadcast, error, closed.
+ * track-muted, local-track-ended, speakers, quality, send-layers, recording, broadcast, data,
+ * data-error, error, closed.
  */
 export class TernClient extends EventTarget {
-  constructor({ url, token, room, autoSubscribe = true, rtcConfig = {} }) {
+  constructor({ url, token, room, autoSubscribe = true, rtcConfig = {}, data = true }) {
     super();
-    Object.assign(this, { url, token, room, autoSubscribe, rtcConfig });
+    Object.assign(this, { url, token, room, autoSubscribe, rtcConfig, data });
+    this.channels = {}; // label -> RTCDataChannel (tern-reliable, tern-lossy)
+    this.hints = new Map(); // publisher mid -> source, for every m-line offered
+    this.nextDataId = 1;
     this.participants = new Map(); // id -> { id, identity, name }
     this.tracks = new Map(); // track id -> TrackInfo
     this.local = new Map(); // our track id or mid -> { sender, source, track }
@@ -50,18 +59,157 @@ export class TernClient extends EventTarget {
   /** Opens the socket and joins. Resolves with the `joined` message. */
   connect() {
     this.marks = { connectStart: performance.now() }; // timings for benches and debugging
+    this.heartbeat ??= setInterval(() => this.checkSocket(), HEARTBEAT_MS);
+    return this.openSocket(null);
+  }
+
+  // One signaling socket: joins (resuming the session of `resume`, a resume token, if given)
+  // and resolves with `joined`. A joined socket that drops starts reconnect().
+  openSocket(resume) {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(this.url);
       this.ws = ws;
-      ws.onopen = () => (this.marks.wsOpen = performance.now()) && this.send({ type: 'join', v: PROTOCOL_VERSION, token: this.token, room: this.room, auto_subscribe: this.autoSubscribe, req: 0 });
-      ws.onmessage = (ev) => this.onMessage(JSON.parse(ev.data), resolve, reject);
+      let joined = false;
+      ws.onopen = () => {
+        this.marks.wsOpen ??= performance.now();
+        this.send({ type: 'join', v: PROTOCOL_VERSION, token: this.token, room: this.room, auto_subscribe: this.autoSubscribe, ...(resume ? { resume } : {}), req: 0 });
+      };
+      ws.onmessage = (ev) => {
+        if (ws !== this.ws) return; // a socket given up on
+        this.lastHeard = performance.now();
+        const msg = JSON.parse(ev.data);
+        joined ||= msg.type === 'joined';
+        this.onMessage(msg, resolve, reject);
+      };
       ws.onerror = () => reject(new TernError('socket', 'WebSocket error'));
       ws.onclose = (ev) => {
-        this.closePeers();
         reject(new TernError('closed', 'socket closed before join'));
-        this.emit('closed', { code: ev.code, reason: this.closeReason || ev.reason || 'closed' });
+        if (ws !== this.ws) return;
+        if (joined && !this.closeReason && this.resumeGrace > 0) {
+          this.reconnect();
+        } else if (!this.reconnecting) {
+          clearInterval(this.heartbeat);
+          this.closePeers();
+          this.emit('closed', { code: ev.code, reason: this.closeReason || ev.reason || 'closed' });
+        }
       };
     });
+  }
+
+  // A socket that has said nothing for a while is dead (a network change leaves TCP hanging
+  // for minutes): give up on it and reconnect now. tern answers pings at once.
+  checkSocket() {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || this.closeReason || this.reconnecting || !this.self) return;
+    if (performance.now() - this.lastHeard > DEAD_SOCKET_MS) {
+      this.ws = null;
+      ws.close();
+      this.reconnect();
+      return;
+    }
+    this.send({ type: 'ping' });
+  }
+
+  /**
+   * The signaling socket dropped: join again presenting the resume token, backing off from
+   * 250 ms to 1 s, while the server keeps the session (`resume_grace_secs`). Resumed, the
+   * participant keeps its id, tracks and subscriptions, and both connections restart ICE. If
+   * the session was gone, the client starts over as a new participant with the same tracks.
+   * Events: `reconnecting`, then `reconnected` (`{resumed}`) or `closed`.
+   */
+  async reconnect() {
+    if (this.reconnecting) return;
+    this.reconnecting = true;
+    this.marks.reconnectStart = performance.now();
+    this.emit('reconnecting', {});
+    for (const p of this.pending.values()) p.reject(new TernError('connection_lost', 'the connection dropped'));
+    this.pending.clear();
+    const giveUp = performance.now() + (this.resumeGrace + 30) * 1000;
+    let delay = 250;
+    while (!this.closeReason) {
+      try {
+        const msg = await this.openSocket(this.resumeToken);
+        this.reconnecting = false;
+        await this.afterRejoin(msg);
+        return;
+      } catch (e) {
+        const transient = ['closed', 'socket', 'server_shutting_down', 'internal'].includes(e.code);
+        if (!transient || performance.now() > giveUp) {
+          this.reconnecting = false;
+          this.closeReason = e.code;
+          clearInterval(this.heartbeat);
+          this.closePeers();
+          this.emit('closed', { code: 0, reason: e.code });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 1000);
+      }
+    }
+    this.reconnecting = false;
+  }
+
+  // Back on a socket: the same session (restart ICE: the network path may be new), or a new
+  // one (start over with the same tracks).
+  async afterRejoin(msg) {
+    this.iceServers = msg.ice_servers;
+    for (const pc of [this.pub, this.sub]) {
+      if (pc) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: msg.ice_servers });
+    }
+    if (!msg.resumed) await this.startOver(msg);
+    else this.restartIce();
+    this.emit('reconnected', { resumed: !!msg.resumed });
+    this.online?.resolve();
+    this.online = null;
+  }
+
+  /** Restarts ICE on both connections (new credentials, new candidate pairs: RFC 8445 9). */
+  restartIce() {
+    if (this.restartingIce) return;
+    this.restartingIce = true;
+    setTimeout(() => { this.restartingIce = false; }, ICE_RESTART_GAP_MS);
+    this.marks.iceRestart = performance.now();
+    if (this.pub) {
+      this.pub.restartIce();
+      this.negotiatePublisher([]).catch((e) => this.emit('error', e));
+    }
+    this.request({ type: 'restart_ice' }).catch(() => {});
+  }
+
+  // The old session is gone (past the grace period): we are a new participant. The room is
+  // reported afresh, and our tracks are published again on new connections.
+  async startOver(msg) {
+    const mine = [...this.local.values()];
+    this.closePeers();
+    for (const id of this.participants.keys()) this.emit('participant-left', { participant: id, reason: 'connection_lost' });
+    for (const id of this.tracks.keys()) this.emit('track-unpublished', { track: id });
+    this.participants.clear();
+    this.tracks.clear();
+    this.local.clear();
+    this.ownTracks.clear();
+    this.midToTrack.clear();
+    this.hints.clear();
+    this.channels = {};
+    this.onJoined(msg);
+    for (const p of msg.participants) this.emit('participant-joined', p);
+    for (const t of msg.tracks) this.emit('track-published', t);
+    const byGroup = (screen) => mine.filter((l) => (l.source === 'screen' || l.source === 'screen_audio') === screen && l.track.readyState === 'live');
+    for (const group of [byGroup(false), byGroup(true)]) {
+      if (!group.length) continue;
+      const sources = Object.fromEntries(group.map((l) => [l.track.kind, l.source]));
+      await this.publish(new MediaStream(group.map((l) => l.track)), sources, { simulcast: group.some((l) => l.simulcast) });
+    }
+  }
+
+  // Resolves when the session is back after a dropped socket.
+  backOnline() {
+    if (!this.reconnecting) return Promise.resolve();
+    if (!this.online) {
+      let resolve;
+      const promise = new Promise((r) => { resolve = r; });
+      this.online = { promise, resolve };
+    }
+    return this.online.promise;
   }
 
   /**
@@ -74,27 +222,113 @@ export class TernClient extends EventTarget {
     const added = stream.getTracks().map((track) => {
       const source = sources[track.kind] || 'unknown';
       const init = { direction: 'sendonly', streams: [stream] };
-      if (track.kind === 'video' && source === 'camera' && simulcast) init.sendEncodings = SIMULCAST_LAYERS;
+      const layered = track.kind === 'video' && source === 'camera' && simulcast;
+      if (layered) init.sendEncodings = SIMULCAST_LAYERS;
       if (source === 'screen') init.sendEncodings = [{ priority: 'high', networkPriority: 'high' }];
       const transceiver = pc.addTransceiver(track, init);
-      return { transceiver, track, source };
+      return { transceiver, track, source, simulcast: layered };
     });
     await this.negotiatePublisher(added);
     for (const a of added) {
       const mid = a.transceiver.mid;
-      this.local.set(mid, { mid, sender: a.transceiver.sender, track: a.track, source: a.source });
+      const entry = { mid, sender: a.transceiver.sender, track: a.track, source: a.source, simulcast: !!a.simulcast };
+      this.local.set(mid, entry);
+      this.announceMuted(entry);
     }
     return added.map((a) => a.transceiver.mid);
+  }
+
+  /**
+   * Shares a screen (the browser asks which): its video as source `screen`, and its audio as
+   * `screen_audio` when the browser offers it. Stopping from the browser's own "stop sharing"
+   * bar unpublishes it, as `stopScreenShare()` does. Resolves with the captured stream.
+   */
+  async shareScreen({ audio = true } = {}) {
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio });
+    for (const track of stream.getTracks()) {
+      track.addEventListener('ended', () => this.unpublish(track).catch((e) => this.emit('error', e)));
+    }
+    try {
+      await this.publish(stream, { video: 'screen', audio: 'screen_audio' });
+    } catch (e) {
+      for (const track of stream.getTracks()) track.stop();
+      throw e;
+    }
+    return stream;
+  }
+
+  /** Stops sharing the screen (both its video and its audio). */
+  async stopScreenShare() {
+    const shared = [...this.local.values()].filter((l) => l.source === 'screen' || l.source === 'screen_audio');
+    for (const l of shared) await this.unpublish(l.track);
+  }
+
+  /** Whether we share a screen now. */
+  get sharingScreen() { return [...this.local.values()].some((l) => l.source === 'screen'); }
+
+  /**
+   * Stops publishing one of our tracks: the others get `track_unpublished`. The track is
+   * stopped; the event `local-track-ended` tells the page.
+   */
+  async unpublish(track) {
+    const entry = [...this.local.values()].find((l) => l.track === track);
+    if (!entry) return;
+    this.local.delete(entry.mid);
+    track.stop();
+    if (this.pub && this.pub.signalingState !== 'closed') {
+      this.pub.removeTrack(entry.sender);
+      await this.negotiatePublisher([]);
+    }
+    this.emit('local-track-ended', { mid: entry.mid, source: entry.source, track });
+  }
+
+  /**
+   * Sends another device's track in place of ours of the same kind and source (default: the
+   * camera or the microphone), with `RTCRtpSender.replaceTrack`: no renegotiation, and the
+   * others keep receiving the same track id. The old track is stopped; a muted one stays muted.
+   */
+  async replaceTrack(newTrack, source = newTrack.kind === 'audio' ? 'microphone' : 'camera') {
+    const entry = [...this.local.values()].find((l) => l.source === source && l.track.kind === newTrack.kind);
+    if (!entry) throw new TernError('not_published', `no ${source} track is published`);
+    newTrack.enabled = entry.track.enabled;
+    await entry.sender.replaceTrack(newTrack);
+    entry.track.stop();
+    entry.track = newTrack;
   }
 
   /** Mutes or unmutes one of our tracks (by kind) and tells the room. */
   setMuted(kind, muted) {
     for (const [, l] of this.local) {
-      if (l.track.kind !== kind) continue;
+      if (l.track.kind !== kind || l.source === 'screen' || l.source === 'screen_audio') continue;
       l.track.enabled = !muted;
       const id = this.ownTrackId(l);
       if (id) this.request({ type: 'mute', track: id, muted }).catch(() => {});
     }
+  }
+
+  /**
+   * Sends a data message through tern: a string, or bytes (an ArrayBuffer or typed array).
+   * `to` lists participant ids (default: everyone else); `reliable: false` sends on the
+   * unordered channel without retransmissions. Resolves with the message's id once it is
+   * handed to the channel; a refusal arrives later as a `data-error` event with that id.
+   */
+  async sendData(payload, { to, topic, reliable = true } = {}) {
+    await this.dataReady;
+    const channel = this.channels[reliable ? 'tern-reliable' : 'tern-lossy'];
+    if (!channel || channel.readyState !== 'open') throw new TernError('data_unavailable', 'no data channel is open');
+    const id = this.nextDataId++;
+    const header = { type: 'data', id, ...(topic ? { topic } : {}), ...(to?.length ? { to } : {}) };
+    if (typeof payload === 'string') {
+      channel.send(JSON.stringify({ ...header, payload }));
+    } else {
+      const bytes = payload instanceof ArrayBuffer ? new Uint8Array(payload) : new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+      const head = new TextEncoder().encode(JSON.stringify(header));
+      const out = new Uint8Array(head.length + 1 + bytes.length);
+      out.set(head, 0);
+      out.set(bytes, head.length + 1); // the byte between is 0: the separator
+      channel.send(out);
+    }
+    return id;
   }
 
   /**
@@ -186,6 +420,7 @@ export class TernClient extends EventTarget {
   /** Leaves the room and closes everything. */
   leave() {
     this.closeReason = 'left';
+    clearInterval(this.heartbeat);
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.send({ type: 'leave' });
     this.closePeers();
     if (this.ws) this.ws.close();
@@ -213,12 +448,97 @@ export class TernClient extends EventTarget {
     return out;
   }
 
+  /**
+   * How well each participant's media reaches us, and ours reaches tern, since the last call
+   * (call it every few seconds): `'good'`, `'fair'`, `'poor'` or `'lost'`. Others' from the
+   * subscriber connection's getStats() (loss; nothing arriving from unmuted tracks is `lost`)
+   * and tern's `quality` messages (bandwidth holding their video back is at best `fair`); ours
+   * from tern's receiver reports on the publisher connection (loss and round-trip time).
+   * Resolves with `{ self, participants }` (a Map of participant id to level).
+   */
+  async connectionQuality() {
+    this.qualityPrev ??= new Map();
+    const per = new Map();
+    (await this.receiveStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      const track = this.tracks.get(this.midToTrack.get(s.mid));
+      if (!track) return;
+      const prev = this.qualityPrev.get(s.id) || { received: 0, lost: 0 };
+      this.qualityPrev.set(s.id, { received: s.packetsReceived || 0, lost: s.packetsLost || 0 });
+      const p = per.get(track.participant) || { received: 0, lost: 0, expected: false, limited: false };
+      p.received += (s.packetsReceived || 0) - prev.received;
+      p.lost += Math.max(0, (s.packetsLost || 0) - prev.lost);
+      p.expected ||= !track.muted;
+      p.limited ||= !!this.quality?.tracks.find((t) => t.track === track.id)?.bandwidth_limited;
+      per.set(track.participant, p);
+    });
+    const participants = new Map();
+    for (const [id, p] of per) {
+      const loss = p.received + p.lost > 0 ? p.lost / (p.received + p.lost) : 0;
+      participants.set(id, p.expected && p.received === 0 ? 'lost' : grade(loss, 0, p.limited));
+    }
+    let loss = 0;
+    let rtt = 0;
+    (await this.sendStats()).forEach((s) => {
+      if (s.type !== 'remote-inbound-rtp') return;
+      loss = Math.max(loss, s.fractionLost || 0);
+      rtt = Math.max(rtt, s.roundTripTime || 0);
+    });
+    const down = this.pub && ['disconnected', 'failed'].includes(this.pub.iceConnectionState);
+    return { self: down ? 'lost' : grade(loss, rtt, false), participants };
+  }
+
   /** getStats() of the subscriber connection (what we receive). */
   async receiveStats() { return this.sub ? this.sub.getStats() : new Map(); }
   /** getStats() of the publisher connection (what we send). */
   async sendStats() { return this.pub ? this.pub.getStats() : new Map(); }
 
   // ---- internals ----
+
+  // tern's two data channels, on the publisher connection (see docs/signaling.md).
+  openData() {
+    const pc = this.publisherPc();
+    const opened = [];
+    for (const [label, init] of [['tern-reliable', { ordered: true }], ['tern-lossy', { ordered: false, maxRetransmits: 0 }]]) {
+      const channel = pc.createDataChannel(label, init);
+      channel.binaryType = 'arraybuffer';
+      channel.onmessage = (e) => this.onData(label, e.data);
+      this.channels[label] = channel;
+      opened.push(new Promise((resolve, reject) => {
+        channel.onopen = resolve;
+        channel.onclose = () => reject(new TernError('data_unavailable', `${label} closed`));
+      }));
+    }
+    this.dataReady = Promise.all(opened);
+    this.dataReady.catch(() => {}); // a refusal shows on use
+    return this.negotiatePublisher([]);
+  }
+
+  onData(label, data) {
+    let header;
+    let payload;
+    if (typeof data === 'string') {
+      header = JSON.parse(data);
+      payload = header.payload;
+    } else {
+      const bytes = new Uint8Array(data);
+      const nul = bytes.indexOf(0);
+      if (nul < 0) return;
+      header = JSON.parse(new TextDecoder().decode(bytes.subarray(0, nul)));
+      payload = bytes.slice(nul + 1);
+    }
+    if (header.type === 'error') {
+      const err = new TernError(header.code, header.message);
+      err.id = header.id;
+      this.emit('data-error', err);
+      return;
+    }
+    if (header.type !== 'data') return;
+    this.emit('data', {
+      from: header.from, identity: header.identity, participant: this.participants.get(header.from) || null,
+      topic: header.topic ?? null, to: header.to || [], payload, reliable: label === 'tern-reliable',
+    });
+  }
 
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 
@@ -245,16 +565,45 @@ export class TernClient extends EventTarget {
     return this.ownTracks.get(local.mid)?.id;
   }
 
+  // A track published disabled (joined with the camera or microphone off) tells the room once
+  // its id is known, whichever comes first: the answer or local_track_published.
+  announceMuted(entry) {
+    const id = this.ownTrackId(entry);
+    if (!id || entry.track.enabled || entry.announced) return;
+    entry.announced = true;
+    this.request({ type: 'mute', track: id, muted: true }).catch(() => {});
+  }
+
   // Sends each local candidate as the browser describes it (candidate, sdpMid, sdpMLineIndex,
   // usernameFragment), and an empty candidate when gathering is done.
   trickle(pc, target) {
     pc.onicecandidate = (e) => this.send({ type: 'candidate', target, ...(e.candidate ? e.candidate.toJSON() : { candidate: '' }) });
   }
 
+  // A connection whose ICE fails, or stays disconnected for 2 s, while the socket is up gets
+  // an ICE restart (a new network path: Wi-Fi to cable, a NAT rebinding).
+  watchIce(pc) {
+    pc.addEventListener('iceconnectionstatechange', () => {
+      clearTimeout(pc.iceTimer);
+      const state = pc.iceConnectionState;
+      if (state === 'connected' || state === 'completed') {
+        if (this.marks.iceRestart) this.marks.iceRecovered = performance.now();
+        return;
+      }
+      const restart = () => {
+        const up = this.ws && this.ws.readyState === WebSocket.OPEN && !this.reconnecting;
+        if (pc === this.pub || pc === this.sub) if (up && ['disconnected', 'failed'].includes(pc.iceConnectionState)) this.restartIce();
+      };
+      if (state === 'failed') restart();
+      else if (state === 'disconnected') pc.iceTimer = setTimeout(restart, 2000);
+    });
+  }
+
   publisherPc() {
     if (this.pub) return this.pub;
     const pc = new RTCPeerConnection({ ...this.rtcConfig, iceServers: this.iceServers || [], bundlePolicy: 'max-bundle' });
     this.trickle(pc, 'publisher');
+    this.watchIce(pc);
     this.pub = pc;
     return pc;
   }
@@ -263,6 +612,7 @@ export class TernClient extends EventTarget {
     if (this.sub) return this.sub;
     const pc = new RTCPeerConnection({ ...this.rtcConfig, iceServers: this.iceServers || [], bundlePolicy: 'max-bundle' });
     this.trickle(pc, 'subscriber');
+    this.watchIce(pc);
     pc.ontrack = (e) => {
       const trackId = this.midToTrack.get(e.transceiver.mid);
       const info = this.tracks.get(trackId) || { id: trackId, participant: e.streams[0]?.id, kind: e.track.kind };
@@ -273,16 +623,39 @@ export class TernClient extends EventTarget {
   }
 
   // Publisher offers are serialised: one outstanding offer at a time, so no glare is possible.
+  // A refused offer (permission_denied, say) is rolled back and its new m-lines stopped, so the
+  // connection stays as it was and the next offer can go.
+  // Each offer names the source of every m-line it ever offered (tern keeps the first it
+  // hears); an offer lost with a dropped socket is made again once the session is back.
   negotiatePublisher(added) {
-    this.pubQueue = this.pubQueue.then(async () => {
+    const run = this.pubQueue.catch(() => {}).then(async () => {
       const pc = this.publisherPc();
-      const offer = await pc.createOffer();
-      await pc.setLocalDescription(offer);
-      const tracks = added.map((a) => ({ mid: a.transceiver.mid, source: a.source }));
-      const answer = await this.request({ type: 'offer', sdp: pc.localDescription.sdp, tracks });
-      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      for (;;) {
+        const offer = await pc.createOffer();
+        await pc.setLocalDescription(offer);
+        for (const a of added) this.hints.set(a.transceiver.mid, a.source);
+        const tracks = [...this.hints].map(([mid, source]) => ({ mid, source }));
+        try {
+          const answer = await this.request({ type: 'offer', sdp: pc.localDescription.sdp, tracks });
+          await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+          return;
+        } catch (e) {
+          if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
+          if (e.code === 'connection_lost' && !this.closeReason) {
+            await this.backOnline();
+            if (pc !== this.pub) return; // started over: publish() runs again on a new connection
+            continue;
+          }
+          for (const a of added) {
+            this.hints.delete(a.transceiver.mid);
+            a.transceiver.stop();
+          }
+          throw e;
+        }
+      }
     });
-    return this.pubQueue;
+    this.pubQueue = run;
+    return run;
   }
 
   // The server offers on the subscriber connection; we only ever answer.
@@ -300,14 +673,10 @@ export class TernClient extends EventTarget {
   onMessage(msg, resolveJoin, rejectJoin) {
     switch (msg.type) {
       case 'joined':
-        this.marks.joined = performance.now();
-        this.self = msg.participant;
-        this.iceServers = msg.ice_servers;
-        for (const p of msg.participants) this.participants.set(p.id, p);
-        for (const t of msg.tracks) this.tracks.set(t.id, t);
-        for (const r of msg.recordings || []) this.onRecording(r);
-        for (const b of msg.broadcasts || []) this.onBroadcast(b);
-        this.emit('joined', msg);
+        this.resumeToken = msg.resume_token;
+        this.resumeGrace = msg.resume_grace_secs || 0;
+        // A rejoin after a dropped socket is handled by reconnect().
+        if (!this.self) this.onJoined(msg);
         resolveJoin(msg);
         break;
       case 'ice_servers':
@@ -331,9 +700,12 @@ export class TernClient extends EventTarget {
         this.tracks.set(msg.track.id, msg.track);
         this.emit('track-published', msg.track);
         break;
-      case 'local_track_published':
+      case 'local_track_published': {
         this.ownTracks.set(msg.mid, msg.track);
+        const entry = this.local.get(msg.mid);
+        if (entry) this.announceMuted(entry);
         break;
+      }
       case 'ok': this.settle(msg.req, null); break;
       case 'recording':
         this.onRecording(msg);
@@ -382,6 +754,18 @@ export class TernClient extends EventTarget {
     }
   }
 
+  onJoined(msg) {
+    this.marks.joined = performance.now();
+    this.self = msg.participant;
+    this.iceServers = msg.ice_servers;
+    for (const p of msg.participants) this.participants.set(p.id, p);
+    for (const t of msg.tracks) this.tracks.set(t.id, t);
+    for (const r of msg.recordings || []) this.onRecording(r);
+    for (const b of msg.broadcasts || []) this.onBroadcast(b);
+    if (this.data) this.openData().catch((e) => this.emit('error', e));
+    this.emit('joined', msg);
+  }
+
   onBroadcast({ id, state, hls_url: hlsUrl }) {
     if (state === 'starting' || state === 'live') this.broadcasts.set(id, { state, hlsUrl });
     else this.broadcasts.delete(id);
@@ -413,6 +797,13 @@ export class TernClient extends EventTarget {
     for (const pc of [this.pub, this.sub]) if (pc) pc.close();
     this.pub = this.sub = null;
   }
+}
+
+/** A quality level from a loss fraction, a round-trip time in seconds, and a bandwidth limit. */
+function grade(loss, rtt, limited) {
+  if (loss > 0.1 || rtt > 0.5) return 'poor';
+  if (loss > 0.02 || rtt > 0.25 || limited) return 'fair';
+  return 'good';
 }
 
 /** Maps each m-section's mid to the track id of its `a=msid:<stream> <track>` line. */

@@ -25,7 +25,7 @@ pub fn with_participant(f: impl FnOnce(&mut Sfu, Instant, ParticipantId)) {
             room: "r".into(),
             identity: format!("p{n}"),
             name: "p".into(),
-            permissions: Permissions { publish: true, subscribe: true },
+            permissions: Permissions::ALL,
             auto_subscribe: true,
         };
         let _ = sfu.handle_command(*now, join);

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tern_sfu::{Command, Reply, SfuError};
@@ -26,6 +26,88 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/rooms/{room}/participants/{identity}",
             delete(remove_participant),
         )
+        .route("/api/v1/rooms/{room}/data", post(send_data))
+}
+
+/// The body of `POST /api/v1/rooms/{room}/data`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataBody {
+    /// Text to send.
+    #[serde(default)]
+    payload: Option<String>,
+    /// Bytes to send, base64 (standard alphabet, padded), delivered as a binary message.
+    #[serde(default)]
+    payload_base64: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+    /// Participant ids; absent or empty: everyone in the room.
+    #[serde(default)]
+    to: Vec<tern_sfu::ParticipantId>,
+    #[serde(default = "yes")]
+    reliable: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Sends a data message into a room, from the server (`from: null`).
+async fn send_data(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    use base64::Engine;
+    use tern_sfu::data_message::{MAX_RECIPIENTS, MAX_TOPIC_BYTES};
+    admin(&state, &headers, Some(&room))?;
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    let body: DataBody = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
+    let payload = match (body.payload, body.payload_base64) {
+        (Some(text), None) => tern_sfu::Payload::Text(text),
+        (None, Some(b64)) => tern_sfu::Payload::Binary(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| bad(format!("payload_base64: {e}")))?,
+        ),
+        _ => return Err(bad("exactly one of payload and payload_base64".into())),
+    };
+    if body
+        .topic
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_TOPIC_BYTES)
+    {
+        return Err(bad(format!("topic longer than {MAX_TOPIC_BYTES} bytes")));
+    }
+    if body.to.len() > MAX_RECIPIENTS {
+        return Err(bad(format!("more than {MAX_RECIPIENTS} recipients")));
+    }
+    // The limit participants have; the server's header takes a few hundred bytes of it.
+    let max = state.config.sfu.data_max_message_bytes.saturating_sub(512);
+    if payload.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "data_too_large",
+            format!("a payload may have at most {max} bytes"),
+        ));
+    }
+    let message = tern_sfu::DataMessage {
+        topic: body.topic,
+        to: body.to,
+        payload,
+        id: None,
+    };
+    let w = worker_of(&state, &room)?;
+    let cmd = Command::SendData {
+        room,
+        message,
+        reliable: body.reliable,
+    };
+    match ask(&state, w, cmd).await? {
+        Reply::DataSent(n) => Ok(Json(json!({ "recipients": n })).into_response()),
+        _ => Err(ApiError::internal("unexpected reply")),
+    }
 }
 
 /// An API error: an HTTP status and a JSON body `{"code", "message"}`.

@@ -11,8 +11,34 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 
+/// A source a token may restrict publishing to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceGrant {
+    /// A camera.
+    Camera,
+    /// A microphone.
+    Microphone,
+    /// A shared screen.
+    Screen,
+    /// A shared screen's audio.
+    ScreenAudio,
+}
+
+impl SourceGrant {
+    /// The core's name for it.
+    pub fn source(self) -> tern_sfu::TrackSource {
+        match self {
+            SourceGrant::Camera => tern_sfu::TrackSource::Camera,
+            SourceGrant::Microphone => tern_sfu::TrackSource::Microphone,
+            SourceGrant::Screen => tern_sfu::TrackSource::Screen,
+            SourceGrant::ScreenAudio => tern_sfu::TrackSource::ScreenAudio,
+        }
+    }
+}
+
 /// What a token allows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Grants {
     /// May join the room named in the token.
@@ -21,8 +47,12 @@ pub struct Grants {
     pub publish: bool,
     /// May subscribe to tracks.
     pub subscribe: bool,
-    /// May send data messages (reserved for data channels).
+    /// May send data messages (over the data channels: see docs/signaling.md).
     pub publish_data: bool,
+    /// With `publish`: only these sources (absent: any). Each published m-line must then say
+    /// it is one of them, of its kind (`camera` and `screen` are video).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_sources: Option<Vec<SourceGrant>>,
     /// May use the REST API (for the token's room, or every room if the token names none).
     pub admin: bool,
     /// May start and stop recordings of its room from signaling (the demo's Record button).

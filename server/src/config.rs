@@ -203,6 +203,10 @@ pub struct SignalingConfig {
     pub idle_timeout_secs: u64,
     /// Seconds a new connection has to send `join`. Default 10.
     pub join_timeout_secs: u64,
+    /// A session whose socket drops (or goes idle) waits this long to be resumed by a `join`
+    /// with its `resume_token`; meanwhile the others see nothing. Default 20; 0 turns resuming
+    /// off (the participant leaves at once).
+    pub resume_grace_secs: u64,
 }
 
 impl Default for SignalingConfig {
@@ -212,6 +216,7 @@ impl Default for SignalingConfig {
             ping_interval_secs: 10,
             idle_timeout_secs: 30,
             join_timeout_secs: 10,
+            resume_grace_secs: 20,
         }
     }
 }
@@ -317,6 +322,12 @@ pub struct Overrides {
     /// sfu.congestion_control
     #[arg(long, env = "TERN_SFU_CONGESTION_CONTROL")]
     pub sfu_congestion_control: Option<bool>,
+    /// sfu.data_max_message_bytes
+    #[arg(long, env = "TERN_SFU_DATA_MAX_MESSAGE_BYTES")]
+    pub sfu_data_max_message_bytes: Option<usize>,
+    /// sfu.data_messages_per_sec
+    #[arg(long, env = "TERN_SFU_DATA_MESSAGES_PER_SEC")]
+    pub sfu_data_messages_per_sec: Option<u32>,
     /// sfu.disconnect_timeout_ms
     #[arg(long, env = "TERN_SFU_DISCONNECT_TIMEOUT_MS")]
     pub sfu_disconnect_timeout_ms: Option<u64>,
@@ -346,6 +357,9 @@ pub struct Overrides {
     /// signaling.ping_interval_secs
     #[arg(long, env = "TERN_SIGNALING_PING_INTERVAL_SECS")]
     pub signaling_ping_interval_secs: Option<u64>,
+    /// signaling.resume_grace_secs
+    #[arg(long, env = "TERN_SIGNALING_RESUME_GRACE_SECS")]
+    pub signaling_resume_grace_secs: Option<u64>,
     /// signaling.idle_timeout_secs
     #[arg(long, env = "TERN_SIGNALING_IDLE_TIMEOUT_SECS")]
     pub signaling_idle_timeout_secs: Option<u64>,
@@ -504,6 +518,14 @@ impl Config {
         set(&mut self.sfu.bwe_initial_kbps, &o.sfu_bwe_initial_kbps);
         set(&mut self.sfu.congestion_control, &o.sfu_congestion_control);
         set(
+            &mut self.sfu.data_max_message_bytes,
+            &o.sfu_data_max_message_bytes,
+        );
+        set(
+            &mut self.sfu.data_messages_per_sec,
+            &o.sfu_data_messages_per_sec,
+        );
+        set(
             &mut self.sfu.disconnect_timeout_ms,
             &o.sfu_disconnect_timeout_ms,
         );
@@ -530,6 +552,10 @@ impl Config {
         set(
             &mut self.signaling.idle_timeout_secs,
             &o.signaling_idle_timeout_secs,
+        );
+        set(
+            &mut self.signaling.resume_grace_secs,
+            &o.signaling_resume_grace_secs,
         );
         set(
             &mut self.signaling.join_timeout_secs,

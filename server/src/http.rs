@@ -44,6 +44,14 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .route(
+            "/devices.js",
+            get(|| asset("text/javascript", include_str!("../../web-demo/devices.js"))),
+        )
+        .route(
+            "/chat.js",
+            get(|| asset("text/javascript", include_str!("../../web-demo/chat.js"))),
+        )
+        .route(
             "/style.css",
             get(|| asset("text/css", include_str!("../../web-demo/style.css"))),
         )
@@ -172,6 +180,7 @@ async fn dev_token(State(state): State<AppState>, Query(q): Query<DevTokenQuery>
             subscribe: true,
             publish_data: true,
             admin: false,
+            publish_sources: None,
             // Development mode: the demo's Record and Go live buttons work.
             record: true,
             broadcast: true,

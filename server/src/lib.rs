@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod recordings;
 pub mod registry;
+pub mod resume;
 pub mod signaling;
 pub mod tls;
 pub mod turn;
@@ -66,6 +67,8 @@ pub struct Inner {
     pub recorder: Result<tern_recording::Recorder, String>,
     /// The broadcaster, or why broadcasting cannot work (storage misconfigured).
     pub broadcaster: Result<tern_broadcast::Broadcaster, String>,
+    /// Sessions that can be resumed on a new socket.
+    pub resumable: resume::Resumable,
     next_participant: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each signaling session holds a clone; shutdown waits until only this one is left.
@@ -210,6 +213,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         tls,
         recorder,
         broadcaster,
+        resumable: resume::Resumable::default(),
         next_participant: AtomicU64::new(0),
         shutdown: shutdown_rx,
         sessions: Arc::new(()),

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use tern_server::auth::{Claims, Grants, mint_with_secret, unix_seconds};
+use tern_server::auth::{Claims, Grants, SourceGrant, mint_with_secret, unix_seconds};
 use tern_server::config::{Config, LogFormat, Overrides};
 
 #[cfg(unix)]
@@ -78,6 +78,10 @@ struct TokenArgs {
     /// Grant starting and stopping live broadcasts of the room (same as the `broadcast` grant).
     #[arg(long)]
     broadcast: bool,
+    /// Restrict publishing to these sources, comma-separated: camera, microphone, screen,
+    /// screen_audio (default: any).
+    #[arg(long, value_delimiter = ',')]
+    publish_sources: Option<Vec<String>>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -129,6 +133,17 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
                 )
             }
         }
+    }
+    if let Some(only) = &a.publish_sources {
+        let parsed: Result<Vec<SourceGrant>, _> = only
+            .iter()
+            .map(|s| serde_json::from_value(serde_json::Value::String(s.trim().to_string())))
+            .collect();
+        grants.publish_sources = Some(parsed.map_err(|_| {
+            anyhow::anyhow!(
+                "unknown source in {only:?}; use camera, microphone, screen, screen_audio"
+            )
+        })?);
     }
     tern_server::auth::check_secret(&a.api_key, &a.api_secret).map_err(anyhow::Error::msg)?;
     let now = SystemTime::now();

@@ -72,6 +72,10 @@ pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64, tcp: Option<TcpS
         ),
         ("tern_rtc_errors_total", s.rtc_errors),
         ("tern_subscriptions_refused_total", s.subscriptions_refused),
+        ("tern_data_messages_in_total", s.data_messages_in),
+        ("tern_data_messages_refused_total", s.data_messages_refused),
+        ("tern_data_deliveries_total", s.data_deliveries),
+        ("tern_data_messages_dropped_total", s.data_messages_dropped),
         ("tern_udp_send_errors_total", send_errors),
     ];
     for (name, value) in counters {

@@ -27,6 +27,10 @@ pub enum ClientMessage {
         /// Subscribe to every track in the room automatically (default true).
         #[serde(default = "yes")]
         auto_subscribe: bool,
+        /// The `resume_token` of a session whose socket dropped: take it over (same participant,
+        /// tracks and subscriptions) if it is still waiting.
+        #[serde(default)]
+        resume: Option<String>,
         /// Echoed in the reply or error.
         #[serde(default)]
         req: Option<u64>,
@@ -154,6 +158,13 @@ pub enum ClientMessage {
         #[serde(default)]
         req: Option<u64>,
     },
+    /// Restart ICE on the subscriber connection: tern's next `offer` has new ICE credentials.
+    /// (The publisher connection restarts with the client's own offer.) Answered with `ok`.
+    RestartIce {
+        /// Echoed in the reply or error.
+        #[serde(default)]
+        req: Option<u64>,
+    },
     /// Leave the room; the server closes the socket.
     Leave {},
     /// Keep-alive; answered with `pong`.
@@ -179,7 +190,8 @@ impl ClientMessage {
             | ClientMessage::StartRecording { req, .. }
             | ClientMessage::StopRecording { req, .. }
             | ClientMessage::StartBroadcast { req, .. }
-            | ClientMessage::StopBroadcast { req, .. } => *req,
+            | ClientMessage::StopBroadcast { req, .. }
+            | ClientMessage::RestartIce { req } => *req,
             ClientMessage::Leave {} | ClientMessage::Ping {} => None,
         }
     }
@@ -223,6 +235,13 @@ pub enum ServerMessage {
         /// on air.
         #[serde(default)]
         broadcasts: Vec<BroadcastStatus>,
+        /// Presented in a later `join` (`resume`) after the socket drops, within
+        /// `resume_grace_secs`, to take this session over.
+        resume_token: String,
+        /// How long a session whose socket dropped waits to be resumed.
+        resume_grace_secs: u64,
+        /// True when this `join` resumed an earlier session (its `resume` was accepted).
+        resumed: bool,
         /// The join's `req`.
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<u64>,

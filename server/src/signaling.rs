@@ -7,12 +7,13 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_
 use axum::response::Response;
 use tern_sfu::{
     Command, LayerRequest, Notice, ParticipantId, Permissions, RemoteCandidate, Reply, SfuError,
+    SourceSet,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::AppState;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, random_token};
 use crate::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use crate::wire::{self, LeaveReason};
 use crate::worker::{NOTICE_QUEUE, WorkerHandle};
@@ -32,10 +33,14 @@ pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Res
 /// Initial read and write buffer of a signaling WebSocket.
 const WS_BUFFER: usize = 4096;
 
-/// A joined participant.
-struct Joined {
-    id: ParticipantId,
-    room: String,
+/// A joined participant's session: what outlives one socket when it is resumed.
+pub(crate) struct Joined {
+    pub(crate) id: ParticipantId,
+    pub(crate) room: String,
+    /// The identity from the token.
+    identity: String,
+    /// What a new socket presents to take this session over.
+    pub(crate) resume_token: String,
     /// Replies that come later, from tasks (a recording's start probes storage: the session
     /// does not wait for it).
     later: mpsc::Sender<ServerMessage>,
@@ -44,47 +49,86 @@ struct Joined {
     record: bool,
     /// The token's `broadcast` grant.
     broadcast: bool,
-    worker: WorkerHandle,
-    notices: mpsc::Receiver<Notice>,
+    pub(crate) worker: WorkerHandle,
+    pub(crate) notices: mpsc::Receiver<Notice>,
+}
+
+/// How a session's socket ended.
+enum Ended {
+    /// The server removed the participant (it was told `closing`).
+    ByServer,
+    /// The participant left (`leave`), or the server is shutting down.
+    Left,
+    /// The socket dropped or went idle: the session may be resumed.
+    Lost,
+    /// A new socket resumed the session: it is handed over there.
+    TakenOver(tokio::sync::oneshot::Sender<crate::resume::Handoff>),
 }
 
 async fn session(state: AppState, mut socket: WebSocket) {
     let _live = state.session_token();
     let join_timeout = Duration::from_secs(state.config.signaling.join_timeout_secs);
-    let joined = match tokio::time::timeout(join_timeout, join_phase(&state, &mut socket)).await {
-        Ok(Some(j)) => j,
-        Ok(None) => return,
-        Err(_) => {
-            send(
-                &mut socket,
-                &ServerMessage::error("join_timeout", "no join message in time", None),
-            )
-            .await;
-            let _ = socket.send(Message::Close(None)).await;
-            return;
-        }
-    };
+    let (joined, missed) =
+        match tokio::time::timeout(join_timeout, join_phase(&state, &mut socket)).await {
+            Ok(Some(j)) => j,
+            Ok(None) => return,
+            Err(_) => {
+                send(
+                    &mut socket,
+                    &ServerMessage::error("join_timeout", "no join message in time", None),
+                )
+                .await;
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+        };
     let (id, worker) = (joined.id, joined.worker.clone());
     let span = tracing::info_span!("participant", room = %joined.room, participant = %id, worker = worker.index);
     async move {
         tracing::info!("session joined");
-        let left_by_server = relay(&state, &mut socket, joined).await;
-        if !left_by_server {
-            let _ = worker.request(Command::Leave { participant: id }).await;
+        // What happened while the session was parked, in order, before anything new.
+        for n in missed {
+            send(&mut socket, &to_message(n)).await;
+        }
+        let mut taken =
+            state
+                .resumable
+                .register(&joined.resume_token, &joined.identity, &joined.room);
+        let (ended, joined) = relay(&state, &mut socket, joined, &mut taken).await;
+        let resumable = state.config.signaling.resume_grace_secs > 0 && !state.is_shutting_down();
+        let by_server = matches!(ended, Ended::ByServer);
+        match ended {
+            Ended::TakenOver(back) => {
+                let _ = back.send((joined, Vec::new()));
+                let _ = socket.send(Message::Close(None)).await;
+                tracing::info!("session taken over by a new socket");
+                return;
+            }
+            Ended::Lost if resumable => {
+                crate::resume::park(&state, joined, taken);
+                tracing::info!("session parked");
+                return;
+            }
+            Ended::ByServer => state.resumable.forget(&joined.resume_token),
+            Ended::Left | Ended::Lost => {
+                state.resumable.forget(&joined.resume_token);
+                let _ = worker.request(Command::Leave { participant: id }).await;
+            }
         }
         // Whoever ended the session, the participant's relay access ends with it.
         if let Some(turn) = &state.turn {
             turn.revoke(&id.to_string());
         }
         let _ = socket.send(Message::Close(None)).await;
-        tracing::info!(left_by_server, "session ended");
+        tracing::info!(by_server, "session ended");
     }
     .instrument(span)
     .await;
 }
 
 /// Reads messages until a valid `join`; answers others with errors. `None`: the socket closed.
-async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<Joined> {
+/// With the session, what it missed while parked (when the join resumed one).
+async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<(Joined, Vec<Notice>)> {
     loop {
         let text = match socket.recv().await? {
             Ok(Message::Text(t)) => t,
@@ -112,14 +156,16 @@ async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<Joined> 
                 token,
                 room,
                 auto_subscribe,
+                resume,
                 req,
-            } => match join(state, v, &token, &room, auto_subscribe).await {
-                Ok((joined, reply)) => {
-                    let ServerMessage::Joined { .. } = &reply else {
-                        return None;
-                    };
-                    send(socket, &with_req(reply, req)).await;
-                    return Some(joined);
+            } => match join(state, v, &token, &room, auto_subscribe, resume.as_deref()).await {
+                Ok(Admitted {
+                    joined,
+                    msg,
+                    missed,
+                }) => {
+                    send(socket, &with_req(msg, req)).await;
+                    return Some((joined, missed));
                 }
                 Err((code, message)) => {
                     reply_error(socket, code, &message, req).await;
@@ -143,7 +189,8 @@ async fn join(
     token: &str,
     room: &str,
     auto_subscribe: bool,
-) -> Result<(Joined, ServerMessage), JoinError> {
+    resume: Option<&str>,
+) -> Result<Admitted, JoinError> {
     if v != PROTOCOL_VERSION {
         return Err((
             "unsupported_version",
@@ -164,21 +211,50 @@ async fn join(
     if claims.room.as_deref() != Some(room) {
         return Err(auth_error(AuthError::WrongRoom(room.to_string())));
     }
+    // A session parked for this identity and room: take it over. Otherwise join anew.
+    if let Some(resume) = resume
+        && let Some((mut j, missed)) = state.resumable.take(resume, &claims.sub, room).await
+    {
+        let reply = j
+            .worker
+            .request(Command::Resume { participant: j.id })
+            .await
+            .map_err(|e| ("internal", e.to_string()));
+        match reply.and_then(|r| r.map_err(sfu_error)) {
+            Ok(r) => {
+                // A fresh token: the one presented has been used.
+                j.resume_token = random_token(32);
+                let msg = joined_message(state, &j, r, true)?;
+                tracing::info!(participant = %j.id, missed = missed.len(), "session resumed");
+                return Ok(Admitted {
+                    joined: j,
+                    msg,
+                    missed,
+                });
+            }
+            // Gone meanwhile: join anew.
+            Err(_) => tracing::info!(participant = %j.id, "resumed session was gone"),
+        }
+    }
     let id = state.next_participant_id();
-    let ice_servers = state
-        .turn
-        .as_ref()
-        .map_or_else(Vec::new, |t| t.ice_servers(&id.to_string()));
     let worker = state.workers[state.registry.place(room)].clone();
     let (tx, notices) = mpsc::channel(NOTICE_QUEUE);
     let cmd = Command::Join {
         participant: id,
         room: room.to_string(),
         name: claims.name.clone().unwrap_or_else(|| claims.sub.clone()),
-        identity: claims.sub,
+        identity: claims.sub.clone(),
         permissions: Permissions {
             publish: claims.grants.publish,
             subscribe: claims.grants.subscribe,
+            publish_data: claims.grants.publish_data,
+            publish_sources: claims.grants.publish_sources.as_ref().map_or(
+                SourceSet::ALL,
+                |only| {
+                    let sources: Vec<_> = only.iter().map(|s| s.source()).collect();
+                    SourceSet::of(&sources)
+                },
+            ),
         },
         auto_subscribe,
     };
@@ -186,56 +262,84 @@ async fn join(
         .join(cmd, tx)
         .await
         .map_err(|e| ("internal", e.to_string()))?;
-    match reply.map_err(sfu_error)? {
-        Reply::Joined {
-            participant,
-            others,
-            tracks,
-            room_taps,
-        } => {
-            metrics::counter!("tern_joins_total").increment(1);
-            let msg = ServerMessage::Joined {
-                v: PROTOCOL_VERSION,
-                room: room.to_string(),
-                participant: participant.into(),
-                participants: wire::list(others),
-                tracks: wire::list(tracks),
-                ice_servers,
-                // Those recording or on air now: a stopping one is no longer.
-                recordings: room_taps
-                    .iter()
-                    .filter(|l| l.kind == tern_sfu::RoomTapKind::Recording)
-                    .filter(|l| l.state == "starting" || l.state == "active")
-                    .map(|l| crate::wire_recording::RecordingStatus {
-                        id: l.id.clone(),
-                        state: l.state.clone(),
-                    })
-                    .collect(),
-                broadcasts: room_taps
-                    .into_iter()
-                    .filter(|l| l.kind == tern_sfu::RoomTapKind::Broadcast)
-                    .filter(|l| l.state == "starting" || l.state == "live")
-                    .map(|l| crate::protocol::BroadcastStatus::new(l.id, l.state))
-                    .collect(),
-                req: None,
-            };
-            let (later, later_rx) = mpsc::channel(16);
-            Ok((
-                Joined {
-                    id,
-                    room: room.to_string(),
-                    later,
-                    later_rx,
-                    record: claims.grants.record,
-                    broadcast: claims.grants.broadcast,
-                    worker,
-                    notices,
-                },
-                msg,
-            ))
-        }
-        other => Err(("internal", format!("unexpected reply {other:?}"))),
-    }
+    let reply = reply.map_err(sfu_error)?;
+    metrics::counter!("tern_joins_total").increment(1);
+    let (later, later_rx) = mpsc::channel(16);
+    let joined = Joined {
+        id,
+        room: room.to_string(),
+        identity: claims.sub,
+        resume_token: random_token(32),
+        later,
+        later_rx,
+        record: claims.grants.record,
+        broadcast: claims.grants.broadcast,
+        worker,
+        notices,
+    };
+    let msg = joined_message(state, &joined, reply, false)?;
+    Ok(Admitted {
+        joined,
+        msg,
+        missed: Vec::new(),
+    })
+}
+
+/// A session let in: its state, the `joined` to send, and what it missed while parked.
+struct Admitted {
+    joined: Joined,
+    msg: ServerMessage,
+    missed: Vec<Notice>,
+}
+
+/// The `joined` message for a session, from the worker's `Joined` reply.
+fn joined_message(
+    state: &AppState,
+    j: &Joined,
+    reply: Reply,
+    resumed: bool,
+) -> Result<ServerMessage, JoinError> {
+    let Reply::Joined {
+        participant,
+        others,
+        tracks,
+        room_taps,
+    } = reply
+    else {
+        return Err(("internal", format!("unexpected reply {reply:?}")));
+    };
+    let ice_servers = state
+        .turn
+        .as_ref()
+        .map_or_else(Vec::new, |t| t.ice_servers(&j.id.to_string()));
+    Ok(ServerMessage::Joined {
+        v: PROTOCOL_VERSION,
+        room: j.room.clone(),
+        participant: participant.into(),
+        participants: wire::list(others),
+        tracks: wire::list(tracks),
+        ice_servers,
+        // Those recording or on air now: a stopping one is no longer.
+        recordings: room_taps
+            .iter()
+            .filter(|l| l.kind == tern_sfu::RoomTapKind::Recording)
+            .filter(|l| l.state == "starting" || l.state == "active")
+            .map(|l| crate::wire_recording::RecordingStatus {
+                id: l.id.clone(),
+                state: l.state.clone(),
+            })
+            .collect(),
+        broadcasts: room_taps
+            .into_iter()
+            .filter(|l| l.kind == tern_sfu::RoomTapKind::Broadcast)
+            .filter(|l| l.state == "starting" || l.state == "live")
+            .map(|l| crate::protocol::BroadcastStatus::new(l.id, l.state))
+            .collect(),
+        resume_token: j.resume_token.clone(),
+        resume_grace_secs: state.config.signaling.resume_grace_secs,
+        resumed,
+        req: None,
+    })
 }
 
 fn validate_room_name(room: &str) -> Result<(), JoinError> {
@@ -251,7 +355,12 @@ fn validate_room_name(room: &str) -> Result<(), JoinError> {
 }
 
 /// Relays until the session ends. Returns true when the server removed the participant.
-async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool {
+async fn relay(
+    state: &AppState,
+    socket: &mut WebSocket,
+    mut j: Joined,
+    taken: &mut crate::resume::Takeover,
+) -> (Ended, Joined) {
     let sig = &state.config.signaling;
     let idle_timeout = Duration::from_secs(sig.idle_timeout_secs);
     let mut ping = tokio::time::interval(Duration::from_secs(sig.ping_interval_secs.max(1)));
@@ -269,34 +378,38 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
                 let msg = match incoming {
                     Some(Ok(msg)) => msg,
                     Some(Err(e)) => {
-                        close_if_too_big(socket, &e).await;
-                        return false;
+                        if close_if_too_big(socket, &e).await {
+                            return (Ended::Left, j);
+                        }
+                        return (Ended::Lost, j);
                     }
-                    None => return false,
+                    None => return (Ended::Lost, j),
                 };
                 last_seen = Instant::now();
                 match msg {
                     Message::Text(text) => {
                         if !handle_text(state, socket, &j, &text).await {
-                            return false;
+                            return (Ended::Left, j);
                         }
                     }
                     Message::Binary(_) => reply_error(socket, "bad_message", "messages are JSON text", None).await,
-                    Message::Close(_) => return false,
+                    // A clean close (a closed tab sends one) leaves at once.
+                    Message::Close(_) => return (Ended::Left, j),
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
             }
             Some(reply) = j.later_rx.recv() => send(socket, &reply).await,
+            Some(back) = taken.recv() => return (Ended::TakenOver(back), j),
             notice = j.notices.recv() => match notice {
                 Some(Notice::Removed(reason)) => {
                     send(socket, &ServerMessage::Closing { reason: reason.into() }).await;
-                    return true;
+                    return (Ended::ByServer, j);
                 }
                 Some(n) => send(socket, &to_message(n)).await,
                 None => {
                     // The worker dropped us: we could not keep up, or it stopped.
                     send(socket, &ServerMessage::error("too_slow", "the session fell behind and was removed", None)).await;
-                    return true;
+                    return (Ended::ByServer, j);
                 }
             },
             _ = refresh.tick(), if state.turn.is_some() => {
@@ -308,7 +421,7 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
             _ = ping.tick() => {
                 if last_seen.elapsed() > idle_timeout {
                     tracing::info!(participant = %j.id, "signaling idle; closing");
-                    return false;
+                    return (Ended::Lost, j);
                 }
                 let _ = socket.send(Message::Ping(Default::default())).await;
             }
@@ -324,10 +437,10 @@ async fn relay(state: &AppState, socket: &mut WebSocket, mut j: Joined) -> bool 
                     }
                 }).await {
                     send(socket, &ServerMessage::Closing { reason: reason.into() }).await;
-                    return true;
+                    return (Ended::ByServer, j);
                 }
                 send(socket, &ServerMessage::Closing { reason: LeaveReason::ServerShutdown }).await;
-                return false;
+                return (Ended::Left, j);
             }
         }
     }
@@ -522,6 +635,7 @@ async fn handle_text(state: &AppState, socket: &mut WebSocket, j: &Joined, text:
             track,
             muted,
         },
+        ClientMessage::RestartIce { .. } => Command::RestartIce { participant },
         ClientMessage::StartRecording {
             per_track, layout, ..
         } => {
@@ -599,7 +713,7 @@ async fn handle_text(state: &AppState, socket: &mut WebSocket, j: &Joined, text:
 }
 
 /// The `type`s a client may send.
-const CLIENT_TYPES: [&str; 14] = [
+const CLIENT_TYPES: [&str; 15] = [
     "join",
     "offer",
     "answer",
@@ -608,6 +722,7 @@ const CLIENT_TYPES: [&str; 14] = [
     "unsubscribe",
     "track_settings",
     "mute",
+    "restart_ice",
     "start_recording",
     "start_broadcast",
     "stop_broadcast",
@@ -719,31 +834,11 @@ fn to_message(n: Notice) -> ServerMessage {
     }
 }
 
-fn with_req(msg: ServerMessage, req: Option<u64>) -> ServerMessage {
-    match msg {
-        ServerMessage::Joined {
-            v,
-            room,
-            participant,
-            participants,
-            tracks,
-            ice_servers,
-            recordings,
-            broadcasts,
-            ..
-        } => ServerMessage::Joined {
-            v,
-            room,
-            participant,
-            participants,
-            tracks,
-            ice_servers,
-            recordings,
-            broadcasts,
-            req,
-        },
-        other => other,
+fn with_req(mut msg: ServerMessage, req: Option<u64>) -> ServerMessage {
+    if let ServerMessage::Joined { req: r, .. } = &mut msg {
+        *r = req;
     }
+    msg
 }
 
 fn auth_error(e: AuthError) -> JoinError {
@@ -756,7 +851,8 @@ fn sfu_error(e: SfuError) -> JoinError {
 
 /// A message over `signaling.max_message_bytes` ends the session with close code 1009 (message
 /// too big, RFC 6455 section 7.4.1), as docs/signaling.md promises.
-async fn close_if_too_big(socket: &mut WebSocket, e: &axum::Error) {
+/// Returns whether it was that.
+async fn close_if_too_big(socket: &mut WebSocket, e: &axum::Error) -> bool {
     let too_big = std::error::Error::source(e)
         .and_then(|s| s.downcast_ref::<tungstenite::Error>())
         .is_some_and(|t| matches!(t, tungstenite::Error::Capacity(_)));
@@ -768,6 +864,7 @@ async fn close_if_too_big(socket: &mut WebSocket, e: &axum::Error) {
         };
         let _ = socket.send(Message::Close(Some(frame))).await;
     }
+    too_big
 }
 
 async fn reply_error(socket: &mut WebSocket, code: &'static str, message: &str, req: Option<u64>) {

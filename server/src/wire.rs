@@ -372,6 +372,9 @@ mod tests {
                 "BC_1".into(),
                 "live".into(),
             )],
+            resume_token: "r3sum3".into(),
+            resume_grace_secs: 20,
+            resumed: false,
             req: Some(1),
         };
         assert_eq!(
@@ -384,6 +387,7 @@ mod tests {
                 r#""ice_servers":[{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"1700000000:PA_2","credential":"c"}],"#,
                 r#""recordings":[{"id":"RC_1","state":"active"}],"#,
                 r#""broadcasts":[{"id":"BC_1","state":"live","hls_url":"/hls/BC_1/master.m3u8"}],"#,
+                r#""resume_token":"r3sum3","resume_grace_secs":20,"resumed":false,"#,
                 r#""req":1}"#
             )
         );

@@ -116,7 +116,8 @@ async fn grants_limit_what_a_participant_may_do() {
     )
     .await;
     ws.expect("joined").await;
-    let offer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+    let offer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\n";
     ws.send(json!({"type": "offer", "sdp": offer, "tracks": [], "req": 9}))
         .await;
     let reply = ws.expect("error").await;

@@ -9,14 +9,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::browser::{Browser, Page};
+use common::netns::{PEER_IP as BOB_IP, PeerNetns, sh};
 use serde_json::Value;
-
-const SERVER_IP: &str = "198.18.0.1";
-const BOB_IP: &str = "198.18.0.2";
 
 const TEST: &str =
     "under_a_300_kbit_downlink_audio_keeps_playing_while_video_steps_down_and_recovers";
@@ -25,41 +22,6 @@ const TEST: &str =
 fn under_a_300_kbit_downlink_audio_keeps_playing_while_video_steps_down_and_recovers() {
     common::browser::relay_devtools_if_asked();
     common::in_own_netns(TEST, "", true, in_namespace);
-}
-
-/// Runs a shell command, which must succeed.
-fn sh(command: &str) {
-    let status = Command::new("sh")
-        .args(["-c", command])
-        .status()
-        .expect("sh");
-    assert!(status.success(), "`{command}` failed: {status}");
-}
-
-/// Bob's namespace, removed when dropped.
-struct BobNetns(String);
-
-impl BobNetns {
-    fn create() -> Self {
-        let name = format!("ternbob{}", std::process::id());
-        // `ip netns` keeps its mounts under /run/netns: private to this test's mount namespace.
-        sh("mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns");
-        sh(&format!(
-            "ip netns add {name} && \
-             ip link add srv0 type veth peer name bob0 netns {name} && \
-             ip addr add {SERVER_IP}/24 dev srv0 && ip link set srv0 up && \
-             ip netns exec {name} ip addr add {BOB_IP}/24 dev bob0 && \
-             ip netns exec {name} ip link set bob0 up && \
-             ip netns exec {name} ip link set lo up"
-        ));
-        Self(name)
-    }
-}
-
-impl Drop for BobNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
 
 /// Bob's inbound: (audio packetsReceived, audio packetsLost, audio totalAudioEnergy, video
@@ -120,18 +82,9 @@ async fn wait_width(browser: &mut Browser, bob: &Page, width: u64, within: Durat
 }
 
 async fn in_namespace() {
-    let bob_netns = BobNetns::create();
+    let bob_netns = PeerNetns::create();
     {
-        let server = common::server_with(|c| {
-            c.auth.keys.clear();
-            c.auth.dev_allow_remote = true;
-            c.http.listen = format!("{SERVER_IP}:0").parse().expect("addr");
-            c.rtc.bind_ip = SERVER_IP.parse().expect("ip");
-            c.turn.enabled = false;
-        })
-        .await;
-        let base = format!("http://{}", server.http_addr);
-        let secure = format!("--unsafely-treat-insecure-origin-as-secure={base}");
+        let (server, base, secure) = common::netns::dev_server(|_| {}).await;
         let mut alice_browser = Browser::launch_with(&[&secure], None).await;
         let mut bob_browser =
             Browser::launch_in_netns(&bob_netns.0, BOB_IP, TEST, &[&secure]).await;

@@ -56,12 +56,12 @@ async fn two_browsers_see_and_hear_each_other() {
     let form = browser
         .eval(
             &alice,
-            "getComputedStyle(document.getElementById('join-form')).display",
+            "getComputedStyle(document.getElementById('prejoin')).display",
         )
         .await;
     assert_eq!(
         form, "none",
-        "the meeting link joined without showing the join form"
+        "the meeting link joined without showing the pre-join screen"
     );
     if let Some(path) = std::env::var_os("TERN_SCREENSHOT") {
         std::fs::write(path, browser.screenshot(&alice).await).expect("screenshot written");

@@ -120,5 +120,9 @@ async fn the_active_speaker_is_announced_within_half_a_second_of_their_microphon
             &format!("document.querySelector('.tile[data-participant=\"{alice_id}\"]').classList.contains('active')"),
         )
         .await;
-    assert_eq!(large, Value::Bool(true), "alice's tile is the large one");
+    assert_eq!(
+        large,
+        Value::Bool(true),
+        "alice's tile is marked the active speaker"
+    );
 }

@@ -154,6 +154,7 @@ async fn a_dead_signaling_connection_is_removed_and_the_room_told() {
     let server = common::server_with(|c| {
         c.signaling.ping_interval_secs = 1;
         c.signaling.idle_timeout_secs = 2;
+        c.signaling.resume_grace_secs = 1;
     })
     .await;
     let (mut alice, _) = common::join(server.http_addr, "alice", "r").await;
@@ -161,8 +162,15 @@ async fn a_dead_signaling_connection_is_removed_and_the_room_told() {
     let bob_id = joined["participant"]["id"].clone();
     // Bob's client freezes: its socket stays open but it never reads or answers pings.
     let frozen = bob;
+    let started = std::time::Instant::now();
     let left = alice.expect("participant_left").await;
     assert_eq!(left["participant"], bob_id);
+    assert_eq!(left["reason"], "connection_lost");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "only after the idle timeout and the resume grace: {:?}",
+        started.elapsed()
+    );
     drop(frozen);
     server.shutdown();
 }

@@ -32,6 +32,12 @@ pub struct SfuConfig {
     /// video paused before audio suffers). Off: every subscriber gets the layers it asks for,
     /// whatever its network. Default true.
     pub congestion_control: bool,
+    /// Largest data message (its JSON header included), in bytes. Default 16384, the size every
+    /// browser's data channels carry.
+    pub data_max_message_bytes: usize,
+    /// Data messages a participant may send per second on average (bursts of twice that);
+    /// beyond, they are refused with `rate_limited`. Default 100.
+    pub data_messages_per_sec: u32,
     /// Largest number of participants in one room. Default 100.
     pub max_participants_per_room: usize,
     /// Largest number of tracks one participant may publish. Default 16.
@@ -48,6 +54,8 @@ impl Default for SfuConfig {
             disconnect_timeout_ms: 15_000,
             bwe_initial_kbps: 1000,
             congestion_control: true,
+            data_max_message_bytes: 16_384,
+            data_messages_per_sec: 100,
             max_participants_per_room: 100,
             max_tracks_per_participant: 16,
         }

@@ -85,6 +85,16 @@ impl Sfu {
                 self.remove_participant(now, participant, LeaveReason::Left);
                 Ok(Reply::Done)
             }
+            Command::ConnectionLost { participant } => {
+                self.participant(participant)?;
+                self.remove_participant(now, participant, LeaveReason::ConnectionLost);
+                Ok(Reply::Done)
+            }
+            Command::RestartIce { participant } => {
+                self.restart_subscriber_ice(participant)?;
+                Ok(Reply::Done)
+            }
+            Command::Resume { participant } => self.resume(participant),
             Command::AddTap { track } => self.add_tap(now, track).map(Reply::TapAdded),
             Command::TapKeyframe { tap } => self.tap_keyframe(now, tap).map(|_| Reply::Done),
             Command::RemoveTap { tap } => self.remove_tap(tap).map(|_| Reply::Done),
@@ -115,6 +125,13 @@ impl Sfu {
                 self.close_if_empty(&room);
                 Ok(Reply::Done)
             }
+            Command::SendData {
+                room,
+                message,
+                reliable,
+            } => self
+                .send_data(&room, &message, reliable)
+                .map(Reply::DataSent),
             Command::Shutdown => {
                 let rooms: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
                 for room in &rooms {
@@ -193,6 +210,7 @@ impl Sfu {
                 hints: HashMap::new(),
                 estimate: None,
                 quality: Default::default(),
+                data: Default::default(),
             },
         );
         tracing::info!(participant = %id, identity = %info.identity, room, "joined");
@@ -239,6 +257,9 @@ impl Sfu {
             let pc = p.pc_mut(role);
             pc.rtc.disconnect();
             let (remotes, ufrag) = (std::mem::take(&mut pc.remotes), pc.ufrag.clone());
+            for old in std::mem::take(&mut pc.old_ufrags) {
+                self.ufrags.remove(&old);
+            }
             self.unroute(&remotes, &ufrag);
         }
         for track in p.published.values() {

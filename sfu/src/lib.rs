@@ -15,6 +15,8 @@ mod adapt;
 mod allocator;
 mod config;
 mod control;
+mod data_channel;
+pub mod data_message;
 mod demux;
 mod dynacast;
 mod error;
@@ -27,6 +29,7 @@ mod picture_id;
 mod publish;
 mod quality;
 mod red;
+mod resume;
 mod rewrite;
 mod room;
 mod room_tap;
@@ -48,6 +51,7 @@ pub mod testkit;
 // The public interface is:
 pub use allocator::{Grant, VideoDemand, allocate};
 pub use config::SfuConfig;
+pub use data_message::{DataMessage, Payload};
 pub use demux::{DatagramKind, classify, stun_local_ufrag};
 pub use error::{Fault, SfuError};
 pub use ids::{ParticipantId, RoomTapId, TapId, TrackId};
@@ -59,7 +63,8 @@ pub use selector::{LayerRequest, LayerSelector, LayerView, Verdict, target_layer
 pub use sfu::{Output, Sfu};
 pub use signal::{
     Command, LayerReport, LeaveReason, Notice, ParticipantDetail, ParticipantInfo, PcRole,
-    Permissions, RemoteCandidate, Reply, RoomInfo, TrackHint, TrackInfo, TrackKind, TrackSource,
+    Permissions, RemoteCandidate, Reply, RoomInfo, SourceSet, TrackHint, TrackInfo, TrackKind,
+    TrackSource,
 };
 pub use speaker::{Speaking, VoiceMeter, next_active};
 pub use stats::SfuStats;

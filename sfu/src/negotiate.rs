@@ -14,9 +14,51 @@ use crate::error::SfuError;
 use crate::ids::ParticipantId;
 use crate::sdp::{self, KeepPts};
 use crate::sfu::{PcKey, Sfu};
-use crate::signal::{Notice, PcRole, RemoteCandidate, TrackHint, TrackKind};
+use crate::signal::{Notice, PcRole, RemoteCandidate, TrackHint, TrackKind, TrackSource};
 use crate::throttle::KeyframeNeed;
 use crate::track::LayerRef;
+
+/// Whether the participant may send what the offer sends: nothing (data channels only) needs
+/// no grant; media needs `publish`, and each new m-line a source the token allows, of the
+/// m-line's kind. A refused offer changes nothing.
+fn check_sources(
+    p: &crate::participant::Participant,
+    sdp: &str,
+    hints: &[TrackHint],
+) -> Result<(), SfuError> {
+    let sending = sdp::sending_media(sdp);
+    if sending.is_empty() {
+        return Ok(());
+    }
+    if !p.permissions.publish {
+        return Err(SfuError::PermissionDenied("publish"));
+    }
+    let allowed = p.permissions.publish_sources;
+    if allowed.is_all() {
+        return Ok(());
+    }
+    for (mid, video) in sending {
+        let published = p.published.keys().any(|m| m.to_string() == mid);
+        if published {
+            continue;
+        }
+        let source = hints
+            .iter()
+            .find(|h| h.mid == mid)
+            .map(|h| h.source)
+            .or_else(|| p.hints.get(&mid).copied())
+            .unwrap_or(TrackSource::Unknown);
+        let fits_kind = match source {
+            TrackSource::Camera | TrackSource::Screen => video,
+            TrackSource::Microphone | TrackSource::ScreenAudio => !video,
+            TrackSource::Unknown => false,
+        };
+        if !allowed.allows(source) || !fits_kind {
+            return Err(SfuError::PermissionDenied("publish this source"));
+        }
+    }
+    Ok(())
+}
 
 impl Sfu {
     pub(crate) fn publisher_offer(
@@ -30,9 +72,7 @@ impl Sfu {
             .participants
             .get_mut(&id)
             .ok_or(SfuError::ParticipantNotFound)?;
-        if !p.permissions.publish {
-            return Err(SfuError::PermissionDenied("publish"));
-        }
+        check_sources(p, sdp, &hints)?;
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         for h in hints {
             p.hints.insert(h.mid, h.source);
@@ -44,6 +84,8 @@ impl Sfu {
             .accept_offer(offer)
             .map_err(|e| SfuError::BadSdp(e.to_string()))?;
         p.publisher.remember_remote(sdp);
+        // An offer with new ICE credentials restarts ICE, and our answer has new ones too.
+        self.sync_ufrag(PcKey::publisher(id));
         self.drain(PcKey {
             participant: id,
             role: PcRole::Publisher,
@@ -68,6 +110,7 @@ impl Sfu {
             .pending
             .take()
             .ok_or(SfuError::NoPendingOffer)?;
+        p.negotiation.pending_sdp = None;
         if let Err(e) = p.subscriber.rtc.sdp_api().accept_answer(pending, answer) {
             // The offer is spent and its new m-lines never came to be: offer them again.
             for sub in p.subscriptions.values_mut() {
@@ -232,11 +275,17 @@ impl Sfu {
                 api.stop_media(mid);
             }
         }
+        if std::mem::take(&mut p.negotiation.ice_restart) {
+            // New credentials; tern is ICE-lite with fixed host candidates, which stay.
+            api.ice_restart(true);
+        }
         if let Some((offer, pending)) = api.apply() {
             p.negotiation.pending = Some(pending);
             let sdp = sdp::complete(&offer.to_sdp_string(), &keep);
+            p.negotiation.pending_sdp = Some(sdp.clone());
             self.notify(id, Notice::SubscriberOffer(sdp));
         }
+        self.sync_ufrag(PcKey::subscriber(id));
         self.drain(PcKey {
             participant: id,
             role: PcRole::Subscriber,

@@ -23,6 +23,9 @@ pub(crate) struct Pc {
     pub rtc: Rtc,
     /// The server's ICE ufrag for this connection (the STUN USERNAME's first half).
     pub ufrag: String,
+    /// Ufrags of ICE generations before an ICE restart: still routed until the participant
+    /// goes, so checks in flight during the restart find their connection.
+    pub old_ufrags: Vec<String>,
     /// Remote addresses that reached this connection; each is a key in the route map.
     pub remotes: Vec<Remote>,
     /// When str0m next wants `handle_input(Timeout)`.
@@ -46,6 +49,7 @@ impl Pc {
         Self {
             rtc,
             ufrag,
+            old_ufrags: Vec::new(),
             remotes: Vec::new(),
             next_timeout: now,
             timer_armed: false,
@@ -126,6 +130,11 @@ pub(crate) struct SubscriberNegotiation {
     pub bundle_tag: Option<Mid>,
     /// Something changed and a new offer is needed.
     pub dirty: bool,
+    /// The participant asked for an ICE restart: the next offer has new credentials.
+    pub ice_restart: bool,
+    /// The last offer sent, until it is answered: sent again when the participant resumes its
+    /// session (the first may never have reached it).
+    pub pending_sdp: Option<String>,
 }
 
 /// One peer in a room.
@@ -152,6 +161,8 @@ pub(crate) struct Participant {
     pub estimate: Option<u64>,
     /// What it was last told of its video's quality.
     pub quality: QualityReported,
+    /// Its data channels.
+    pub data: crate::data_channel::DataChannels,
 }
 
 /// The text of an optional field, unless absent or empty.

@@ -376,6 +376,15 @@ impl Sfu {
             {
                 self.on_estimate(now, key.participant, estimate.as_u64());
             }
+            Event::ChannelOpen(channel, label) if key.role == PcRole::Publisher => {
+                self.on_channel_open(key.participant, channel, &label);
+            }
+            Event::ChannelData(data) if key.role == PcRole::Publisher => {
+                self.on_channel_data(now, key.participant, data);
+            }
+            Event::ChannelClose(channel) if key.role == PcRole::Publisher => {
+                self.on_channel_close(key.participant, channel);
+            }
             Event::Connected if key.role == PcRole::Subscriber => {
                 self.on_subscriber_connected(now, key.participant);
             }

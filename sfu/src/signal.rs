@@ -10,6 +10,60 @@ pub struct Permissions {
     pub publish: bool,
     /// May subscribe to tracks.
     pub subscribe: bool,
+    /// May send data messages.
+    pub publish_data: bool,
+    /// The sources it may publish (with `publish`).
+    pub publish_sources: SourceSet,
+}
+
+impl Permissions {
+    /// Everything allowed.
+    pub const ALL: Permissions = Permissions {
+        publish: true,
+        subscribe: true,
+        publish_data: true,
+        publish_sources: SourceSet::ALL,
+    };
+}
+
+/// A set of track sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceSet(u8);
+
+impl SourceSet {
+    /// Every source, `Unknown` included: no restriction.
+    pub const ALL: SourceSet = SourceSet(0b1_1111);
+
+    /// Exactly these sources. A restricted set never allows `Unknown`: a publisher must say
+    /// what it sends.
+    pub fn of(sources: &[TrackSource]) -> Self {
+        SourceSet(
+            sources
+                .iter()
+                .filter(|s| **s != TrackSource::Unknown)
+                .fold(0, |bits, s| bits | Self::bit(*s)),
+        )
+    }
+
+    /// Whether `source` is in the set.
+    pub fn allows(self, source: TrackSource) -> bool {
+        self.0 & Self::bit(source) != 0
+    }
+
+    /// Whether this is [`SourceSet::ALL`].
+    pub fn is_all(self) -> bool {
+        self == Self::ALL
+    }
+
+    fn bit(source: TrackSource) -> u8 {
+        match source {
+            TrackSource::Camera => 1,
+            TrackSource::Microphone => 2,
+            TrackSource::Screen => 4,
+            TrackSource::ScreenAudio => 8,
+            TrackSource::Unknown => 16,
+        }
+    }
 }
 
 /// The kind of a track.
@@ -207,6 +261,25 @@ pub enum Command {
         /// Who.
         participant: ParticipantId,
     },
+    /// The participant's signaling connection was lost and not resumed in time: it is removed
+    /// and the others are told `ConnectionLost`.
+    ConnectionLost {
+        /// Who.
+        participant: ParticipantId,
+    },
+    /// Restart ICE on the participant's subscriber connection: the next offer carries new ICE
+    /// credentials (RFC 8445 section 9). Its publisher connection restarts with its own offer.
+    RestartIce {
+        /// Who.
+        participant: ParticipantId,
+    },
+    /// The participant resumed its session on a new signaling connection. Replies
+    /// [`Reply::Joined`] with the room as it is now; an offer that was waiting for an answer is
+    /// sent again as a notice.
+    Resume {
+        /// Who.
+        participant: ParticipantId,
+    },
     /// Tap a track for a recorder or broadcaster. Replies [`Reply::TapAdded`]; its packets come
     /// out as [`crate::Output::Tap`].
     AddTap {
@@ -264,6 +337,16 @@ pub enum Command {
         /// The room.
         room: String,
     },
+    /// Send a data message into a room from the server (REST API). Replies
+    /// [`Reply::DataSent`].
+    SendData {
+        /// The room.
+        room: String,
+        /// The message (its `to`, when not empty, names the recipients).
+        message: crate::DataMessage,
+        /// On the reliable channels, or the lossy ones.
+        reliable: bool,
+    },
     /// Tell every participant the server is shutting down, and remove them all.
     Shutdown,
 }
@@ -294,6 +377,8 @@ pub enum Reply {
     Rooms(Vec<RoomInfo>),
     /// Participants in a room.
     Participants(Vec<ParticipantDetail>),
+    /// A data message was written to this many participants.
+    DataSent(usize),
 }
 
 /// The state of one video subscription, as [`Notice::Quality`] reports it.

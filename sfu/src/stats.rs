@@ -31,4 +31,12 @@ pub struct SfuStats {
     pub subscriptions_refused: u64,
     /// Dynacast messages telling a publisher which video layers to send.
     pub dynacast_updates: u64,
+    /// Data messages received from participants on tern's channels.
+    pub data_messages_in: u64,
+    /// Of those, refused (malformed, too large, not granted, over the rate).
+    pub data_messages_refused: u64,
+    /// Data messages written to a recipient's channel.
+    pub data_deliveries: u64,
+    /// Data messages not written to a recipient (its channel too far behind, or closing).
+    pub data_messages_dropped: u64,
 }

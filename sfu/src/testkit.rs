@@ -118,24 +118,13 @@ impl Net {
 
     /// A client joins `room` with full permissions and auto-subscribe; returns its index.
     pub fn join(&mut self, room: &str, identity: &str) -> usize {
-        self.join_with(
-            room,
-            identity,
-            Permissions {
-                publish: true,
-                subscribe: true,
-            },
-            true,
-        )
+        self.join_with(room, identity, Permissions::ALL, true)
     }
 
     /// A client whose network carries no UDP joins `room`: both its connections use ICE-TCP
     /// (an active TCP candidate, RFC 6544) and every frame reaches the core as a stream frame.
     pub fn join_over_tcp(&mut self, room: &str, identity: &str) -> usize {
-        let all = Permissions {
-            publish: true,
-            subscribe: true,
-        };
+        let all = Permissions::ALL;
         self.join_as(room, identity, all, true, true)
     }
 

@@ -15,6 +15,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::browser::{Browser, Page};
+use tern_benches::summary;
 
 /// The viewer's widest decoded video and its connect time (`performance.now()` ms).
 const WIDTH: &str = "(async () => { const c = window.ternDemo?.client; if (!c) return null; let w = 0; (await c.receiveStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') w = Math.max(w, s.frameWidth || 0); }); return [w, c.marks.connectStart, performance.now()]; })()";
@@ -44,17 +45,6 @@ async fn page_now(browser: &mut Browser, page: &Page) -> f64 {
         .await
         .as_f64()
         .unwrap_or(0.0)
-}
-
-fn summary(name: &str, mut v: Vec<f64>) {
-    v.sort_by(f64::total_cmp);
-    println!(
-        "{name}: median {:.0} ms, min {:.0}, max {:.0} ({} runs: {v:.0?})",
-        v[v.len() / 2],
-        v[0],
-        v[v.len() - 1],
-        v.len()
-    );
 }
 
 /// Everyone's outbound video over `d`, in kbit/s: the total, and per rid summed over pages.

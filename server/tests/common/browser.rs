@@ -200,13 +200,14 @@ impl Browser {
             .await;
     }
 
-    /// Evaluates `expression` in `page`, awaiting a promise; returns its JSON value.
+    /// Evaluates `expression` in `page`, awaiting a promise; returns its JSON value. It runs as
+    /// a user gesture, as a click would (screen capture needs one).
     pub async fn eval(&mut self, page: &Page, expression: &str) -> Value {
         let r = self
             .call(
                 Some(&page.session),
                 "Runtime.evaluate",
-                json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
+                json!({"expression": expression, "awaitPromise": true, "returnByValue": true, "userGesture": true}),
             )
             .await;
         if let Some(ex) = r.get("exceptionDetails") {
@@ -217,6 +218,38 @@ impl Browser {
 }
 
 impl Browser {
+    /// Evaluates `expression` until it gives something other than null, false or an exception
+    /// (the page may still be loading); returns that. Panics with `what` after `limit`.
+    pub async fn wait_for(
+        &mut self,
+        page: &Page,
+        expression: &str,
+        limit: Duration,
+        what: &str,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let v = self.eval(page, expression).await;
+            if !v.is_null() && v != Value::Bool(false) && v.get("exception").is_none() {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: {v}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The frames a demo page decoded, over all the video tracks it receives (a track that
+    /// replaced another counts too).
+    pub async fn frames_decoded(&mut self, page: &Page) -> u64 {
+        let v = self.eval(page, "window.ternDemo.inbound()").await;
+        v["video"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["framesDecoded"].as_u64())
+            .sum()
+    }
+
     /// A PNG of the page.
     pub async fn screenshot(&mut self, page: &Page) -> Vec<u8> {
         use base64::Engine;

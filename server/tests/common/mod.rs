@@ -5,6 +5,7 @@ pub mod broadcast;
 pub mod browser;
 pub mod firefox;
 pub mod media;
+pub mod netns;
 pub mod recording;
 pub mod rtc_client;
 pub mod s3;
@@ -138,6 +139,13 @@ pub fn claims(identity: &str, room: &str) -> Claims {
 /// A participant token signed with the test key.
 pub fn token(identity: &str, room: &str) -> String {
     mint_with_secret(SECRET, &claims(identity, room))
+}
+
+/// A participant token whose grants `change` adjusts (from join, publish and subscribe).
+pub fn token_with(identity: &str, room: &str, change: impl FnOnce(&mut Grants)) -> String {
+    let mut c = claims(identity, room);
+    change(&mut c.grants);
+    mint_with_secret(SECRET, &c)
 }
 
 /// An admin token for every room.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -48,6 +49,8 @@ impl Side {
 pub struct RtcClient {
     pub ws: Ws,
     pub joined: Value,
+    /// The access token it joined with.
+    token: String,
     publisher: Side,
     subscriber: Side,
     pending_offer: Option<SdpPendingOffer>,
@@ -63,18 +66,30 @@ pub struct RtcClient {
     pub own_tracks: HashMap<String, String>,
     /// The audio level (dBov, 0 loudest, -127 silence; RFC 6464) our audio packets carry, if any.
     pub audio_level: Option<i8>,
+    /// The subscriber offers tern sent, in order.
+    pub offers: Vec<String>,
+    /// Our open data channels by label.
+    pub channels: HashMap<String, ChannelId>,
+    /// Data messages received: the channel's label, whether binary, the bytes.
+    pub data: Vec<(String, bool, Vec<u8>)>,
 }
 
 impl RtcClient {
     /// Connects and joins `room` as `identity`.
     pub async fn join(http: SocketAddr, identity: &str, room: &str) -> RtcClient {
+        Self::join_with_token(http, &token(identity, room), room).await
+    }
+
+    /// Connects and joins `room` with this access token.
+    pub async fn join_with_token(http: SocketAddr, token: &str, room: &str) -> RtcClient {
         let mut ws = Ws::connect(http).await;
-        ws.send(json!({"type": "join", "v": 1, "token": token(identity, room), "room": room}))
+        ws.send(json!({"type": "join", "v": 1, "token": token, "room": room}))
             .await;
         let joined = ws.expect("joined").await;
         RtcClient {
             ws,
             joined,
+            token: token.to_string(),
             publisher: Side::new().await,
             subscriber: Side::new().await,
             pending_offer: None,
@@ -84,30 +99,142 @@ impl RtcClient {
             keyframe_requests: 0,
             own_tracks: HashMap::new(),
             audio_level: None,
+            channels: HashMap::new(),
+            data: Vec::new(),
+            offers: Vec::new(),
         }
+    }
+
+    /// Loses the signaling socket as a network change does: TCP closes without a WebSocket
+    /// close frame. A fresh socket, not joined yet, takes its place (see [`Self::send_join`]).
+    /// The media connections stay as they are.
+    pub async fn drop_socket(&mut self, http: SocketAddr) {
+        let fresh = Ws::connect(http).await;
+        drop(std::mem::replace(&mut self.ws, fresh));
+    }
+
+    /// Joins on the current socket, presenting `resume` (a resume token) if given; returns
+    /// the `joined`.
+    pub async fn send_join(&mut self, resume: Option<&str>) -> Value {
+        let room = self.joined["room"].as_str().unwrap_or_default().to_string();
+        let mut join = json!({"type": "join", "v": 1, "token": self.token, "room": room});
+        if let Some(r) = resume {
+            join["resume"] = json!(r);
+        }
+        self.ws.send(join).await;
+        let joined = self.ws.expect("joined").await;
+        self.joined = joined.clone();
+        joined
+    }
+
+    /// Resumes the session on a new socket while the old one is still open; returns the old
+    /// one and the new `joined`.
+    pub async fn take_over(&mut self, http: SocketAddr, resume: &str) -> (Ws, Value) {
+        let old = std::mem::replace(&mut self.ws, Ws::connect(http).await);
+        let joined = self.send_join(Some(resume)).await;
+        (old, joined)
+    }
+
+    /// Restarts ICE on the publisher connection (new credentials in a new offer) and runs
+    /// until it is answered.
+    pub async fn restart_publisher_ice(&mut self) {
+        let mut api = self.publisher.rtc.sdp_api();
+        api.ice_restart(true);
+        let (offer, pending) = api.apply().expect("an offer");
+        self.pending_offer = Some(pending);
+        self.offer_and_wait(offer.to_sdp_string(), json!([])).await;
+    }
+
+    /// Opens tern's two data channels on the publisher connection (reliable and ordered;
+    /// unordered without retransmissions) and runs until both are open.
+    pub async fn open_data(&mut self) {
+        let mut api = self.publisher.rtc.sdp_api();
+        api.add_channel_with_config(ChannelConfig {
+            label: "tern-reliable".into(),
+            ..Default::default()
+        });
+        api.add_channel_with_config(ChannelConfig {
+            label: "tern-lossy".into(),
+            ordered: false,
+            reliability: Reliability::MaxRetransmits { retransmits: 0 },
+            ..Default::default()
+        });
+        let (offer, pending) = api.apply().expect("an offer");
+        self.pending_offer = Some(pending);
+        self.offer_and_wait(offer.to_sdp_string(), json!([])).await;
+        let open = self
+            .run_until(Duration::from_secs(10), |c| c.channels.len() == 2)
+            .await;
+        assert!(open, "both data channels open");
+    }
+
+    /// Sends one message on the data channel `label`.
+    pub fn send_data(&mut self, label: &str, binary: bool, bytes: &[u8]) {
+        let id = self.channels[label];
+        let mut ch = self.publisher.rtc.channel(id).expect("the channel is open");
+        assert!(
+            ch.write(binary, bytes).expect("written"),
+            "the channel took it"
+        );
+    }
+
+    /// The text messages received as JSON, in order.
+    pub fn data_json(&self) -> Vec<Value> {
+        self.data
+            .iter()
+            .filter(|(_, binary, _)| !binary)
+            .filter_map(|(_, _, bytes)| serde_json::from_slice(bytes).ok())
+            .collect()
     }
 
     /// Adds sending m-lines and negotiates them; returns their mids once answered.
     pub async fn publish(&mut self, kinds: &[MediaKind]) -> Vec<Mid> {
-        let mut api = self.publisher.rtc.sdp_api();
-        let mids: Vec<Mid> = kinds
+        let sourced: Vec<(MediaKind, &str)> = kinds
             .iter()
-            .map(|k| api.add_media(*k, Direction::SendOnly, None, None, None))
+            .map(|k| {
+                (
+                    *k,
+                    if *k == MediaKind::Audio {
+                        "microphone"
+                    } else {
+                        "camera"
+                    },
+                )
+            })
+            .collect();
+        self.try_publish(&sourced)
+            .await
+            .expect("the offer is answered")
+    }
+
+    /// Adds sending m-lines described as these sources and offers them: their mids once
+    /// answered, or the server's `error`.
+    pub async fn try_publish(&mut self, tracks: &[(MediaKind, &str)]) -> Result<Vec<Mid>, Value> {
+        let mut api = self.publisher.rtc.sdp_api();
+        let mids: Vec<Mid> = tracks
+            .iter()
+            .map(|(k, _)| api.add_media(*k, Direction::SendOnly, None, None, None))
             .collect();
         let (offer, pending) = api.apply().expect("an offer");
         self.pending_offer = Some(pending);
-        let tracks: Vec<Value> = mids
+        let hints: Vec<Value> = mids
             .iter()
-            .zip(kinds)
-            .map(|(m, k)| json!({"mid": m.to_string(), "source": if *k == MediaKind::Audio { "microphone" } else { "camera" }}))
+            .zip(tracks)
+            .map(|(m, (_, source))| json!({"mid": m.to_string(), "source": source}))
             .collect();
-        self.offer_and_wait(offer.to_sdp_string(), json!(tracks))
-            .await;
-        mids
+        self.try_offer(offer.to_sdp_string(), json!(hints)).await?;
+        Ok(mids)
     }
 
     /// Sends the publisher offer and runs until its answer is applied.
     async fn offer_and_wait(&mut self, sdp: String, tracks: Value) {
+        if let Err(e) = self.try_offer(sdp, tracks).await {
+            panic!("the publisher offer was refused: {e}");
+        }
+    }
+
+    /// Sends the publisher offer; runs until its answer is applied, or returns its `error`.
+    async fn try_offer(&mut self, sdp: String, tracks: Value) -> Result<(), Value> {
         self.ws
             .send(json!({"type": "offer", "sdp": sdp, "tracks": tracks, "req": 1}))
             .await;
@@ -118,7 +245,16 @@ impl RtcClient {
                 "no answer to the publisher offer"
             );
             self.step(Instant::now() + Duration::from_millis(50)).await;
+            let refused = self
+                .messages
+                .iter()
+                .position(|m| m["type"] == "error" && m["req"] == 1);
+            if let Some(at) = refused {
+                self.pending_offer = None;
+                return Err(self.messages.remove(at));
+            }
         }
+        Ok(())
     }
 
     /// Publishes a camera as simulcast layers with these rids (RFC 8853) and negotiates it;
@@ -277,6 +413,18 @@ impl RtcClient {
                         }
                     }
                     Ok(Output::Event(Event::KeyframeRequest(_))) => self.keyframe_requests += 1,
+                    Ok(Output::Event(Event::ChannelOpen(id, label))) => {
+                        self.channels.insert(label, id);
+                    }
+                    Ok(Output::Event(Event::ChannelData(d))) => {
+                        let label = self
+                            .channels
+                            .iter()
+                            .find(|(_, id)| **id == d.id)
+                            .map(|(l, _)| l.clone())
+                            .unwrap_or_default();
+                        self.data.push((label, d.binary, d.data));
+                    }
                     Ok(Output::Event(_)) => {}
                     Err(e) => panic!("client connection failed: {e}"),
                 }
@@ -298,6 +446,7 @@ impl RtcClient {
             }
             Some("offer") => {
                 let sdp = m["sdp"].as_str().expect("sdp");
+                self.offers.push(sdp.to_string());
                 self.track_mids.extend(
                     msid_mids(sdp)
                         .into_iter()

@@ -100,7 +100,7 @@ fn permissions_from_the_token_are_enforced() {
         "viewer",
         tern_sfu::Permissions {
             publish: false,
-            subscribe: true,
+            ..tern_sfu::Permissions::ALL
         },
         true,
     );
@@ -128,8 +128,8 @@ fn permissions_from_the_token_are_enforced() {
         "demo",
         "deaf",
         tern_sfu::Permissions {
-            publish: true,
             subscribe: false,
+            ..tern_sfu::Permissions::ALL
         },
         true,
     );
