@@ -358,7 +358,7 @@ $('invite').onclick = async () => {
     await navigator.clipboard.writeText(link);
     setStatus(`invite link copied: ${link}`);
   } catch {
-    window.prompt('Copy this invite link', link); // no clipboard outside secure contexts
+    setStatus(`invite link: ${link}`); // no clipboard here (not a secure context): copy it by hand
   }
 };
 $('stats').onclick = () => {

@@ -11,6 +11,8 @@ const PROTOCOL_VERSION = 1;
 /** How often the client pings tern, and how long a silent socket may be before it is dead. */
 const HEARTBEAT_MS = 2000;
 const DEAD_SOCKET_MS = 5000;
+/** The close code that tells tern we gave up on this socket and will resume elsewhere. */
+const RESUMABLE_CLOSE = 4000;
 /** The least time between two ICE restarts. */
 const ICE_RESTART_GAP_MS = 3000;
 
@@ -103,7 +105,7 @@ export class TernClient extends EventTarget {
     if (!ws || ws.readyState !== WebSocket.OPEN || this.closeReason || this.reconnecting || !this.self) return;
     if (performance.now() - this.lastHeard > DEAD_SOCKET_MS) {
       this.ws = null;
-      ws.close();
+      ws.close(RESUMABLE_CLOSE, 'no answer'); // tern keeps the session for us to resume
       this.reconnect();
       return;
     }
@@ -133,7 +135,7 @@ export class TernClient extends EventTarget {
         await this.afterRejoin(msg);
         return;
       } catch (e) {
-        const transient = ['closed', 'socket', 'server_shutting_down', 'internal'].includes(e.code);
+        const transient = ['closed', 'socket', 'server_shutting_down', 'internal', 'join_timeout'].includes(e.code);
         if (!transient || performance.now() > giveUp) {
           this.reconnecting = false;
           this.closeReason = e.code;
@@ -152,20 +154,40 @@ export class TernClient extends EventTarget {
   // Back on a socket: the same session (restart ICE: the network path may be new), or a new
   // one (start over with the same tracks).
   async afterRejoin(msg) {
+    // An offer that waited for the socket goes now (or gives up, when starting over).
+    this.online?.resolve();
+    this.online = null;
     this.iceServers = msg.ice_servers;
     for (const pc of [this.pub, this.sub]) {
       if (pc) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: msg.ice_servers });
     }
-    if (!msg.resumed) await this.startOver(msg);
-    else this.restartIce();
+    if (msg.resumed) {
+      this.reconcile(msg);
+      this.restartIce(true);
+    } else {
+      await this.startOver(msg);
+    }
     this.emit('reconnected', { resumed: !!msg.resumed });
-    this.online?.resolve();
-    this.online = null;
+  }
+
+  // A resumed session's room as it is now: tell the page what changed while the socket was
+  // down (the messages missed may follow too: the handlers take them once).
+  reconcile(msg) {
+    const now = new Map(msg.participants.map((p) => [p.id, p]));
+    for (const id of [...this.participants.keys()]) if (!now.has(id)) this.onMessage({ type: 'participant_left', participant: id, reason: 'left' });
+    for (const p of now.values()) this.onMessage({ type: 'participant_joined', participant: p });
+    const tracks = new Map(msg.tracks.map((t) => [t.id, t]));
+    for (const id of [...this.tracks.keys()]) if (!tracks.has(id)) this.onMessage({ type: 'track_unpublished', track: id });
+    for (const t of tracks.values()) {
+      if (this.tracks.has(t.id) && this.tracks.get(t.id).muted !== t.muted) this.onMessage({ type: 'track_muted', track: t.id, muted: t.muted });
+      this.onMessage({ type: 'track_published', track: t });
+    }
+    for (const { mid, track } of msg.local_tracks || []) this.onMessage({ type: 'local_track_published', mid, track });
   }
 
   /** Restarts ICE on both connections (new credentials, new candidate pairs: RFC 8445 9). */
-  restartIce() {
-    if (this.restartingIce) return;
+  restartIce(force = false) {
+    if (this.restartingIce && !force) return;
     this.restartingIce = true;
     setTimeout(() => { this.restartingIce = false; }, ICE_RESTART_GAP_MS);
     this.marks.iceRestart = performance.now();
@@ -173,7 +195,7 @@ export class TernClient extends EventTarget {
       this.pub.restartIce();
       this.negotiatePublisher([]).catch((e) => this.emit('error', e));
     }
-    this.request({ type: 'restart_ice' }).catch(() => {});
+    if (this.sub) this.request({ type: 'restart_ice' }).catch(() => {});
   }
 
   // The old session is gone (past the grace period): we are a new participant. The room is
@@ -229,6 +251,8 @@ export class TernClient extends EventTarget {
       return { transceiver, track, source, simulcast: layered };
     });
     await this.negotiatePublisher(added);
+    // The session was lost and started over meanwhile: this connection is gone.
+    if (pc !== this.pub) throw new TernError('connection_lost', 'the session started over; publish again');
     for (const a of added) {
       const mid = a.transceiver.mid;
       const entry = { mid, sender: a.transceiver.sender, track: a.track, source: a.source, simulcast: !!a.simulcast };
@@ -663,6 +687,11 @@ export class TernClient extends EventTarget {
     this.subQueue = this.subQueue.then(async () => {
       for (const [mid, track] of msidsByMid(sdp)) this.midToTrack.set(mid, track);
       const pc = this.subscriberPc();
+      // The same offer again (resent after a resume): our answer to it was lost; repeat it.
+      if (pc.signalingState === 'stable' && pc.remoteDescription?.sdp === sdp && pc.localDescription) {
+        this.send({ type: 'answer', sdp: pc.localDescription.sdp });
+        return;
+      }
       await pc.setRemoteDescription({ type: 'offer', sdp });
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
@@ -688,18 +717,22 @@ export class TernClient extends EventTarget {
         break;
       case 'answer': this.settle(msg.req, null, msg.sdp); break;
       case 'offer': this.onSubscriberOffer(msg.sdp); break;
-      case 'participant_joined':
+      // Each change is told once, even when a resumed session hears it twice.
+      case 'participant_joined': {
+        const known = this.participants.has(msg.participant.id);
         this.participants.set(msg.participant.id, msg.participant);
-        this.emit('participant-joined', msg.participant);
+        if (!known) this.emit('participant-joined', msg.participant);
         break;
+      }
       case 'participant_left':
-        this.participants.delete(msg.participant);
-        this.emit('participant-left', msg);
+        if (this.participants.delete(msg.participant)) this.emit('participant-left', msg);
         break;
-      case 'track_published':
+      case 'track_published': {
+        const known = this.tracks.has(msg.track.id);
         this.tracks.set(msg.track.id, msg.track);
-        this.emit('track-published', msg.track);
+        if (!known) this.emit('track-published', msg.track);
         break;
+      }
       case 'local_track_published': {
         this.ownTracks.set(msg.mid, msg.track);
         const entry = this.local.get(msg.mid);
@@ -732,8 +765,7 @@ export class TernClient extends EventTarget {
         this.emit('quality', msg);
         break;
       case 'track_unpublished':
-        this.tracks.delete(msg.track);
-        this.emit('track-unpublished', msg);
+        if (this.tracks.delete(msg.track)) this.emit('track-unpublished', msg);
         break;
       case 'track_muted': {
         const t = this.tracks.get(msg.track);

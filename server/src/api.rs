@@ -83,15 +83,6 @@ async fn send_data(
     if body.to.len() > MAX_RECIPIENTS {
         return Err(bad(format!("more than {MAX_RECIPIENTS} recipients")));
     }
-    // The limit participants have; the server's header takes a few hundred bytes of it.
-    let max = state.config.sfu.data_max_message_bytes.saturating_sub(512);
-    if payload.len() > max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "data_too_large",
-            format!("a payload may have at most {max} bytes"),
-        ));
-    }
     let message = tern_sfu::DataMessage {
         topic: body.topic,
         to: body.to,
@@ -104,9 +95,16 @@ async fn send_data(
         message,
         reliable: body.reliable,
     };
-    match ask(&state, w, cmd).await? {
-        Reply::DataSent(n) => Ok(Json(json!({ "recipients": n })).into_response()),
-        _ => Err(ApiError::internal("unexpected reply")),
+    match ask(&state, w, cmd).await {
+        Ok(Reply::DataSent(n)) => Ok(Json(json!({ "recipients": n })).into_response()),
+        Ok(_) => Err(ApiError::internal("unexpected reply")),
+        // The message as delivered (header included) is over the limit participants have.
+        Err(e) if e.code() == "data_too_large" => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            e.code(),
+            e.message(),
+        )),
+        Err(e) => Err(e),
     }
 }
 

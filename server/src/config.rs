@@ -204,8 +204,8 @@ pub struct SignalingConfig {
     /// Seconds a new connection has to send `join`. Default 10.
     pub join_timeout_secs: u64,
     /// A session whose socket drops (or goes idle) waits this long to be resumed by a `join`
-    /// with its `resume_token`; meanwhile the others see nothing. Default 20; 0 turns resuming
-    /// off (the participant leaves at once).
+    /// with its `resume_token`; meanwhile the others see nothing. Default 15, as
+    /// `sfu.disconnect_timeout_ms`; 0 turns resuming off (the participant leaves at once).
     pub resume_grace_secs: u64,
 }
 
@@ -216,7 +216,7 @@ impl Default for SignalingConfig {
             ping_interval_secs: 10,
             idle_timeout_secs: 30,
             join_timeout_secs: 10,
-            resume_grace_secs: 20,
+            resume_grace_secs: 15,
         }
     }
 }

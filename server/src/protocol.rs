@@ -242,6 +242,8 @@ pub enum ServerMessage {
         resume_grace_secs: u64,
         /// True when this `join` resumed an earlier session (its `resume` was accepted).
         resumed: bool,
+        /// One's own tracks (a resumed session's; empty otherwise), with their mids.
+        local_tracks: Vec<LocalTrack>,
         /// The join's `req`.
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<u64>,
@@ -374,6 +376,15 @@ pub enum ServerMessage {
     },
     /// Answer to `ping`.
     Pong,
+}
+
+/// One of the participant's own tracks, with its publisher m-line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalTrack {
+    /// The publisher connection's mid.
+    pub mid: String,
+    /// The track.
+    pub track: Track,
 }
 
 /// A broadcast's status as participants see it.

@@ -10,10 +10,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tern_sfu::{Command, Notice};
+use tern_sfu::{Command, Notice, Reply};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::AppState;
+use crate::auth::Grants;
 use crate::signaling::Joined;
 
 /// The most notices a parked session keeps; one that misses more cannot be resumed (its
@@ -80,6 +81,73 @@ impl Resumable {
     }
 }
 
+/// Takes over the session registered under `token`, for a `join` by `identity` in `room` with
+/// these grants, and asks its worker for the room as it is now (a [`Reply::Resumed`]), with
+/// what the session missed. `None`: no such session (gone, another identity or room), or the
+/// grants differ (the old session leaves): join anew. Runs in a task of its own, so a `join`
+/// that gives up meanwhile (its timeout) does not drop a session nobody else holds: it ends.
+pub(crate) async fn resume(
+    state: &AppState,
+    token: &str,
+    identity: &str,
+    room: &str,
+    grants: &Grants,
+) -> Option<(Joined, Reply, Vec<Notice>)> {
+    let (tx, rx) = oneshot::channel();
+    let (state, token, identity, room, grants) = (
+        state.clone(),
+        token.to_string(),
+        identity.to_string(),
+        room.to_string(),
+        grants.clone(),
+    );
+    tokio::spawn(async move {
+        let Some((mut j, mut missed)) = state.resumable.take(&token, &identity, &room).await else {
+            let _ = tx.send(None);
+            return;
+        };
+        // What the old socket had not sent yet, too.
+        while let Ok(n) = j.notices.try_recv() {
+            missed.push(n);
+        }
+        let removed = missed.iter().any(|n| matches!(n, Notice::Removed(_)));
+        if removed || j.grants != grants {
+            // A session with other grants is a new one: the old one leaves.
+            end(&state, &j, false).await;
+            let _ = tx.send(None);
+            return;
+        }
+        let reply = j
+            .worker
+            .request(Command::Resume { participant: j.id })
+            .await;
+        let Ok(Ok(reply @ Reply::Resumed { .. })) = reply else {
+            end(&state, &j, true).await;
+            let _ = tx.send(None);
+            return;
+        };
+        if let Err(Some((j, _, _))) = tx.send(Some((j, reply, missed))) {
+            end(&state, &j, true).await;
+        }
+    });
+    rx.await.ok().flatten()
+}
+
+/// Ends a session nobody holds any more: the participant leaves (`connection_lost` when
+/// `lost`, else `left`) and its relay access ends.
+pub(crate) async fn end(state: &AppState, j: &Joined, lost: bool) {
+    let participant = j.id;
+    let cmd = if lost {
+        Command::ConnectionLost { participant }
+    } else {
+        Command::Leave { participant }
+    };
+    let _ = j.worker.request(cmd).await;
+    if let Some(turn) = &state.turn {
+        turn.revoke(&participant.to_string());
+    }
+}
+
 /// Parks the session of `j` (its socket is gone) for the grace period: what the participant is
 /// told meanwhile is kept for the socket that resumes it; past the grace period it is removed.
 pub(crate) fn park(state: &AppState, mut j: Joined, mut taken: Takeover) {
@@ -94,7 +162,9 @@ pub(crate) fn park(state: &AppState, mut j: Joined, mut taken: Takeover) {
         let lost = loop {
             tokio::select! {
                 Some(back) = taken.recv() => {
-                    let _ = back.send((j, missed));
+                    if let Err((j, _)) = back.send((j, missed)) {
+                        end(&state, &j, true).await;
+                    }
                     return;
                 }
                 notice = j.notices.recv() => match notice {
@@ -110,12 +180,8 @@ pub(crate) fn park(state: &AppState, mut j: Joined, mut taken: Takeover) {
         // A takeover that came just now is refused (its sender is dropped): it joins anew.
         drop(taken);
         if lost {
-            let _ = j
-                .worker
-                .request(Command::ConnectionLost { participant: j.id })
-                .await;
-        }
-        if let Some(turn) = &state.turn {
+            end(&state, &j, true).await;
+        } else if let Some(turn) = &state.turn {
             turn.revoke(&j.id.to_string());
         }
         tracing::info!(participant = %j.id, lost, "parked session ended");

@@ -39,6 +39,8 @@ pub(crate) struct Joined {
     pub(crate) room: String,
     /// The identity from the token.
     identity: String,
+    /// The token's grants: a resume with other grants is a new session.
+    pub(crate) grants: crate::auth::Grants,
     /// What a new socket presents to take this session over.
     pub(crate) resume_token: String,
     /// Replies that come later, from tasks (a recording's start probes storage: the session
@@ -52,6 +54,10 @@ pub(crate) struct Joined {
     pub(crate) worker: WorkerHandle,
     pub(crate) notices: mpsc::Receiver<Notice>,
 }
+
+/// The close code of a client that gives up on a socket it thinks dead and will resume the
+/// session on another (a private-use code, RFC 6455 section 7.4.2).
+const RESUMABLE_CLOSE: u16 = 4000;
 
 /// How a session's socket ended.
 enum Ended {
@@ -99,7 +105,10 @@ async fn session(state: AppState, mut socket: WebSocket) {
         let by_server = matches!(ended, Ended::ByServer);
         match ended {
             Ended::TakenOver(back) => {
-                let _ = back.send((joined, Vec::new()));
+                if let Err((joined, _)) = back.send((joined, Vec::new())) {
+                    // The new socket gave up meanwhile: nobody holds the session now.
+                    crate::resume::end(&state, &joined, true).await;
+                }
                 let _ = socket.send(Message::Close(None)).await;
                 tracing::info!("session taken over by a new socket");
                 return;
@@ -211,30 +220,24 @@ async fn join(
     if claims.room.as_deref() != Some(room) {
         return Err(auth_error(AuthError::WrongRoom(room.to_string())));
     }
-    // A session parked for this identity and room: take it over. Otherwise join anew.
+    // The session of this resume token, for this identity, room and grants: take it over.
+    // Otherwise join anew.
     if let Some(resume) = resume
-        && let Some((mut j, missed)) = state.resumable.take(resume, &claims.sub, room).await
+        && let Some((mut j, reply, mut missed)) =
+            crate::resume::resume(state, resume, &claims.sub, room, &claims.grants).await
     {
-        let reply = j
-            .worker
-            .request(Command::Resume { participant: j.id })
-            .await
-            .map_err(|e| ("internal", e.to_string()));
-        match reply.and_then(|r| r.map_err(sfu_error)) {
-            Ok(r) => {
-                // A fresh token: the one presented has been used.
-                j.resume_token = random_token(32);
-                let msg = joined_message(state, &j, r, true)?;
-                tracing::info!(participant = %j.id, missed = missed.len(), "session resumed");
-                return Ok(Admitted {
-                    joined: j,
-                    msg,
-                    missed,
-                });
-            }
-            // Gone meanwhile: join anew.
-            Err(_) => tracing::info!(participant = %j.id, "resumed session was gone"),
-        }
+        // A fresh token: the one presented has been used.
+        j.resume_token = random_token(32);
+        let (msg, pending_offer) = joined_message(state, &j, reply)?;
+        // The offer waiting for an answer goes last, once: any earlier copy may have been lost.
+        missed.retain(|n| !matches!(n, Notice::SubscriberOffer(_)));
+        missed.extend(pending_offer.map(Notice::SubscriberOffer));
+        tracing::info!(participant = %j.id, missed = missed.len(), "session resumed");
+        return Ok(Admitted {
+            joined: j,
+            msg,
+            missed,
+        });
     }
     let id = state.next_participant_id();
     let worker = state.workers[state.registry.place(room)].clone();
@@ -269,6 +272,7 @@ async fn join(
         id,
         room: room.to_string(),
         identity: claims.sub,
+        grants: claims.grants.clone(),
         resume_token: random_token(32),
         later,
         later_rx,
@@ -277,7 +281,7 @@ async fn join(
         worker,
         notices,
     };
-    let msg = joined_message(state, &joined, reply, false)?;
+    let (msg, _) = joined_message(state, &joined, reply)?;
     Ok(Admitted {
         joined,
         msg,
@@ -292,27 +296,51 @@ struct Admitted {
     missed: Vec<Notice>,
 }
 
-/// The `joined` message for a session, from the worker's `Joined` reply.
+/// The `joined` message for a session, from the worker's `Joined` reply (a new session) or
+/// `Resumed` reply; with a resumed session's subscriber offer still waiting for its answer.
 fn joined_message(
     state: &AppState,
     j: &Joined,
     reply: Reply,
-    resumed: bool,
-) -> Result<ServerMessage, JoinError> {
-    let Reply::Joined {
-        participant,
-        others,
-        tracks,
-        room_taps,
-    } = reply
-    else {
-        return Err(("internal", format!("unexpected reply {reply:?}")));
+) -> Result<(ServerMessage, Option<String>), JoinError> {
+    let (participant, others, tracks, room_taps, own, pending_offer, resumed) = match reply {
+        Reply::Joined {
+            participant,
+            others,
+            tracks,
+            room_taps,
+        } => (
+            participant,
+            others,
+            tracks,
+            room_taps,
+            Vec::new(),
+            None,
+            false,
+        ),
+        Reply::Resumed {
+            participant,
+            others,
+            tracks,
+            room_taps,
+            own_tracks,
+            pending_offer,
+        } => (
+            participant,
+            others,
+            tracks,
+            room_taps,
+            own_tracks,
+            pending_offer,
+            true,
+        ),
+        other => return Err(("internal", format!("unexpected reply {other:?}"))),
     };
     let ice_servers = state
         .turn
         .as_ref()
         .map_or_else(Vec::new, |t| t.ice_servers(&j.id.to_string()));
-    Ok(ServerMessage::Joined {
+    let msg = ServerMessage::Joined {
         v: PROTOCOL_VERSION,
         room: j.room.clone(),
         participant: participant.into(),
@@ -338,8 +366,16 @@ fn joined_message(
         resume_token: j.resume_token.clone(),
         resume_grace_secs: state.config.signaling.resume_grace_secs,
         resumed,
+        local_tracks: own
+            .into_iter()
+            .map(|(mid, track)| crate::protocol::LocalTrack {
+                mid,
+                track: track.into(),
+            })
+            .collect(),
         req: None,
-    })
+    };
+    Ok((msg, pending_offer))
 }
 
 fn validate_room_name(room: &str) -> Result<(), JoinError> {
@@ -393,7 +429,9 @@ async fn relay(
                         }
                     }
                     Message::Binary(_) => reply_error(socket, "bad_message", "messages are JSON text", None).await,
-                    // A clean close (a closed tab sends one) leaves at once.
+                    // A clean close (a closed tab sends one) leaves at once; a client that gave
+                    // up on a socket it thought dead closes with 4000 and may resume.
+                    Message::Close(Some(f)) if f.code == RESUMABLE_CLOSE => return (Ended::Lost, j),
                     Message::Close(_) => return (Ended::Left, j),
                     Message::Ping(_) | Message::Pong(_) => {}
                 }

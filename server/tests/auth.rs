@@ -116,16 +116,24 @@ async fn grants_limit_what_a_participant_may_do() {
     )
     .await;
     ws.expect("joined").await;
-    let offer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\n";
-    ws.send(json!({"type": "offer", "sdp": offer, "tracks": [], "req": 9}))
-        .await;
-    let reply = ws.expect("error").await;
-    assert_eq!(
-        (reply["code"].as_str(), reply["req"].as_u64()),
-        (Some("permission_denied"), Some(9)),
-        "{reply}"
-    );
+    // Any audio or video m-line needs `publish`, whatever its direction says or its port.
+    let head = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+    let media = [
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\n",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\na=recvonly\r\n",
+        "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=bundle-only\r\n",
+    ];
+    for (n, m) in media.iter().enumerate() {
+        let req = 9 + n as u64;
+        ws.send(json!({"type": "offer", "sdp": format!("{head}{m}"), "tracks": [], "req": req}))
+            .await;
+        let reply = ws.expect("error").await;
+        assert_eq!(
+            (reply["code"].as_str(), reply["req"].as_u64()),
+            (Some("permission_denied"), Some(req)),
+            "{m}: {reply}"
+        );
+    }
     server.shutdown();
 }
 

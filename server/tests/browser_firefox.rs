@@ -77,6 +77,10 @@ async fn simulcast_from_firefox(
     firefox: &mut Firefox,
     bob: &str,
 ) {
+    // A large tile wants the full layer: dynacast keeps all three on.
+    chromium
+        .eval(alice, &common::browser::resize_remote_tiles(1280, 720))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let rids = firefox.eval(bob, OUTBOUND_RIDS).await;

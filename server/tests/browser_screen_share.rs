@@ -138,5 +138,19 @@ async fn a_token_without_the_screen_source_cannot_share() {
         )
         .await;
     assert_eq!(refused, "permission_denied");
+    // The refused offer was rolled back: the connection negotiates on as before.
+    let after = browser
+        .eval(
+            &carol,
+            "(() => { const c = window.ternDemo.client; \
+             const mic = [...c.local.values()].find((l) => l.source === 'microphone'); \
+             return c.unpublish(mic.track).then(() => [c.pub.signalingState, c.local.size], (e) => e.code); })()",
+        )
+        .await;
+    assert_eq!(
+        after,
+        serde_json::json!(["stable", 1]),
+        "a later offer works"
+    );
     server.shutdown();
 }

@@ -106,7 +106,7 @@ async fn a_dropped_socket_is_resumed_as_the_same_participant_and_nobody_sees_it_
         .as_str()
         .expect("resume_token")
         .to_string();
-    assert_eq!(alice.joined["resume_grace_secs"], 20);
+    assert_eq!(alice.joined["resume_grace_secs"], 15);
     assert_eq!(alice.joined["resumed"], false);
 
     // Alice's signaling socket dies. Her media goes on meanwhile; bob sees nothing.
@@ -120,6 +120,10 @@ async fn a_dropped_socket_is_resumed_as_the_same_participant_and_nobody_sees_it_
         "bob never sees alice leave: {:?}",
         left(&bob)
     );
+    // Carol joins while alice is away.
+    let carol = RtcClient::join(http, "carol", "resume").await;
+    let carol_id = carol.joined["participant"]["id"].clone();
+    alice.messages.clear();
 
     let joined = alice.send_join(Some(&token)).await;
     assert_eq!(joined["resumed"], true, "{joined}");
@@ -134,7 +138,26 @@ async fn a_dropped_socket_is_resumed_as_the_same_participant_and_nobody_sees_it_
         .expect("list")
         .iter()
         .collect();
-    assert_eq!(others.len(), 1, "bob is there: {joined}");
+    assert_eq!(others.len(), 2, "bob and carol are there: {joined}");
+    assert_eq!(
+        joined["local_tracks"],
+        serde_json::json!([{"mid": alice_mic.mid.to_string(), "track": {"id": alice_mic.track,
+            "participant": id, "kind": "audio", "source": "microphone", "muted": false}}]),
+        "alice's own track, with its mid"
+    );
+    // What alice missed comes after `joined`: carol's arrival.
+    let told = alice
+        .run_until(Duration::from_secs(3), |c| {
+            c.messages
+                .iter()
+                .any(|m| m["type"] == "participant_joined" && m["participant"]["id"] == carol_id)
+        })
+        .await;
+    assert!(
+        told,
+        "the missed participant_joined is replayed: {:?}",
+        alice.messages
+    );
     let tracks: Vec<&Value> = joined["tracks"].as_array().expect("list").iter().collect();
     assert!(
         tracks.iter().all(|t| t["participant"] != id),

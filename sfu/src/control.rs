@@ -92,6 +92,8 @@ impl Sfu {
             }
             Command::RestartIce { participant } => {
                 self.restart_subscriber_ice(participant)?;
+                // A client restarts ICE after an outage or a network change.
+                self.after_outage(now, participant);
                 Ok(Reply::Done)
             }
             Command::Resume { participant } => self.resume(participant),

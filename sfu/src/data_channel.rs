@@ -12,9 +12,13 @@ use crate::ids::ParticipantId;
 use crate::sfu::{PcKey, Sfu};
 use crate::signal::PcRole;
 
-/// A recipient whose reliable channel holds more than this unsent is skipped (and counted):
-/// one slow reader cannot make tern buffer without bound.
-const MAX_BUFFERED: usize = 1 << 20;
+/// A recipient whose channel holds more than this unsent is skipped (and counted): one slow
+/// reader cannot make tern buffer without bound. (str0m refuses writes beyond 128 KiB per
+/// connection anyway; those count the same.)
+const MAX_BUFFERED: usize = 64 * 1024;
+
+/// The largest message str0m's SCTP takes (its `a=max-message-size`).
+const MAX_SCTP_MESSAGE: usize = 256 * 1024;
 
 /// A participant's two channels, and its sending budget.
 #[derive(Debug, Default)]
@@ -36,16 +40,22 @@ impl DataChannels {
     }
 }
 
-/// A token bucket: `rate` messages a second on average, bursts of twice that.
+/// A token bucket: `rate` tokens a second on average, bursts of twice that. A message costs a
+/// token per started KiB, so large messages cannot pour out at the rate of small ones.
 #[derive(Debug, Default)]
 struct RateBudget {
-    /// Tokens in thousandths of a message.
+    /// Tokens in thousandths.
     milli: u64,
     last: Option<Instant>,
 }
 
+/// What a message of `len` bytes costs: a token per started KiB, at least one.
+fn cost(len: usize) -> u64 {
+    len.div_ceil(1024).max(1) as u64
+}
+
 impl RateBudget {
-    fn take(&mut self, now: Instant, rate: u32) -> bool {
+    fn take(&mut self, now: Instant, rate: u32, tokens: u64) -> bool {
         let burst = u64::from(rate) * 2 * 1000;
         let refill = self.last.map_or(burst, |t| {
             let us = now.saturating_duration_since(t).as_micros() as u64;
@@ -53,10 +63,11 @@ impl RateBudget {
         });
         self.last = Some(now);
         self.milli = (self.milli + refill).min(burst);
-        if self.milli < 1000 {
+        let needed = tokens.saturating_mul(1000);
+        if self.milli < needed {
             return false;
         }
-        self.milli -= 1000;
+        self.milli -= needed;
         true
     }
 }
@@ -89,6 +100,7 @@ impl Sfu {
 
     /// A message from a participant: delivered, or refused with an error on its channel.
     pub(crate) fn on_channel_data(&mut self, now: Instant, from: ParticipantId, d: ChannelData) {
+        let max = self.max_data_bytes();
         let Some(p) = self.participants.get_mut(&from) else {
             return;
         };
@@ -100,12 +112,11 @@ impl Sfu {
             return;
         };
         self.stats.data_messages_in += 1;
-        let checked = if d.data.len() > self.config.data_max_message_bytes {
+        let checked = if d.data.len() > max {
             Err(DataRefusal {
                 code: "data_too_large",
                 message: format!(
-                    "a message may have at most {} bytes, this one has {}",
-                    self.config.data_max_message_bytes,
+                    "a message may have at most {max} bytes, this one has {}",
                     d.data.len()
                 ),
             })
@@ -114,11 +125,15 @@ impl Sfu {
                 code: "permission_denied",
                 message: "the token does not grant publish_data".into(),
             })
-        } else if !p.data.budget.take(now, self.config.data_messages_per_sec) {
+        } else if !p
+            .data
+            .budget
+            .take(now, self.config.data_messages_per_sec, cost(d.data.len()))
+        {
             Err(DataRefusal {
                 code: "rate_limited",
                 message: format!(
-                    "more than {} messages a second",
+                    "more than {} messages (or KiB) a second",
                     self.config.data_messages_per_sec
                 ),
             })
@@ -161,9 +176,21 @@ impl Sfu {
             .get_key_value(room)
             .map(|(k, _)| k.clone())
             .ok_or_else(|| SfuError::RoomNotFound(room.to_string()))?;
+        let sender = Sender { participant: None };
+        let size = data_message::encode_delivery(sender, message, reliable)
+            .1
+            .len();
+        if size > self.max_data_bytes() {
+            return Err(SfuError::DataTooLarge(self.max_data_bytes()));
+        }
         let before = self.stats.data_deliveries;
-        self.deliver(&room, Sender { participant: None }, message, reliable);
+        self.deliver(&room, sender, message, reliable);
         Ok((self.stats.data_deliveries - before) as usize)
+    }
+
+    /// The largest data message: the configured limit, at most what SCTP here carries.
+    fn max_data_bytes(&self) -> usize {
+        self.config.data_max_message_bytes.min(MAX_SCTP_MESSAGE)
     }
 
     /// Writes `message` to its recipients in `room`; returns the named ones not in it.
@@ -192,6 +219,14 @@ impl Sfu {
                     .copied()
                     .partition(|p| r.participants.contains(p)),
             };
+        // Each recipient once, and never the sender.
+        let mut in_room = in_room;
+        in_room.sort_unstable();
+        in_room.dedup();
+        in_room.retain(|p| Some(*p) != from);
+        let mut missing = missing;
+        missing.sort_unstable();
+        missing.dedup();
         let (binary, bytes) = data_message::encode_delivery(sender, message, reliable);
         for to in in_room {
             let Some(p) = self.participants.get_mut(&to) else {
@@ -247,22 +282,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_budget_allows_a_burst_then_the_rate() {
+    fn the_budget_allows_a_burst_then_the_rate_and_large_messages_cost_more() {
         let start = Instant::now();
         let mut b = RateBudget::default();
-        let taken = (0..50).filter(|_| b.take(start, 10)).count();
+        let taken = (0..50).filter(|_| b.take(start, 10, 1)).count();
         assert_eq!(taken, 20, "a burst of twice the rate");
-        assert!(!b.take(start, 10));
-        assert!(
-            !b.take(start + Duration::from_millis(50), 10),
-            "half a token"
-        );
-        assert!(
-            b.take(start + Duration::from_millis(110), 10),
-            "one token after 0.1 s"
-        );
+        assert!(!b.take(start, 10, 1));
+        let half = start + Duration::from_millis(50);
+        assert!(!b.take(half, 10, 1), "half a token");
+        let one = start + Duration::from_millis(110);
+        assert!(b.take(one, 10, 1), "one token after 0.1 s");
         let later = start + Duration::from_secs(100);
-        let refilled = (0..50).filter(|_| b.take(later, 10)).count();
+        let refilled = (0..50).filter(|_| b.take(later, 10, 1)).count();
         assert_eq!(refilled, 20, "never more than the burst");
+        let much_later = later + Duration::from_secs(100);
+        assert!(b.take(much_later, 10, 16), "a 16 KiB message takes 16");
+        assert!(!b.take(much_later, 10, 5), "4 are left");
+        assert_eq!(
+            (cost(0), cost(1024), cost(1025), cost(16_384)),
+            (1, 1, 2, 16)
+        );
     }
 }

@@ -37,6 +37,9 @@ pub enum SfuError {
     /// The room or participant is at its configured limit.
     #[error("limit reached: {0}")]
     LimitReached(&'static str),
+    /// A data message, as it would be delivered, is larger than the limit (bytes).
+    #[error("a data message may have at most {0} bytes")]
+    DataTooLarge(usize),
     /// The participant id is already in use on this worker.
     #[error("participant id already in use")]
     DuplicateParticipant,
@@ -65,6 +68,7 @@ impl SfuError {
             SfuError::NoPendingOffer => "no_pending_offer",
             SfuError::BadCandidate(_) => "bad_candidate",
             SfuError::LimitReached(_) => "limit_reached",
+            SfuError::DataTooLarge(_) => "data_too_large",
             SfuError::DuplicateParticipant | SfuError::Internal(_) => "internal",
         }
     }

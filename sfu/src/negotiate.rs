@@ -18,16 +18,17 @@ use crate::signal::{Notice, PcRole, RemoteCandidate, TrackHint, TrackKind, Track
 use crate::throttle::KeyframeNeed;
 use crate::track::LayerRef;
 
-/// Whether the participant may send what the offer sends: nothing (data channels only) needs
-/// no grant; media needs `publish`, and each new m-line a source the token allows, of the
-/// m-line's kind. A refused offer changes nothing.
+/// Whether the participant may offer this: data channels alone need no grant; any audio or
+/// video m-line (whatever its direction) needs `publish`, and with restricted sources each one
+/// not published yet must be named as a source the token allows, of its kind. A refused offer
+/// changes nothing.
 fn check_sources(
     p: &crate::participant::Participant,
     sdp: &str,
     hints: &[TrackHint],
 ) -> Result<(), SfuError> {
-    let sending = sdp::sending_media(sdp);
-    if sending.is_empty() {
+    let media = sdp::media_lines(sdp);
+    if media.is_empty() {
         return Ok(());
     }
     if !p.permissions.publish {
@@ -37,7 +38,7 @@ fn check_sources(
     if allowed.is_all() {
         return Ok(());
     }
-    for (mid, video) in sending {
+    for (mid, video) in media {
         let published = p.published.keys().any(|m| m.to_string() == mid);
         if published {
             continue;
@@ -132,6 +133,11 @@ impl Sfu {
             return Err(SfuError::BadSdp(e.to_string()));
         }
         p.subscriber.remember_remote(sdp);
+        // An answer to an ICE restart switches to the new credentials: route them.
+        self.sync_ufrag(PcKey::subscriber(id));
+        let Some(p) = self.participants.get_mut(&id) else {
+            return Ok(());
+        };
         let mut ready = Vec::new();
         let mut refused = Vec::new();
         for (track, sub) in p.subscriptions.iter_mut() {

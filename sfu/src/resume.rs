@@ -4,7 +4,7 @@
 use crate::error::SfuError;
 use crate::ids::ParticipantId;
 use crate::sfu::{PcKey, Sfu};
-use crate::signal::{Notice, PcRole, Reply, TrackInfo};
+use crate::signal::{PcRole, Reply, TrackInfo};
 
 /// How many earlier ICE generations of one connection stay routed.
 const OLD_UFRAGS: usize = 4;
@@ -16,6 +16,10 @@ impl Sfu {
             .participants
             .get_mut(&id)
             .ok_or(SfuError::ParticipantNotFound)?;
+        // Nothing negotiated yet: there is no ICE to restart (the first offer brings it).
+        if p.negotiation.bundle_tag.is_none() {
+            return Ok(());
+        }
         p.negotiation.ice_restart = true;
         p.negotiation.dirty = true;
         self.schedule_negotiation(id);
@@ -46,7 +50,8 @@ impl Sfu {
         self.ufrags.insert(now, key);
     }
 
-    /// The room as the resuming participant finds it, and the offer it may have missed.
+    /// The room as the resuming participant finds it, its own tracks, and the subscriber offer
+    /// still waiting for its answer (which it may never have received).
     pub(crate) fn resume(&mut self, id: ParticipantId) -> Result<Reply, SfuError> {
         let p = self
             .participants
@@ -70,14 +75,19 @@ impl Sfu {
             .filter(|t| t.info.participant != id)
             .map(|t| t.info.clone())
             .collect();
-        if let Some(sdp) = p.negotiation.pending_sdp.clone() {
-            self.notify(id, Notice::SubscriberOffer(sdp));
-        }
-        Ok(Reply::Joined {
+        let mut own: Vec<(String, TrackInfo)> = p
+            .published
+            .iter()
+            .filter_map(|(mid, t)| Some((mid.to_string(), self.tracks.get(t)?.info.clone())))
+            .collect();
+        own.sort_by_key(|(_, t)| t.id);
+        Ok(Reply::Resumed {
             participant,
             others,
             tracks,
             room_taps: self.room_tap_labels(&room),
+            own_tracks: own,
+            pending_offer: p.negotiation.pending_sdp.clone(),
         })
     }
 }

@@ -184,10 +184,10 @@ pub(crate) fn remote_transport(sdp: &str) -> (Option<String>, Vec<String>) {
     (ufrag, mids)
 }
 
-/// The audio or video m-lines an offer sends on: each one's mid and whether it is video. An
-/// m-line without a direction attribute is `sendrecv` (RFC 8866 section 6.7); a rejected one
-/// (port 0) sends nothing.
-pub(crate) fn sending_media(sdp: &str) -> Vec<(String, bool)> {
+/// The audio and video m-lines of a description, whatever their direction or port: each one's
+/// mid (empty when it has none) and whether it is video. Permission checks use every one, so
+/// that no reading of directions or bundling can differ from the SDP stack's.
+pub(crate) fn media_lines(sdp: &str) -> Vec<(String, bool)> {
     let lines: Vec<&str> = sdp.lines().map(|l| l.trim_end_matches('\r')).collect();
     let mut out = Vec::new();
     for section in split_sections(&lines).into_iter().skip(1) {
@@ -201,16 +201,8 @@ pub(crate) fn sending_media(sdp: &str) -> Vec<(String, bool)> {
             Some(&"video") => true,
             _ => continue,
         };
-        if fields.get(1) == Some(&"0") {
-            continue;
-        }
-        let silent = section
-            .iter()
-            .any(|l| matches!(*l, "a=recvonly" | "a=inactive"));
         let mid = section.iter().find_map(|l| l.strip_prefix("a=mid:"));
-        if let (false, Some(mid)) = (silent, mid) {
-            out.push((mid.trim().to_string(), video));
-        }
+        out.push((mid.unwrap_or_default().trim().to_string(), video));
     }
     out
 }
@@ -220,17 +212,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sending_media_lists_the_m_lines_that_send() {
+    fn media_lines_lists_every_audio_and_video_m_line() {
         let offer = "v=0\r\ns=-\r\n\
             m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\n\
             m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n\
             m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=inactive\r\n\
             m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=sendonly\r\n\
-            m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:4\r\n";
-        assert_eq!(
-            sending_media(offer),
-            vec![("0".to_string(), false), ("1".to_string(), true)]
-        );
+            m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:4\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\na=recvonly\r\n";
+        let expected: Vec<(String, bool)> = [
+            ("0", false),
+            ("1", true),
+            ("2", true),
+            ("3", true),
+            ("", false),
+        ]
+        .iter()
+        .map(|(m, v)| (m.to_string(), *v))
+        .collect();
+        assert_eq!(media_lines(offer), expected);
     }
 
     const STR0M_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\

@@ -403,13 +403,34 @@ impl Sfu {
         match state {
             IceConnectionState::Connected | IceConnectionState::Completed => {
                 pc.ever_connected = true;
-                pc.disconnected_since = None;
+                let was_down = pc.disconnected_since.take().is_some();
+                if was_down && key.role == PcRole::Subscriber {
+                    self.after_outage(now, key.participant);
+                }
             }
             IceConnectionState::Disconnected => {
                 pc.disconnected_since.get_or_insert(now);
             }
             _ => {}
         }
+    }
+
+    /// The subscriber connection is back after an outage. What its estimate learnt meanwhile
+    /// is the outage (nothing acknowledged), not the path: start again from the configured
+    /// initial estimate, or the one before, whichever is higher, so video does not stay paused
+    /// while the estimate climbs back. The estimator corrects it within a second if it is wrong.
+    pub(crate) fn after_outage(&mut self, now: Instant, id: ParticipantId) {
+        let initial = self.config.bwe_initial_kbps * 1000;
+        let Some(p) = self.participants.get_mut(&id) else {
+            return;
+        };
+        let Some(before) = p.estimate else {
+            return; // no estimator (congestion control off), or no estimate yet
+        };
+        let restart = before.max(initial);
+        p.subscriber.rtc.bwe().reset(Bitrate::bps(restart));
+        p.estimate = Some(restart);
+        self.reallocate(now, id);
     }
 
     fn housekeeping(&mut self, now: Instant) {

@@ -274,8 +274,7 @@ pub enum Command {
         participant: ParticipantId,
     },
     /// The participant resumed its session on a new signaling connection. Replies
-    /// [`Reply::Joined`] with the room as it is now; an offer that was waiting for an answer is
-    /// sent again as a notice.
+    /// [`Reply::Resumed`].
     Resume {
         /// Who.
         participant: ParticipantId,
@@ -379,6 +378,22 @@ pub enum Reply {
     Participants(Vec<ParticipantDetail>),
     /// A data message was written to this many participants.
     DataSent(usize),
+    /// A participant resumed its session: the room as it is now, and what of its own it may
+    /// have missed.
+    Resumed {
+        /// Itself.
+        participant: ParticipantInfo,
+        /// The others in the room.
+        others: Vec<ParticipantInfo>,
+        /// The others' tracks.
+        tracks: Vec<TrackInfo>,
+        /// What taps the room (recordings, broadcasts).
+        room_taps: Vec<crate::RoomTapLabel>,
+        /// Its own tracks, with their publisher mids.
+        own_tracks: Vec<(String, TrackInfo)>,
+        /// The subscriber offer waiting for its answer, if any: send it again.
+        pending_offer: Option<String>,
+    },
 }
 
 /// The state of one video subscription, as [`Notice::Quality`] reports it.

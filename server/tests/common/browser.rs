@@ -29,6 +29,13 @@ pub struct Page {
     target: String,
 }
 
+impl Page {
+    /// Its DevTools session, for [`Browser::call`].
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+}
+
 /// Where chromium lives: `$CHROMIUM`, or the Debian package's path.
 pub fn chromium_path() -> PathBuf {
     std::env::var_os("CHROMIUM")
