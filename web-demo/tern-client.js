@@ -82,6 +82,11 @@ export class TernClient extends EventTarget {
         const msg = JSON.parse(ev.data);
         joined ||= msg.type === 'joined';
         this.onMessage(msg, resolve, reject);
+        const after = this.reconcileAfter;
+        if (after && msg.type !== 'joined' && --after.left === 0) {
+          this.reconcileAfter = null;
+          this.reconcile(after.msg);
+        }
       };
       ws.onerror = () => reject(new TernError('socket', 'WebSocket error'));
       ws.onclose = (ev) => {
@@ -139,6 +144,8 @@ export class TernClient extends EventTarget {
         if (!transient || performance.now() > giveUp) {
           this.reconnecting = false;
           this.closeReason = e.code;
+          this.online?.reject(new TernError('connection_lost', 'the session could not be resumed'));
+          this.online = null;
           clearInterval(this.heartbeat);
           this.closePeers();
           this.emit('closed', { code: 0, reason: e.code });
@@ -162,7 +169,9 @@ export class TernClient extends EventTarget {
       if (pc) pc.setConfiguration({ ...pc.getConfiguration(), iceServers: msg.ice_servers });
     }
     if (msg.resumed) {
-      this.reconcile(msg);
+      // The messages missed come first, with their reasons; then what they do not cover.
+      if (msg.missed > 0) this.reconcileAfter = { left: msg.missed, msg };
+      else this.reconcile(msg);
       this.restartIce(true);
     } else {
       await this.startOver(msg);
@@ -225,11 +234,13 @@ export class TernClient extends EventTarget {
 
   // Resolves when the session is back after a dropped socket.
   backOnline() {
+    if (this.closeReason) return Promise.reject(new TernError('connection_lost', 'the session is over'));
     if (!this.reconnecting) return Promise.resolve();
     if (!this.online) {
       let resolve;
-      const promise = new Promise((r) => { resolve = r; });
-      this.online = { promise, resolve };
+      let reject;
+      const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
+      this.online = { promise, resolve, reject };
     }
     return this.online.promise;
   }
@@ -572,6 +583,8 @@ export class TernClient extends EventTarget {
 
   /** Sends a request with a fresh `req`; resolves on its `ok` (or `answer`), rejects on its `error`. */
   request(msg) {
+    // No socket to send it on (reconnecting): it would never be answered.
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new TernError('connection_lost', 'not connected'));
     const req = this.nextReq++;
     const done = new Promise((resolve, reject) => this.pending.set(req, { resolve, reject }));
     this.send({ ...msg, req });
@@ -687,8 +700,10 @@ export class TernClient extends EventTarget {
     this.subQueue = this.subQueue.then(async () => {
       for (const [mid, track] of msidsByMid(sdp)) this.midToTrack.set(mid, track);
       const pc = this.subscriberPc();
-      // The same offer again (resent after a resume): our answer to it was lost; repeat it.
-      if (pc.signalingState === 'stable' && pc.remoteDescription?.sdp === sdp && pc.localDescription) {
+      // The same offer again (resent after a resume; the o= line names its version): our answer
+      // to it was lost; repeat it.
+      const origin = (d) => /^o=.*$/m.exec(d || '')?.[0];
+      if (pc.signalingState === 'stable' && pc.localDescription && origin(pc.remoteDescription?.sdp) === origin(sdp)) {
         this.send({ type: 'answer', sdp: pc.localDescription.sdp });
         return;
       }

@@ -83,6 +83,17 @@ async fn send_data(
     if body.to.len() > MAX_RECIPIENTS {
         return Err(bad(format!("more than {MAX_RECIPIENTS} recipients")));
     }
+    // The payload alone over the limit: refused here (the worker checks the whole message).
+    if payload.len() > state.config.sfu.data_max_message_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "data_too_large",
+            format!(
+                "a message may have at most {} bytes",
+                state.config.sfu.data_max_message_bytes
+            ),
+        ));
+    }
     let message = tern_sfu::DataMessage {
         topic: body.topic,
         to: body.to,

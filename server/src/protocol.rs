@@ -244,6 +244,9 @@ pub enum ServerMessage {
         resumed: bool,
         /// One's own tracks (a resumed session's; empty otherwise), with their mids.
         local_tracks: Vec<LocalTrack>,
+        /// How many messages sent while the session waited follow this one at once (a resumed
+        /// session's; 0 otherwise).
+        missed: usize,
         /// The join's `req`.
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<u64>,

@@ -106,12 +106,7 @@ pub(crate) async fn resume(
             let _ = tx.send(None);
             return;
         };
-        // What the old socket had not sent yet, too.
-        while let Ok(n) = j.notices.try_recv() {
-            missed.push(n);
-        }
-        let removed = missed.iter().any(|n| matches!(n, Notice::Removed(_)));
-        if removed || j.grants != grants {
+        if j.grants != grants {
             // A session with other grants is a new one: the old one leaves.
             end(&state, &j, false).await;
             let _ = tx.send(None);
@@ -121,11 +116,22 @@ pub(crate) async fn resume(
             .worker
             .request(Command::Resume { participant: j.id })
             .await;
+        // What the old socket had not sent yet, too: the worker queued it all before its reply,
+        // and makes no new subscriber offer while one waits for its answer.
+        while let Ok(n) = j.notices.try_recv() {
+            missed.push(n);
+        }
+        let removed = missed.iter().any(|n| matches!(n, Notice::Removed(_)));
         let Ok(Ok(reply @ Reply::Resumed { .. })) = reply else {
             end(&state, &j, true).await;
             let _ = tx.send(None);
             return;
         };
+        if removed {
+            end(&state, &j, false).await;
+            let _ = tx.send(None);
+            return;
+        }
         if let Err(Some((j, _, _))) = tx.send(Some((j, reply, missed))) {
             end(&state, &j, true).await;
         }

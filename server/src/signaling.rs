@@ -74,7 +74,7 @@ enum Ended {
 async fn session(state: AppState, mut socket: WebSocket) {
     let _live = state.session_token();
     let join_timeout = Duration::from_secs(state.config.signaling.join_timeout_secs);
-    let (joined, missed) =
+    let (admitted, req) =
         match tokio::time::timeout(join_timeout, join_phase(&state, &mut socket)).await {
             Ok(Some(j)) => j,
             Ok(None) => return,
@@ -88,6 +88,13 @@ async fn session(state: AppState, mut socket: WebSocket) {
                 return;
             }
         };
+    // Sent outside the join timeout: once admitted, the session is never dropped unseen.
+    let Admitted {
+        joined,
+        msg,
+        missed,
+    } = admitted;
+    send(&mut socket, &with_req(msg, req)).await;
     let (id, worker) = (joined.id, joined.worker.clone());
     let span = tracing::info_span!("participant", room = %joined.room, participant = %id, worker = worker.index);
     async move {
@@ -136,8 +143,8 @@ async fn session(state: AppState, mut socket: WebSocket) {
 }
 
 /// Reads messages until a valid `join`; answers others with errors. `None`: the socket closed.
-/// With the session, what it missed while parked (when the join resumed one).
-async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<(Joined, Vec<Notice>)> {
+/// The admitted session (its `joined` not sent yet), and the join's `req`.
+async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<(Admitted, Option<u64>)> {
     loop {
         let text = match socket.recv().await? {
             Ok(Message::Text(t)) => t,
@@ -168,14 +175,7 @@ async fn join_phase(state: &AppState, socket: &mut WebSocket) -> Option<(Joined,
                 resume,
                 req,
             } => match join(state, v, &token, &room, auto_subscribe, resume.as_deref()).await {
-                Ok(Admitted {
-                    joined,
-                    msg,
-                    missed,
-                }) => {
-                    send(socket, &with_req(msg, req)).await;
-                    return Some((joined, missed));
-                }
+                Ok(admitted) => return Some((admitted, req)),
                 Err((code, message)) => {
                     reply_error(socket, code, &message, req).await;
                     if code == "server_shutting_down" {
@@ -232,6 +232,10 @@ async fn join(
         // The offer waiting for an answer goes last, once: any earlier copy may have been lost.
         missed.retain(|n| !matches!(n, Notice::SubscriberOffer(_)));
         missed.extend(pending_offer.map(Notice::SubscriberOffer));
+        let mut msg = msg;
+        if let ServerMessage::Joined { missed: n, .. } = &mut msg {
+            *n = missed.len();
+        }
         tracing::info!(participant = %j.id, missed = missed.len(), "session resumed");
         return Ok(Admitted {
             joined: j,
@@ -373,6 +377,7 @@ fn joined_message(
                 track: track.into(),
             })
             .collect(),
+        missed: 0,
         req: None,
     };
     Ok((msg, pending_offer))

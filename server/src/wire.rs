@@ -376,6 +376,7 @@ mod tests {
             resume_grace_secs: 15,
             resumed: false,
             local_tracks: vec![],
+            missed: 0,
             req: Some(1),
         };
         assert_eq!(
@@ -388,7 +389,7 @@ mod tests {
                 r#""ice_servers":[{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"1700000000:PA_2","credential":"c"}],"#,
                 r#""recordings":[{"id":"RC_1","state":"active"}],"#,
                 r#""broadcasts":[{"id":"BC_1","state":"live","hls_url":"/hls/BC_1/master.m3u8"}],"#,
-                r#""resume_token":"r3sum3","resume_grace_secs":15,"resumed":false,"local_tracks":[],"#,
+                r#""resume_token":"r3sum3","resume_grace_secs":15,"resumed":false,"local_tracks":[],"missed":0,"#,
                 r#""req":1}"#
             )
         );

@@ -213,6 +213,7 @@ impl Sfu {
                 estimate: None,
                 quality: Default::default(),
                 data: Default::default(),
+                bwe_reset: None,
             },
         );
         tracing::info!(participant = %id, identity = %info.identity, room, "joined");

@@ -17,8 +17,9 @@ use crate::signal::PcRole;
 /// connection anyway; those count the same.)
 const MAX_BUFFERED: usize = 64 * 1024;
 
-/// The largest message str0m's SCTP takes (its `a=max-message-size`).
-const MAX_SCTP_MESSAGE: usize = 256 * 1024;
+/// The largest data message at all: each copy is written whole into the recipient's SCTP send
+/// buffer, which str0m caps at 128 KiB per connection.
+const MAX_SCTP_MESSAGE: usize = 64 * 1024;
 
 /// A participant's two channels, and its sending budget.
 #[derive(Debug, Default)]
@@ -100,7 +101,7 @@ impl Sfu {
 
     /// A message from a participant: delivered, or refused with an error on its channel.
     pub(crate) fn on_channel_data(&mut self, now: Instant, from: ParticipantId, d: ChannelData) {
-        let max = self.max_data_bytes();
+        let (max, rate) = (self.max_data_bytes(), self.config.data_messages_per_sec);
         let Some(p) = self.participants.get_mut(&from) else {
             return;
         };
@@ -128,7 +129,7 @@ impl Sfu {
         } else if !p
             .data
             .budget
-            .take(now, self.config.data_messages_per_sec, cost(d.data.len()))
+            .take(now, rate, cost(d.data.len()).min(2 * u64::from(rate)))
         {
             Err(DataRefusal {
                 code: "rate_limited",

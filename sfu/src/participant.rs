@@ -163,6 +163,8 @@ pub(crate) struct Participant {
     pub quality: QualityReported,
     /// Its data channels.
     pub data: crate::data_channel::DataChannels,
+    /// When its subscriber estimate was last reset after an outage.
+    pub bwe_reset: Option<Instant>,
 }
 
 /// The text of an optional field, unless absent or empty.

@@ -27,6 +27,13 @@ const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// The most connection timers one `handle_timeout` runs.
 const MAX_TIMER_RUNS: usize = 4096;
 
+/// A connection disconnected this long before it came back had an outage (see
+/// `Sfu::after_outage`).
+const OUTAGE: Duration = Duration::from_secs(2);
+
+/// The least time between two resets of one subscriber's estimate after outages.
+const OUTAGE_RESETS: Duration = Duration::from_secs(10);
+
 /// How often every subscriber's bandwidth is shared again, besides on each new estimate.
 const REALLOCATION: Duration = Duration::from_millis(500);
 
@@ -403,8 +410,9 @@ impl Sfu {
         match state {
             IceConnectionState::Connected | IceConnectionState::Completed => {
                 pc.ever_connected = true;
-                let was_down = pc.disconnected_since.take().is_some();
-                if was_down && key.role == PcRole::Subscriber {
+                let down = pc.disconnected_since.take();
+                let outage = down.is_some_and(|t| now.saturating_duration_since(t) >= OUTAGE);
+                if outage && key.role == PcRole::Subscriber {
                     self.after_outage(now, key.participant);
                 }
             }
@@ -415,21 +423,22 @@ impl Sfu {
         }
     }
 
-    /// The subscriber connection is back after an outage. What its estimate learnt meanwhile
-    /// is the outage (nothing acknowledged), not the path: start again from the configured
-    /// initial estimate, or the one before, whichever is higher, so video does not stay paused
-    /// while the estimate climbs back. The estimator corrects it within a second if it is wrong.
+    /// The subscriber connection is back after an outage, or on a new path (the client
+    /// restarted ICE). What its estimate learnt meanwhile is the outage (nothing acknowledged),
+    /// not the path: start again from the configured initial estimate, as a new connection
+    /// does, so video does not stay paused while the estimate climbs back. At most once per
+    /// [`OUTAGE_RESETS`], so a client cannot keep its estimate up by asking.
     pub(crate) fn after_outage(&mut self, now: Instant, id: ParticipantId) {
         let initial = self.config.bwe_initial_kbps * 1000;
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
-        let Some(before) = p.estimate else {
-            return; // no estimator (congestion control off), or no estimate yet
-        };
-        let restart = before.max(initial);
-        p.subscriber.rtc.bwe().reset(Bitrate::bps(restart));
-        p.estimate = Some(restart);
+        if p.estimate.is_none() || p.bwe_reset.is_some_and(|t| now < t + OUTAGE_RESETS) {
+            return; // no estimator (congestion control off), no estimate yet, or just reset
+        }
+        p.bwe_reset = Some(now);
+        p.subscriber.rtc.bwe().reset(Bitrate::bps(initial));
+        p.estimate = Some(initial);
         self.reallocate(now, id);
     }
 
