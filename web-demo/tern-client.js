@@ -628,7 +628,10 @@ export class TernClient extends EventTarget {
         return;
       }
       const restart = () => {
-        const up = this.ws && this.ws.readyState === WebSocket.OPEN && !this.reconnecting;
+        // Only over a socket heard from lately: during an outage the offer would wait in a
+        // dead TCP connection; once the network is back, ICE recovers or the resume restarts it.
+        const heard = performance.now() - (this.lastHeard || 0) < HEARTBEAT_MS * 1.5;
+        const up = this.ws && this.ws.readyState === WebSocket.OPEN && !this.reconnecting && heard;
         if (pc === this.pub || pc === this.sub) if (up && ['disconnected', 'failed'].includes(pc.iceConnectionState)) this.restartIce();
       };
       if (state === 'failed') restart();
