@@ -307,21 +307,8 @@ fn joined_message(
     j: &Joined,
     reply: Reply,
 ) -> Result<(ServerMessage, Option<String>), JoinError> {
-    let (participant, others, tracks, room_taps, own, pending_offer, resumed) = match reply {
-        Reply::Joined {
-            participant,
-            others,
-            tracks,
-            room_taps,
-        } => (
-            participant,
-            others,
-            tracks,
-            room_taps,
-            Vec::new(),
-            None,
-            false,
-        ),
+    // A resumed session's reply is a joined one with its own tracks and pending offer besides.
+    let (reply, own, pending_offer, resumed) = match reply {
         Reply::Resumed {
             participant,
             others,
@@ -329,16 +316,25 @@ fn joined_message(
             room_taps,
             own_tracks,
             pending_offer,
-        } => (
-            participant,
-            others,
-            tracks,
-            room_taps,
-            own_tracks,
-            pending_offer,
-            true,
-        ),
-        other => return Err(("internal", format!("unexpected reply {other:?}"))),
+        } => {
+            let joined = Reply::Joined {
+                participant,
+                others,
+                tracks,
+                room_taps,
+            };
+            (joined, own_tracks, pending_offer, true)
+        }
+        other => (other, Vec::new(), None, false),
+    };
+    let Reply::Joined {
+        participant,
+        others,
+        tracks,
+        room_taps,
+    } = reply
+    else {
+        return Err(("internal", format!("unexpected reply {reply:?}")));
     };
     let ice_servers = state
         .turn
