@@ -12,3 +12,5 @@ pub fn summary(name: &str, mut v: Vec<f64>) {
         v.len()
     );
 }
+
+pub mod kernel_floor;

@@ -105,6 +105,9 @@ pub struct RtcConfig {
     pub udp_recv_buffer: usize,
     /// Send buffer of each media socket, in bytes. Default 4 MiB.
     pub udp_send_buffer: usize,
+    /// Batch media socket I/O with recvmmsg/sendmmsg (Linux): up to 32 datagrams per system
+    /// call. Default true; false takes the portable path of one system call per datagram.
+    pub batch_io: bool,
     /// Each worker also accepts ICE over TCP (RFC 6544) and offers a passive TCP host candidate,
     /// for clients whose networks block UDP. Default true.
     pub tcp_enabled: bool,
@@ -127,6 +130,7 @@ impl Default for RtcConfig {
             workers: 0,
             udp_recv_buffer: 4 << 20,
             udp_send_buffer: 4 << 20,
+            batch_io: true,
             tcp_enabled: true,
             tcp_port: None,
             tcp_max_connections: 1024,
@@ -298,6 +302,9 @@ pub struct Overrides {
     /// rtc.udp_send_buffer
     #[arg(long, env = "TERN_RTC_UDP_SEND_BUFFER")]
     pub rtc_udp_send_buffer: Option<usize>,
+    /// rtc.batch_io
+    #[arg(long, env = "TERN_RTC_BATCH_IO")]
+    pub rtc_batch_io: Option<bool>,
     /// rtc.tcp_enabled
     #[arg(long, env = "TERN_RTC_TCP_ENABLED")]
     pub rtc_tcp_enabled: Option<bool>,
@@ -322,6 +329,12 @@ pub struct Overrides {
     /// sfu.congestion_control
     #[arg(long, env = "TERN_SFU_CONGESTION_CONTROL")]
     pub sfu_congestion_control: Option<bool>,
+    /// sfu.rtx_buffer_ms
+    #[arg(long, env = "TERN_SFU_RTX_BUFFER_MS")]
+    pub sfu_rtx_buffer_ms: Option<u64>,
+    /// sfu.rtx_buffer_packets
+    #[arg(long, env = "TERN_SFU_RTX_BUFFER_PACKETS")]
+    pub sfu_rtx_buffer_packets: Option<usize>,
     /// sfu.data_max_message_bytes
     #[arg(long, env = "TERN_SFU_DATA_MAX_MESSAGE_BYTES")]
     pub sfu_data_max_message_bytes: Option<usize>,
@@ -495,6 +508,7 @@ impl Config {
         set(&mut self.rtc.workers, &o.rtc_workers);
         set(&mut self.rtc.udp_recv_buffer, &o.rtc_udp_recv_buffer);
         set(&mut self.rtc.udp_send_buffer, &o.rtc_udp_send_buffer);
+        set(&mut self.rtc.batch_io, &o.rtc_batch_io);
         set(&mut self.rtc.tcp_enabled, &o.rtc_tcp_enabled);
         if o.rtc_tcp_port.is_some() {
             self.rtc.tcp_port = o.rtc_tcp_port;
@@ -517,6 +531,8 @@ impl Config {
         );
         set(&mut self.sfu.bwe_initial_kbps, &o.sfu_bwe_initial_kbps);
         set(&mut self.sfu.congestion_control, &o.sfu_congestion_control);
+        set(&mut self.sfu.rtx_buffer_ms, &o.sfu_rtx_buffer_ms);
+        set(&mut self.sfu.rtx_buffer_packets, &o.sfu_rtx_buffer_packets);
         set(
             &mut self.sfu.data_max_message_bytes,
             &o.sfu_data_max_message_bytes,

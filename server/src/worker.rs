@@ -14,6 +14,8 @@ use tern_sfu::{
     Command, Notice, Output, ParticipantId, Reply, RoomTapEvent, RoomTapId, Sfu, SfuConfig,
     SfuError, TapId,
 };
+use tern_udp::{Inbox, Outbox};
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,8 +27,11 @@ use crate::registry::Registry;
 const COMMAND_QUEUE: usize = 1024;
 /// Notices waiting for one participant's session; a session this far behind is removed.
 pub const NOTICE_QUEUE: usize = 256;
-/// Datagrams read per wake-up before looking at commands and timers again.
-const RECV_BATCH: usize = 64;
+/// Longer media datagrams are cut (and then fail SRTP authentication): WebRTC keeps packets
+/// under the path MTU, about 1,200 bytes.
+const MAX_MEDIA_DATAGRAM: usize = 2048;
+/// Receive batches read per wake-up before looking at commands and timers again.
+const RECV_BATCHES: usize = 2;
 
 type ReplyTx = oneshot::Sender<Result<Reply, SfuError>>;
 
@@ -119,6 +124,7 @@ pub fn spawn(
     );
     let sfu = Sfu::new(Instant::now(), sfu_config, (index as u64) << 40)
         .context("starting the SFU core")?;
+    let batch_io = rtc.batch_io;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     std::thread::Builder::new()
         .name(format!("tern-worker-{index}"))
@@ -129,7 +135,7 @@ pub fn spawn(
             match runtime {
                 Ok(rt) => rt.block_on(run(
                     index,
-                    socket,
+                    (socket, batch_io),
                     tcp.map(|l| (l, tcp_limits)),
                     sfu,
                     rx,
@@ -199,11 +205,12 @@ async fn tcp_event(events: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpE
 struct Shell {
     index: usize,
     socket: UdpSocket,
+    /// Datagrams the core produced, sent a batch at a time.
+    outbox: Outbox,
     tcp: Option<IceTcp>,
     sfu: Sfu,
     sessions: HashMap<ParticipantId, mpsc::Sender<Notice>>,
     registry: Arc<Registry>,
-    send_errors: u64,
     /// Where each room tap's events go, and each of its taps' packets.
     room_sinks: HashMap<RoomTapId, TapSink>,
     tap_sinks: HashMap<TapId, TapSink>,
@@ -213,7 +220,7 @@ struct Shell {
 
 async fn run(
     index: usize,
-    socket: StdUdpSocket,
+    (socket, batch_io): (StdUdpSocket, bool),
     tcp: Option<(std::net::TcpListener, (usize, Duration))>,
     sfu: Sfu,
     mut rx: mpsc::Receiver<WorkerMsg>,
@@ -232,29 +239,22 @@ async fn run(
     let mut shell = Shell {
         index,
         socket,
+        outbox: Outbox::new(batch_io),
         tcp,
         sfu,
         sessions: HashMap::new(),
         registry,
-        send_errors: 0,
         room_sinks: HashMap::new(),
         tap_sinks: HashMap::new(),
         tap_dropped: 0,
     };
-    let mut buf = vec![0u8; 2048];
+    // Made here, on the worker's thread: the batch headers hold raw pointers.
+    let mut inbox = Inbox::new(batch_io, MAX_MEDIA_DATAGRAM);
     let mut stats = tokio::time::interval(Duration::from_secs(1));
     loop {
         let wake = shell.drain();
         tokio::select! {
-            r = shell.socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r {
-                    shell.sfu.handle_datagram(Instant::now(), from, &buf[..n]);
-                    for _ in 1..RECV_BATCH {
-                        let Ok((n, from)) = shell.socket.try_recv_from(&mut buf) else { break };
-                        shell.sfu.handle_datagram(Instant::now(), from, &buf[..n]);
-                    }
-                }
-            }
+            r = shell.socket.readable() => if r.is_ok() { shell.receive(&mut inbox) },
             conn = accept(&listener) => match (conn, shell.tcp.as_mut()) {
                 (Ok((stream, from)), Some(tcp)) => tcp.accepted(stream, from),
                 (Err(e), _) => tracing::debug!(worker = index, error = %e, "ICE-TCP accept failed"),
@@ -284,7 +284,7 @@ async fn run(
             _ = tokio::time::sleep_until(wake.into()) => shell.sfu.handle_timeout(Instant::now()),
             _ = stats.tick() => {
                 let tcp = shell.tcp.as_ref().map(IceTcp::stats);
-                crate::metrics::record_worker(index, &shell.sfu, shell.send_errors, tcp);
+                crate::metrics::record_worker(index, &shell.sfu, shell.outbox.drops, tcp);
                 crate::metrics::record_taps(index, shell.tap_dropped, shell.tap_sinks.len());
             }
         }
@@ -293,6 +293,28 @@ async fn run(
 }
 
 impl Shell {
+    /// Hands the core what the socket has queued, up to a few batches.
+    fn receive(&mut self, inbox: &mut Inbox) {
+        for _ in 0..RECV_BATCHES {
+            // Through `try_io`, so that an empty socket clears tokio's readiness.
+            let n = match self
+                .socket
+                .try_io(Interest::READABLE, || inbox.recv(&self.socket))
+            {
+                Ok(n) => n,
+                Err(_) => return, // WouldBlock: drained
+            };
+            let now = Instant::now();
+            for i in 0..n {
+                let (datagram, from) = inbox.datagram(i);
+                self.sfu.handle_datagram(now, from, datagram);
+            }
+            if n < inbox.capacity() {
+                return; // a short batch emptied the queue
+            }
+        }
+    }
+
     fn handle_msg(&mut self, msg: WorkerMsg) {
         let now = Instant::now();
         match msg {
@@ -358,11 +380,7 @@ impl Shell {
                         tcp.send(t.destination, &t.contents);
                     }
                 }
-                Output::Transmit(t) => {
-                    if self.socket.try_send_to(&t.contents, t.destination).is_err() {
-                        self.send_errors += 1;
-                    }
-                }
+                Output::Transmit(t) => self.outbox.send(&self.socket, &t.contents, t.destination),
                 Output::CloseStream(from) => {
                     if let Some(tcp) = self.tcp.as_mut() {
                         tcp.close(from);
@@ -400,6 +418,7 @@ impl Shell {
                 Output::RoomClosed(room) => self.registry.closed(&room, self.index),
                 Output::Timeout(t) => {
                     if too_slow.is_empty() && t > Instant::now() {
+                        self.outbox.flush(&self.socket);
                         return t;
                     }
                     // A session that cannot keep up with its notices is cut off; the others go on.

@@ -42,6 +42,14 @@ pub struct SfuConfig {
     pub max_participants_per_room: usize,
     /// Largest number of tracks one participant may publish. Default 16.
     pub max_tracks_per_participant: usize,
+    /// How long each subscription keeps what it sent, to answer retransmission requests
+    /// (NACK, RFC 4585), in milliseconds. A client asks within a round trip or two of a loss,
+    /// so 1 s covers round trips up to about 300 ms with a retry. Default 1000.
+    pub rtx_buffer_ms: u64,
+    /// The most packets one video subscription keeps for retransmission, whatever their age:
+    /// 512 is 1 s of a 5 Mbit/s stream. This bounds the buffer's memory at about 600 KiB per
+    /// video subscription; audio keeps 1 s too, at most 64 packets. Default 512.
+    pub rtx_buffer_packets: usize,
 }
 
 impl Default for SfuConfig {
@@ -58,9 +66,14 @@ impl Default for SfuConfig {
             data_messages_per_sec: 100,
             max_participants_per_room: 100,
             max_tracks_per_participant: 16,
+            rtx_buffer_ms: 1000,
+            rtx_buffer_packets: 512,
         }
     }
 }
+
+/// Audio packets an audio subscription keeps for retransmission: 1 s of 20 ms packets, with room.
+const AUDIO_RTX_PACKETS: usize = 64;
 
 impl SfuConfig {
     pub(crate) fn keyframe_interval(&self) -> Duration {
@@ -73,5 +86,15 @@ impl SfuConfig {
 
     pub(crate) fn disconnect_timeout(&self) -> Duration {
         Duration::from_millis(self.disconnect_timeout_ms)
+    }
+
+    /// The retransmission buffer of a new subscription: at most this many packets, this old.
+    pub(crate) fn rtx_buffer(&self, audio: bool) -> (usize, Duration) {
+        let packets = if audio {
+            AUDIO_RTX_PACKETS
+        } else {
+            self.rtx_buffer_packets
+        };
+        (packets.max(1), Duration::from_millis(self.rtx_buffer_ms))
     }
 }

@@ -156,12 +156,17 @@ impl Sfu {
                 refused.push(*track);
                 continue;
             }
+            let audio = media.is_some_and(|m| m.kind().is_audio());
+            let (rtx_packets, rtx_age) = self.config.rtx_buffer(audio);
             let mut api = p.subscriber.rtc.direct_api();
             sub.ssrc = api.stream_tx_by_mid(mid, None).map(|tx| {
                 // Media is never held in str0m's pacer (a first keyframe waited there for
                 // 200 ms): the allocator keeps video under the estimate, and audio is
                 // reserved out of it first. Padding probes are still paced.
                 tx.set_unpaced(true);
+                // A deliberate retransmission buffer (str0m keeps 3 s); the ratio cap is
+                // str0m's default: resends beyond 15 % of what the stream sends are dropped.
+                tx.set_rtx_cache(rtx_packets, rtx_age, Some(0.15));
                 tx.ssrc()
             });
             if let (Some(_), Some(layer)) = (sub.ssrc, sub.sub.awaiting_keyframe()) {

@@ -1,12 +1,20 @@
 use std::time::Duration;
 
 use str0m::media::MediaKind;
+use tern_sfu::SfuConfig;
 use tern_sfu::testkit::{Net, vp8_payload};
 
 /// Alice sends 40 VP8 frames to bob; `lose` arranges for some to be lost after the 10th.
 /// Returns the frame tags bob got, deduplicated and sorted, and the drops still pending.
 fn send_with_loss(lose: impl FnOnce(&mut Net, usize, usize)) -> (Vec<u32>, usize) {
-    let mut net = Net::new();
+    send_with_loss_through(SfuConfig::default(), lose)
+}
+
+fn send_with_loss_through(
+    config: SfuConfig,
+    lose: impl FnOnce(&mut Net, usize, usize),
+) -> (Vec<u32>, usize) {
+    let mut net = Net::with_config(config);
     let alice = net.join("demo", "alice");
     let bob = net.join("demo", "bob");
     let mid = net.publish(alice, &[MediaKind::Video])[0];
@@ -56,4 +64,19 @@ fn video_lost_from_the_publisher_is_nacked_and_forwarded() {
         (0..40).collect::<Vec<_>>(),
         "the SFU recovered the lost packets from alice"
     );
+}
+
+/// The retransmission buffer is the configured one: kept for 1 ms, a packet lost on the way
+/// to bob is gone by the time bob's NACK arrives (with the next frame, 30 ms later).
+#[test]
+fn a_subscription_keeps_only_its_configured_retransmission_buffer() {
+    let config = SfuConfig {
+        rtx_buffer_ms: 1,
+        ..SfuConfig::default()
+    };
+    let (tags, _) = send_with_loss_through(config, |net, _, bob| {
+        net.clients[bob].drop_inbound_rtp = 3;
+    });
+    let missing: Vec<u32> = (0..40).filter(|t| !tags.contains(t)).collect();
+    assert_eq!(missing.len(), 3, "the lost frames stay lost: {missing:?}");
 }

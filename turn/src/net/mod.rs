@@ -2,7 +2,6 @@
 //! TCP/TLS listeners, the relay sockets of its allocations and one sans-IO [`Server`]. No task
 //! or thread per allocation: a relay socket is a slab entry and a poll registration.
 
-mod datagrams;
 mod relays;
 mod stream;
 mod worker;

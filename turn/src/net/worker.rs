@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::datagrams::{Inbox, Outbox};
 use super::relays::{CONN_BASE, RELAY_BASE, Relays};
 use super::stream::{Conn, ReadOutcome, tls_connection};
 use super::{Listeners, NetConfig};
 use crate::server::{Action, ClientId, DropReason, Server, Stats, Transport};
 use crate::stream_frame_len;
+use tern_udp::{Inbox, Outbox};
 
 const WAKER: Token = Token(0);
 /// Tokens 1.. are UDP listeners, then TCP/TLS listeners.
@@ -134,7 +134,7 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         // Receive slots for every UDP socket of the worker, one batch at a time. Made here
         // because the batch headers hold raw pointers and cannot move between threads.
-        let mut inbox = Inbox::new(self.batch);
+        let mut inbox = Inbox::new(self.batch, tern_udp::MAX_DATAGRAM);
         let mut next_stats = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
