@@ -80,6 +80,7 @@ export class TernClient extends EventTarget {
         if (ws !== this.ws) return; // a socket given up on
         this.lastHeard = performance.now();
         const msg = JSON.parse(ev.data);
+        if (msg.type === 'offer') this.marks.offerArrived ??= ev.timeStamp; // when it was queued
         joined ||= msg.type === 'joined';
         this.onMessage(msg, resolve, reject);
         const after = this.reconcileAfter;
@@ -653,6 +654,9 @@ export class TernClient extends EventTarget {
     const pc = new RTCPeerConnection({ ...this.rtcConfig, iceServers: this.iceServers || [], bundlePolicy: 'max-bundle' });
     this.trickle(pc, 'subscriber');
     this.watchIce(pc);
+    pc.addEventListener('connectionstatechange', () => {
+      if (pc.connectionState === 'connected') this.marks.subscriberConnected ??= performance.now();
+    });
     pc.ontrack = (e) => {
       const trackId = this.midToTrack.get(e.transceiver.mid);
       const info = this.tracks.get(trackId) || { id: trackId, participant: e.streams[0]?.id, kind: e.track.kind };
@@ -710,10 +714,12 @@ export class TernClient extends EventTarget {
         this.send({ type: 'answer', sdp: pc.localDescription.sdp });
         return;
       }
+      this.marks.subscriberOffer ??= performance.now();
       await pc.setRemoteDescription({ type: 'offer', sdp });
       const answer = await pc.createAnswer();
       await pc.setLocalDescription(answer);
       this.send({ type: 'answer', sdp: pc.localDescription.sdp });
+      this.marks.subscriberAnswer ??= performance.now();
     }).catch((e) => this.emit('error', e));
   }
 

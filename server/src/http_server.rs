@@ -121,6 +121,9 @@ pub async fn serve(
             () = stopped(&mut stop) => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
+        // Signaling sends small messages back to back (`joined`, then the subscriber offer):
+        // with Nagle's algorithm the second waited for the client's delayed ACK, 40 ms.
+        let _ = stream.set_nodelay(true);
         let Some(slot) = take_slot(&open, from, &limits) else {
             // Over TLS a plain-text answer would be noise: just close.
             if tls.is_none() {

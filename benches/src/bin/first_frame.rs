@@ -12,6 +12,16 @@ use std::time::{Duration, Instant};
 
 use common::browser::Browser;
 
+/// The steps of a join that `tern-client.js` marks, in order.
+const STEPS: [&str; 6] = [
+    "wsOpen",
+    "joined",
+    "offerArrived",
+    "subscriberOffer",
+    "subscriberAnswer",
+    "subscriberConnected",
+];
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let runs: usize = std::env::args()
@@ -37,6 +47,8 @@ async fn main() {
     // The publisher has been sending for a while when the viewers come, as in a meeting.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut times = Vec::new();
+    // When each step of a join happened, from connect (ms).
+    let mut steps: Vec<Vec<f64>> = vec![Vec::new(); STEPS.len()];
     for i in 0..runs {
         let viewer = browser
             .open(&format!("{base}/?room=ff&name=viewer{i}"))
@@ -47,6 +59,11 @@ async fn main() {
             if let (Some(first), Some(start)) =
                 (m["firstFrame"].as_f64(), m["connectStart"].as_f64())
             {
+                for (i, step) in STEPS.iter().enumerate() {
+                    if let Some(t) = m[step].as_f64() {
+                        steps[i].push(t - start);
+                    }
+                }
                 break first - start;
             }
             assert!(Instant::now() < deadline, "viewer {i} saw no frame: {m}");
@@ -55,6 +72,12 @@ async fn main() {
         times.push(ms);
         browser.close(&viewer).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for (step, mut v) in STEPS.iter().zip(steps) {
+        v.sort_by(f64::total_cmp);
+        if let Some(median) = v.get(v.len() / 2) {
+            println!("{step}: median {median:.0} ms after connect");
+        }
     }
     times.sort_by(f64::total_cmp);
     println!("connect-to-first-frame over {runs} joins (ms): {times:.0?}");
