@@ -3,13 +3,14 @@
 # headless-browser end-to-end tests (Chromium, and Firefox with Chromium in a network namespace
 # of its own, which needs root), and the recording and broadcast tests (the real ffmpeg, an
 # S3-compatible server and an RTMP server, nginx with its RTMP module, that the tests start
-# themselves). Installs what the tests need when it is missing.
+# themselves), and the drivers of the tern/Janus comparison bench (Janus 1.1, from Debian).
+# Installs what the tests need when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 ensure_packages chromium:chromium firefox-esr:firefox-esr ip:iproute2 unshare:util-linux \
   turnutils_uclient:coturn openssl:openssl ffmpeg:ffmpeg curl:curl nginx:nginx-light \
-  /usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp
+  /usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp janus:janus
 ensure_s3s_fs
 export CHROMIUM=${CHROMIUM:-$(command -v chromium)}
 cargo fmt --all --check

@@ -14,3 +14,5 @@ pub fn summary(name: &str, mut v: Vec<f64>) {
 }
 
 pub mod kernel_floor;
+pub mod proc_stats;
+pub mod sfu_compare;

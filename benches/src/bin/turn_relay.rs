@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use tern_benches::proc_stats::{cpu_seconds, rss_kib};
 use tern_turn::net::{NetConfig, Relay};
 use tern_turn::peer_policy::PeerPolicy;
 use tern_turn::server::{RelayIp, ServerConfig};
@@ -31,29 +32,6 @@ fn free_port() -> u16 {
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
         .expect("free port")
-}
-
-/// CPU seconds a process's threads have run, from the scheduler's nanosecond counters
-/// (`/proc/<pid>/task/*/schedstat`), which are finer than the 10 ms ticks of `stat`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    ns as f64 / 1e9
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// (messages sent, messages received, lost) from one uclient run.

@@ -1,0 +1,142 @@
+//! The load client's tern side: tern's signaling (docs/signaling.md) over its WebSocket.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{Direction, MediaKind, Simulcast, SimulcastLayer};
+use tern_server::auth::{Claims, Grants, mint_with_secret, unix_seconds};
+
+use super::Error;
+use super::client::{Client, Proto, Publisher, Shared};
+use super::peer::Peer;
+use super::ws::Ws;
+
+/// A tern server and the room the clients meet in.
+#[derive(Clone, Debug)]
+pub struct TernTarget {
+    /// Its HTTP address (the signaling WebSocket is `/rtc`).
+    pub http: SocketAddr,
+    /// An API key and its secret, to sign the clients' tokens.
+    pub key: String,
+    /// The key's secret.
+    pub secret: String,
+    /// The room.
+    pub room: String,
+}
+
+impl TernTarget {
+    fn token(&self, identity: &str) -> String {
+        let claims = Claims {
+            iss: self.key.clone(),
+            sub: identity.into(),
+            name: Some(identity.into()),
+            room: Some(self.room.clone()),
+            grants: Grants {
+                join: true,
+                publish: true,
+                subscribe: true,
+                ..Default::default()
+            },
+            exp: unix_seconds(SystemTime::now()) + 3600,
+            nbf: None,
+            iat: None,
+        };
+        mint_with_secret(&self.secret, &claims)
+    }
+}
+
+impl Client {
+    /// Connects to tern and joins the room as participant `index`.
+    pub async fn tern_join(
+        target: &TernTarget,
+        index: u32,
+        shared: Arc<Shared>,
+    ) -> Result<Client, Error> {
+        let mut ws = Ws::connect(&format!("ws://{}/rtc", target.http), None).await?;
+        let token = target.token(&format!("p{index}"));
+        ws.send(&json!({"type": "join", "v": 1, "token": token, "room": target.room}))
+            .await?;
+        let mut c = Client::new(ws, Proto::Tern, index, shared);
+        let joined = c
+            .wait_for(Duration::from_secs(10), |m| {
+                m["type"] == "joined" || m["type"] == "error"
+            })
+            .await?;
+        if joined["type"] == "error" {
+            return Err(format!("tern refused the join: {joined}").into());
+        }
+        Ok(c)
+    }
+
+    /// Publishes a microphone and a camera (simulcast on these rids, lowest first, if any).
+    pub(super) async fn tern_publish(&mut self, rids: &[&str]) -> Result<(), Error> {
+        let mut peer = Peer::new()?;
+        let mut api = peer.rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let simulcast = (!rids.is_empty()).then(|| {
+            let mut s = Simulcast::new();
+            for rid in rids {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+        let (offer, pending) = api.apply().ok_or("no offer to make")?;
+        let tracks = json!([
+            {"mid": audio.to_string(), "source": "microphone"},
+            {"mid": video.to_string(), "source": "camera"},
+        ]);
+        self.ws
+            .send(
+                &json!({"type": "offer", "sdp": offer.to_sdp_string(), "tracks": tracks, "req": 1}),
+            )
+            .await?;
+        let answer = self
+            .wait_for(Duration::from_secs(10), |m| {
+                m["type"] == "answer" || (m["type"] == "error" && m["req"] == 1)
+            })
+            .await?;
+        let sdp = SdpAnswer::from_sdp_string(answer["sdp"].as_str().ok_or("no sdp")?)?;
+        peer.rtc.sdp_api().accept_answer(pending, sdp)?;
+        let rids = rids.iter().map(|r| r.to_string()).collect();
+        self.publisher = Some(Publisher::new(peer, audio, video, rids));
+        Ok(())
+    }
+
+    /// Handles a message from tern that nothing waits for: a subscriber offer is answered.
+    pub(super) async fn tern_background(&mut self, m: Value) -> Result<(), Error> {
+        if m["type"] == "offer" {
+            let offer = SdpOffer::from_sdp_string(m["sdp"].as_str().ok_or("no sdp")?)?;
+            if self.subscriber.is_none() {
+                self.subscriber = Some(Peer::new()?);
+            }
+            let sub = self.subscriber.as_mut().ok_or("no subscriber")?;
+            let answer = sub.rtc.sdp_api().accept_offer(offer)?;
+            self.ws
+                .send(&json!({"type": "answer", "sdp": answer.to_sdp_string()}))
+                .await?;
+        } else if m["type"] == "error" {
+            eprintln!("client {}: tern says {m}", self.index);
+        }
+        Ok(())
+    }
+}
+
+/// The sum of tern's `tern_rtp_forwarded_total` counter (a cross-check of what the clients
+/// count).
+pub async fn forwarded_total(http: SocketAddr) -> Result<f64, Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(http).await?;
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("tern_rtp_forwarded_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
