@@ -25,8 +25,13 @@ use crate::registry::Registry;
 
 /// Commands waiting for a worker; beyond this the control path waits (backpressure).
 const COMMAND_QUEUE: usize = 1024;
-/// Notices waiting for one participant's session; a session this far behind is removed.
-pub const NOTICE_QUEUE: usize = 256;
+/// Notices waiting for one participant's session; a session this far behind is removed. A
+/// join storm tells each session of every newcomer and each of its tracks (about 3 notices per
+/// participant): this leaves room for a full 1,000-participant room on a loaded machine. The
+/// queue takes memory only as it fills.
+pub const NOTICE_QUEUE: usize = 4096;
+/// How often a worker records its counters as metrics.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Longer media datagrams are cut (and then fail SRTP authentication): WebRTC keeps packets
 /// under the path MTU, about 1,200 bytes.
 const MAX_MEDIA_DATAGRAM: usize = 2048;
@@ -250,8 +255,16 @@ async fn run(
     };
     // Made here, on the worker's thread: the batch headers hold raw pointers.
     let mut inbox = Inbox::new(batch_io, MAX_MEDIA_DATAGRAM);
-    let mut stats = tokio::time::interval(Duration::from_secs(1));
+    let mut next_stats = Instant::now();
     loop {
+        // Checked on every pass, not only by a timer: a worker kept busy by its socket still
+        // records its counters on time.
+        if Instant::now() >= next_stats {
+            next_stats = Instant::now() + STATS_INTERVAL;
+            let tcp = shell.tcp.as_ref().map(IceTcp::stats);
+            crate::metrics::record_worker(index, &shell.sfu, shell.outbox.drops, tcp);
+            crate::metrics::record_taps(index, shell.tap_dropped, shell.tap_sinks.len());
+        }
         let wake = shell.drain();
         tokio::select! {
             r = shell.socket.readable() => if r.is_ok() { shell.receive(&mut inbox) },
@@ -282,11 +295,7 @@ async fn run(
                 None => break,
             },
             _ = tokio::time::sleep_until(wake.into()) => shell.sfu.handle_timeout(Instant::now()),
-            _ = stats.tick() => {
-                let tcp = shell.tcp.as_ref().map(IceTcp::stats);
-                crate::metrics::record_worker(index, &shell.sfu, shell.outbox.drops, tcp);
-                crate::metrics::record_taps(index, shell.tap_dropped, shell.tap_sinks.len());
-            }
+            _ = tokio::time::sleep_until(next_stats.into()) => {}
         }
     }
     tracing::info!(worker = index, "worker stopped");

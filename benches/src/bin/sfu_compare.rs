@@ -4,7 +4,8 @@
 //! out to the same receive-only subscribers, through tern and then through Janus, on
 //! loopback. Per scenario a table: server CPU per forwarded packet (schedstat), forwarded
 //! packets per second per core, subscriber loss and jitter, server RSS, the load generator's
-//! own CPU, and the ratios.
+//! own CPU, and the ratios. Then the kernel floor for the same traffic (see
+//! `tern_benches::kernel_floor`) and each server's CPU per forwarded packet as a multiple of it.
 //!
 //! Scenarios: `meeting N` (N participants, each publishes and receives all the others) and
 //! `live N` (one publisher, N receive-only subscribers). Default: meeting 4 10 25 and live 50
@@ -27,6 +28,7 @@ mod tern_process;
 
 use std::time::Duration;
 
+use tern_benches::kernel_floor::{self, Traffic};
 use tern_benches::sfu_compare::figures::{Figures, table};
 use tern_benches::sfu_compare::janus::Janus;
 use tern_benches::sfu_compare::janus_api::JanusTarget;
@@ -196,5 +198,38 @@ fn main() {
         };
         println!("\n## {kind} {n}: {who}\n");
         println!("{}", table(tern.as_ref(), janus.as_ref()));
+        let traffic = if kind == "meeting" {
+            Traffic::meeting(n as usize)
+        } else {
+            Traffic::livestream(n as usize)
+        };
+        floor(traffic, [("tern", &tern), ("Janus", &janus)]);
+    }
+}
+
+/// Measures the kernel floor for `traffic` and prints each server's CPU per forwarded packet
+/// as a multiple of it.
+fn floor(traffic: Traffic, servers: [(&str, &Option<Figures>); 2]) {
+    let costs = kernel_floor::measure(traffic, 3.0);
+    let cheapest = kernel_floor::floor(&costs);
+    let each: Vec<String> = costs
+        .iter()
+        .map(|c| format!("{:?} {:.2} µs", c.method, c.ns_per_datagram / 1e3))
+        .collect();
+    println!(
+        "Kernel floor, a bare loop sending the same datagrams: {}.",
+        each.join(", ")
+    );
+    let Some(cheapest) = cheapest else {
+        return println!("No floor: every method lost datagrams.");
+    };
+    for (name, figures) in servers {
+        if let Some(f) = figures {
+            println!(
+                "{name}: {:.1} x the floor ({:.2} µs per forwarded packet).",
+                f.cpu_us_per_packet * 1e3 / cheapest.ns_per_datagram,
+                f.cpu_us_per_packet
+            );
+        }
     }
 }
