@@ -2,7 +2,7 @@
 //! publishes, one that receives), driven in one task that wakes only for a signaling message,
 //! a readable socket, a str0m timeout or a packet due to be sent.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use str0m::media::Mid;
 use super::Error;
 use super::peer::Peer;
 use super::probe::{self, PACKETS_PER_FRAME, Probe, Seen, Stream, Window};
+use super::tally::Tally;
 use super::ws::Ws;
 
 /// What all the clients of a run share.
@@ -21,6 +22,23 @@ pub struct Shared {
     pub epoch: Instant,
     /// The measurement window.
     pub window: Window,
+    /// Share of the datagrams each subscriber connection drops before str0m sees them (a
+    /// lossy downlink), from 0 to 1.
+    pub downlink_loss: f64,
+    /// Counts per interval, for long runs.
+    pub tally: Option<Tally>,
+}
+
+impl Default for Shared {
+    /// Epoch now, no window yet, no loss, no tally.
+    fn default() -> Self {
+        Shared {
+            epoch: Instant::now(),
+            window: Window::default(),
+            downlink_loss: 0.0,
+            tally: None,
+        }
+    }
 }
 
 /// The signaling state of each protocol.
@@ -58,6 +76,8 @@ pub struct Client {
     /// What its receiving connection got.
     pub seen: Seen,
     pub(super) shared: Arc<Shared>,
+    /// The latest interval each stream was counted in by the tally.
+    tallied: HashMap<(u32, Stream), usize>,
 }
 
 /// What woke a client.
@@ -151,12 +171,13 @@ impl Publisher {
     ) -> Result<(), Error> {
         let now = Instant::now();
         let sent_us = now.saturating_duration_since(shared.epoch).as_micros() as u64;
-        let payload = probe::payload(&Probe {
+        let probe = Probe {
             publisher: index,
             stream,
             seq,
             sent_us,
-        });
+        };
+        let payload = probe::payload(&probe);
         let (mid, marker, slot) = match stream {
             Stream::Audio => (self.audio, true, 0),
             Stream::Video(l) => (
@@ -171,6 +192,9 @@ impl Publisher {
             .write(mid, rid.as_deref(), rtp_seq, ts, marker, payload)
         {
             return Err(format!("publisher {index} cannot send on {mid}").into());
+        }
+        if let Some(t) = &shared.tally {
+            t.sent(&probe);
         }
         if shared.window.contains(sent_us) {
             self.sent_in_window[slot] += 1;
@@ -191,6 +215,7 @@ impl Client {
             subscriber: None,
             seen: Seen::default(),
             shared,
+            tallied: HashMap::new(),
         }
     }
 
@@ -227,8 +252,13 @@ impl Client {
             Which::Subscriber => {
                 if let Some(s) = &mut self.subscriber {
                     let (seen, shared) = (&mut self.seen, &self.shared);
+                    let tallied = &mut self.tallied;
                     s.pump(&mut |p| {
-                        seen.record(&p.payload, p.timestamp, shared.epoch, &shared.window);
+                        let probe =
+                            seen.record(&p.payload, p.timestamp, shared.epoch, &shared.window);
+                        if let (Some(t), Some(probe)) = (&shared.tally, probe) {
+                            t.delivered(&probe, tallied);
+                        }
                     })?;
                 }
             }

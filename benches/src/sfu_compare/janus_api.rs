@@ -192,7 +192,9 @@ impl Client {
         let sdp = event["jsep"]["sdp"].as_str().ok_or("no offer")?;
         let offer = SdpOffer::from_sdp_string(sdp)?;
         if self.subscriber.is_none() {
-            self.subscriber = Some(Peer::new()?);
+            let mut peer = Peer::new()?;
+            peer.set_loss(self.shared.downlink_loss, self.index.into());
+            self.subscriber = Some(peer);
         }
         let sub = self.subscriber.as_mut().ok_or("no subscriber")?;
         let answer = sub.rtc.sdp_api().accept_offer(offer)?;

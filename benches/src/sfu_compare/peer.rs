@@ -30,6 +30,10 @@ pub struct Peer {
     pub send_drops: u64,
     /// Datagrams received and sent.
     pub datagrams: (u64, u64),
+    /// Received datagrams dropped on purpose (see [`Peer::set_loss`]).
+    pub dropped: u64,
+    loss: f64,
+    rng: u64,
     buf: Vec<u8>,
 }
 
@@ -65,8 +69,31 @@ impl Peer {
             next_timeout: Instant::now(),
             send_drops: 0,
             datagrams: (0, 0),
+            dropped: 0,
+            loss: 0.0,
+            rng: 1,
             buf: vec![0; 2048],
         })
+    }
+
+    /// Makes the connection drop this share (0 to 1) of the datagrams it receives, at random
+    /// (`seed` picks the sequence), before str0m sees them: a lossy downlink.
+    pub fn set_loss(&mut self, share: f64, seed: u64) {
+        self.loss = share;
+        // Any odd multiple of the golden ratio is a non-zero xorshift state.
+        self.rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    }
+
+    /// Whether to drop the next datagram (xorshift64*).
+    fn drop_next(&mut self) -> bool {
+        if self.loss <= 0.0 {
+            return false;
+        }
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let x = self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+        (x as f64 / (1u64 << 53) as f64) < self.loss
     }
 
     /// Waits until the socket is readable or the next timeout is due. Cancel-safe: nothing is
@@ -87,6 +114,10 @@ impl Peer {
                 Err(_) => break, // WouldBlock, or an ICMP error we do not care about
             };
             self.datagrams.0 += 1;
+            if self.drop_next() {
+                self.dropped += 1;
+                continue;
+            }
             let Ok(r) = Receive::new(Protocol::Udp, from, self.local, &self.buf[..n]) else {
                 continue;
             };

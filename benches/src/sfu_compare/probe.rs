@@ -202,11 +202,17 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Records a packet received at `at` (`epoch` is the scenario's).
-    pub fn record(&mut self, payload_bytes: &[u8], at: Instant, epoch: Instant, window: &Window) {
+    /// Records a packet received at `at` (`epoch` is the scenario's); its probe, if it has one.
+    pub fn record(
+        &mut self,
+        payload_bytes: &[u8],
+        at: Instant,
+        epoch: Instant,
+        window: &Window,
+    ) -> Option<Probe> {
         let Some((probe, intact)) = read(payload_bytes) else {
             self.foreign += 1;
-            return;
+            return None;
         };
         let arrival_us = at.saturating_duration_since(epoch).as_micros() as u64;
         let s = self
@@ -233,6 +239,7 @@ impl Seen {
                 Some((lo, hi)) => (lo.min(probe.seq), hi.max(probe.seq)),
             });
         }
+        Some(probe)
     }
 }
 

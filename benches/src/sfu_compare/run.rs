@@ -11,7 +11,6 @@ use tokio::sync::{Semaphore, watch};
 use super::Error;
 use super::client::{Client, Report, Shared};
 use super::janus_api::JanusTarget;
-use super::probe::Window;
 use super::tern::TernTarget;
 use crate::proc_stats;
 
@@ -110,11 +109,25 @@ async fn phase_reached(mut rx: watch::Receiver<Phase>, p: Phase) {
 
 /// Runs `plan` against `target`, whose process is `pid`.
 pub async fn run(target: &Target, pid: u32, plan: &Plan) -> Result<Outcome, Error> {
+    let window = plan.window;
+    run_with(target, pid, plan, Shared::default(), async |_: &Shared| {
+        tokio::time::sleep(window).await
+    })
+    .await
+}
+
+/// Like [`run`], with the clients sharing `shared` (its epoch should be now), and with the
+/// window lasting as long as `window` runs (rather than `plan.window`); `window` is called as
+/// it opens, with the clients' shared state.
+pub async fn run_with(
+    target: &Target,
+    pid: u32,
+    plan: &Plan,
+    shared: Shared,
+    window: impl AsyncFnOnce(&Shared),
+) -> Result<Outcome, Error> {
     let idle_rss = proc_stats::rss_kib(pid);
-    let shared = Arc::new(Shared {
-        epoch: Instant::now(),
-        window: Window::default(),
-    });
+    let shared = Arc::new(shared);
     if let Target::Janus(j) = target {
         let mut admin = Client::janus_connect(j, u32::MAX, shared.clone()).await?;
         admin
@@ -171,7 +184,7 @@ pub async fn run(target: &Target, pid: u32, plan: &Plan) -> Result<Outcome, Erro
         .open(t0.duration_since(shared.epoch).as_micros() as u64);
     let (cpu0, gen0) = (proc_stats::cpu_seconds(pid), proc_stats::own_cpu_seconds());
     let (busy0, udp0) = (machine_jiffies(), proc_stats::udp_buffer_errors());
-    tokio::time::sleep(plan.window).await;
+    window(&shared).await;
     let t1 = Instant::now();
     shared
         .window

@@ -12,6 +12,7 @@ use tern_server::auth::{Claims, Grants, mint_with_secret, unix_seconds};
 use super::Error;
 use super::client::{Client, Proto, Publisher, Shared};
 use super::peer::Peer;
+use super::tally::Downlink;
 use super::ws::Ws;
 
 /// A tern server and the room the clients meet in.
@@ -106,18 +107,31 @@ impl Client {
         Ok(())
     }
 
-    /// Handles a message from tern that nothing waits for: a subscriber offer is answered.
+    /// Handles a message from tern that nothing waits for: a subscriber offer is answered; a
+    /// `quality` report goes to the tally, if there is one.
     pub(super) async fn tern_background(&mut self, m: Value) -> Result<(), Error> {
         if m["type"] == "offer" {
             let offer = SdpOffer::from_sdp_string(m["sdp"].as_str().ok_or("no sdp")?)?;
             if self.subscriber.is_none() {
-                self.subscriber = Some(Peer::new()?);
+                let mut peer = Peer::new()?;
+                peer.set_loss(self.shared.downlink_loss, self.index.into());
+                self.subscriber = Some(peer);
             }
             let sub = self.subscriber.as_mut().ok_or("no subscriber")?;
             let answer = sub.rtc.sdp_api().accept_offer(offer)?;
             self.ws
                 .send(&json!({"type": "answer", "sdp": answer.to_sdp_string()}))
                 .await?;
+        } else if m["type"] == "quality" {
+            if let Some(t) = &self.shared.tally {
+                let tracks = m["tracks"].as_array().map_or(&[][..], |a| a.as_slice());
+                let limited = tracks.iter().filter(|t| t["bandwidth_limited"] == true);
+                let d = Downlink {
+                    estimate_bps: m["estimate"].as_f64(),
+                    limited: limited.count(),
+                };
+                t.downlink(self.index, d);
+            }
         } else if m["type"] == "error" {
             eprintln!("client {}: tern says {m}", self.index);
         }
@@ -128,15 +142,21 @@ impl Client {
 /// The sum of tern's `tern_rtp_forwarded_total` counter (a cross-check of what the clients
 /// count).
 pub async fn forwarded_total(http: SocketAddr) -> Result<f64, Error> {
+    let text = metrics_text(http).await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("tern_rtp_forwarded_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// The Prometheus text of tern's `/metrics` (with the HTTP response head before it).
+pub async fn metrics_text(http: SocketAddr) -> Result<String, Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(http).await?;
     let req = format!("GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await?;
     let mut text = String::new();
     s.read_to_string(&mut text).await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with("tern_rtp_forwarded_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+    Ok(text)
 }
