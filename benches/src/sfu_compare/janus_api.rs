@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction, MediaKind, Simulcast, SimulcastLayer};
 
 use super::Error;
 use super::client::{Client, Proto, Publisher, Shared};
@@ -145,18 +144,7 @@ impl Client {
             "id": feed(self.index), "display": format!("p{}", self.index),
         });
         self.janus_message(handle, join, None).await?;
-        let mut peer = Peer::new()?;
-        let mut api = peer.rtc.sdp_api();
-        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let simulcast = (!rids.is_empty()).then(|| {
-            let mut s = Simulcast::new();
-            for rid in rids {
-                s.add_send_layer(SimulcastLayer::new(rid));
-            }
-            s
-        });
-        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
-        let (offer, pending) = api.apply().ok_or("no offer to make")?;
+        let (mut peer, audio, video, offer, pending) = Peer::publishing(rids)?;
         let mut jsep = json!({"type": "offer", "sdp": offer.to_sdp_string(), "trickle": false});
         if !rids.is_empty() {
             // Janus reads the rids as highest first unless told otherwise.

@@ -6,8 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::change::{SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
@@ -38,6 +39,26 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// A new connection with a microphone and a camera to send (simulcast on `rids`, lowest
+    /// first, if any): the connection, the audio and video mids, and the offer for them.
+    pub fn publishing(
+        rids: &[&str],
+    ) -> Result<(Peer, Mid, Mid, SdpOffer, SdpPendingOffer), super::Error> {
+        let mut peer = Peer::new()?;
+        let mut api = peer.rtc.sdp_api();
+        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let simulcast = (!rids.is_empty()).then(|| {
+            let mut s = Simulcast::new();
+            for rid in rids {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+        let (offer, pending) = api.apply().ok_or("no offer to make")?;
+        Ok((peer, audio, video, offer, pending))
+    }
+
     /// A new connection with a host candidate on a fresh 127.0.0.1 port. Call within a tokio
     /// runtime.
     pub fn new() -> std::io::Result<Peer> {

@@ -6,7 +6,6 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::{Direction, MediaKind, Simulcast, SimulcastLayer};
 use tern_server::auth::{Claims, Grants, mint_with_secret, unix_seconds};
 
 use super::Error;
@@ -74,18 +73,7 @@ impl Client {
 
     /// Publishes a microphone and a camera (simulcast on these rids, lowest first, if any).
     pub(super) async fn tern_publish(&mut self, rids: &[&str]) -> Result<(), Error> {
-        let mut peer = Peer::new()?;
-        let mut api = peer.rtc.sdp_api();
-        let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let simulcast = (!rids.is_empty()).then(|| {
-            let mut s = Simulcast::new();
-            for rid in rids {
-                s.add_send_layer(SimulcastLayer::new(rid));
-            }
-            s
-        });
-        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
-        let (offer, pending) = api.apply().ok_or("no offer to make")?;
+        let (mut peer, audio, video, offer, pending) = Peer::publishing(rids)?;
         let tracks = json!([
             {"mid": audio.to_string(), "source": "microphone"},
             {"mid": video.to_string(), "source": "camera"},
