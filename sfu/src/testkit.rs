@@ -28,6 +28,8 @@ pub const SERVER: &str = "127.0.0.1:5000";
 pub const SERVER_TCP: &str = "127.0.0.1:5001";
 /// Fake-clock step of [`Net::run_for`].
 pub const STEP: Duration = Duration::from_millis(2);
+/// The most times the core is woken between two steps.
+const MAX_CORE_WAKES_PER_STEP: usize = 64;
 
 /// One client: two connections, what it received, and what the server told it.
 pub struct Client {
@@ -88,6 +90,8 @@ pub struct Net {
     /// everything else (STUN, DTLS, RTCP) is still delivered.
     pub capture: Option<Vec<(SocketAddr, Vec<u8>)>>,
     next_port: u16,
+    /// When the core last asked to be woken.
+    core_timeout: Option<Instant>,
 }
 
 impl Net {
@@ -113,6 +117,7 @@ impl Net {
             room_tap_events: HashMap::new(),
             capture: None,
             next_port: 10_000,
+            core_timeout: None,
         }
     }
 
@@ -449,7 +454,9 @@ impl Net {
     pub fn run_for(&mut self, d: Duration) {
         let end = self.now + d;
         while self.now < end {
-            self.now += STEP;
+            let step = self.now + STEP;
+            self.run_core_timers_before(step);
+            self.now = step;
             let now = self.now;
             self.sfu.handle_timeout(now);
             for c in &mut self.clients {
@@ -457,6 +464,20 @@ impl Net {
                 let _ = c.subscriber.handle_input(Input::Timeout(now));
             }
             self.deliver_downlinks();
+            self.pump();
+        }
+    }
+
+    /// Wakes the core at the times it asks for before `until`, as the server's worker does
+    /// (str0m's pacer sends one packet per wake-up and asks again a microsecond later: without
+    /// this, padding and probes would be held to one packet per [`STEP`]).
+    fn run_core_timers_before(&mut self, until: Instant) {
+        for _ in 0..MAX_CORE_WAKES_PER_STEP {
+            let Some(at) = self.core_timeout.filter(|t| *t > self.now && *t < until) else {
+                return;
+            };
+            self.now = at;
+            self.sfu.handle_timeout(at);
             self.pump();
         }
     }
@@ -484,7 +505,10 @@ impl Net {
             }
             loop {
                 match self.sfu.poll_output() {
-                    Output::Timeout(_) => break,
+                    Output::Timeout(t) => {
+                        self.core_timeout = Some(t);
+                        break;
+                    }
                     Output::RoomClosed(r) => self.closed_rooms.push(r),
                     Output::CloseStream(addr) => self.closed_streams.push(addr),
                     Output::Tap(tap, packet) => self.tapped.entry(tap).or_default().push(packet),

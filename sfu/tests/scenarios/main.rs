@@ -12,6 +12,7 @@ mod ice_tcp;
 mod join_leave;
 mod keyframes;
 mod late_joiner;
+mod lossy_downlink;
 mod nack;
 mod red;
 mod renegotiation;

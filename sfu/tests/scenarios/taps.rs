@@ -23,8 +23,8 @@ fn a_tap_takes_the_top_layer_and_stays_continuous_when_it_falls_back() {
     net.run_for(Duration::from_secs(2));
     let track = net.announced_tracks(bob)[0];
     let mut camera = Camera::new(alice, mid);
-    // The camera is on when the recording starts.
-    for _ in 0..10 {
+    // The camera is on when the recording starts, and bob is on its top layer.
+    for _ in 0..40 {
         camera.send_frame(&mut net);
         net.run_for(Duration::from_millis(33));
     }
