@@ -194,10 +194,7 @@ impl Sfu {
             }
             tx.write_rtp(write);
             self.stats.rtp_forwarded += 1;
-            self.drain(PcKey {
-                participant: sub_id,
-                role: PcRole::Subscriber,
-            });
+            self.queue_poll(now, sub_id);
         }
         self.scratch = subscribers;
         if let Some(room) = self.speakers_changed.take() {

@@ -42,6 +42,8 @@ pub(crate) struct Pc {
     pub remote_ufrag: Option<String>,
     /// The `a=mid`s of the last remote description, in m-line order.
     pub remote_mids: Vec<String>,
+    /// RTP was written to it that it has not been polled for yet (see `Sfu::queue_poll`).
+    pub poll_queued: bool,
 }
 
 impl Pc {
@@ -58,6 +60,7 @@ impl Pc {
             media_ready: false,
             remote_ufrag: None,
             remote_mids: Vec::new(),
+            poll_queued: false,
         }
     }
 

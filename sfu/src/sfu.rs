@@ -98,6 +98,10 @@ pub struct Sfu {
     /// Participants whose subscriber connection may need a new offer once the current input is
     /// handled, after every notice it caused.
     to_negotiate: Vec<ParticipantId>,
+    /// Subscriber connections RTP was written to since the shell last polled the core, and
+    /// the time of the input that wrote it.
+    polls_queued: Vec<ParticipantId>,
+    written_at: Instant,
     /// Reused buffer for a track's subscriber list while forwarding.
     pub(crate) scratch: Vec<ParticipantId>,
     pub(crate) next_track: u64,
@@ -144,6 +148,8 @@ impl Sfu {
             events: VecDeque::new(),
             doomed: Vec::new(),
             to_negotiate: Vec::new(),
+            polls_queued: Vec::new(),
+            written_at: now,
             scratch: Vec::new(),
             next_track: track_id_base,
             speakers_changed: None,
@@ -260,6 +266,9 @@ impl Sfu {
 
     /// The next output. Returns `Timeout` when there is nothing to do before that time.
     pub fn poll_output(&mut self) -> Output {
+        if self.outputs.is_empty() {
+            self.poll_queued();
+        }
         if let Some(o) = self.outputs.pop_front() {
             return o;
         }
@@ -305,6 +314,40 @@ impl Sfu {
             }
         }
         self.ufrags.remove(ufrag);
+    }
+
+    /// RTP was written to `subscriber`'s connection: poll it when the shell next polls the core,
+    /// once for everything written while the shell handed in a batch of datagrams, rather than
+    /// once per packet (each poll walks all the connection's streams).
+    pub(crate) fn queue_poll(&mut self, now: Instant, subscriber: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&subscriber) else {
+            return;
+        };
+        if !p.subscriber.poll_queued {
+            p.subscriber.poll_queued = true;
+            self.polls_queued.push(subscriber);
+        }
+        self.written_at = now;
+    }
+
+    /// Poll the connections [`Self::queue_poll`] queued, and handle what that produced.
+    fn poll_queued(&mut self) {
+        let mut queued = std::mem::take(&mut self.polls_queued);
+        while !queued.is_empty() {
+            for id in queued.drain(..) {
+                if let Some(p) = self.participants.get_mut(&id) {
+                    p.subscriber.poll_queued = false;
+                    self.drain(PcKey {
+                        participant: id,
+                        role: PcRole::Subscriber,
+                    });
+                }
+            }
+            self.finish_input(self.written_at);
+            // Handling events may have written more.
+            std::mem::swap(&mut queued, &mut self.polls_queued);
+        }
+        self.polls_queued = queued;
     }
 
     /// Poll one connection until it wants a timeout, queueing transmits and events.
