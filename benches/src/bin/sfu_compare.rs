@@ -157,12 +157,7 @@ fn keep(server: &str, r: Result<Figures, Error>) -> Option<Figures> {
 fn main() {
     netns::reexec_in_own_netns();
     let a = args();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (rt, cores) = tern_benches::sfu_compare::run::generator_runtime();
     println!(
         "# tern vs Janus {}: {cores} cores; tern --rtc-workers {MEDIA_THREADS}, congestion \
          control off; Janus event_loops = {MEDIA_THREADS}; the load generator is this process \

@@ -314,12 +314,7 @@ fn silent_streams(o: &Outcome) {
 fn main() {
     netns::reexec_in_own_netns();
     let a = args();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cores)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let (rt, cores) = tern_benches::sfu_compare::run::generator_runtime();
     let intervals = ((a.minutes * 60.0) / a.sample.as_secs_f64())
         .ceil()
         .max(1.0) as usize;

@@ -320,3 +320,14 @@ async fn participant(
         .await?;
     Ok(c.report())
 }
+
+/// The load generator's runtime: a tokio worker per core. Returns it with the core count.
+pub fn generator_runtime() -> (tokio::runtime::Runtime, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    (rt, cores)
+}
