@@ -5,18 +5,24 @@
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, SystemTime};
 
 use super::{BATCH, NOWHERE};
 
-/// Fills up to a batch of `slots` from `socket` in one `recvmmsg`; returns how many.
+/// Fills up to a batch of `slots` from `socket` in one `recvmmsg`; returns how many. Each
+/// datagram's length and source go to `received`, and its kernel receive time, if the headers
+/// have room for one and the kernel gave one, to `received_at`.
 pub(crate) fn recv(
     socket: &impl AsFd,
     headers: &mut nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>,
     slots: &mut [u8],
     slot: usize,
-    received: &mut [(usize, SocketAddr); BATCH],
+    (received, received_at): (
+        &mut [(usize, SocketAddr); BATCH],
+        &mut [Option<SystemTime>; BATCH],
+    ),
 ) -> io::Result<usize> {
-    use nix::sys::socket::{MsgFlags, recvmmsg};
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmmsg};
     use std::io::IoSliceMut;
     let mut chunks = slots.chunks_exact_mut(slot);
     let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
@@ -30,7 +36,16 @@ pub(crate) fn recv(
     )
     .map_err(io::Error::from)?;
     let mut n = 0;
-    for (msg, slot) in results.zip(received.iter_mut()) {
+    for ((msg, slot), at) in results.zip(received.iter_mut()).zip(received_at.iter_mut()) {
+        *at = msg.cmsgs().ok().and_then(|mut c| {
+            c.find_map(|m| match m {
+                ControlMessageOwned::ScmTimestampns(t) => {
+                    let since = Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32);
+                    SystemTime::UNIX_EPOCH.checked_add(since)
+                }
+                _ => None,
+            })
+        });
         let from = msg.address.and_then(|a| {
             a.as_sockaddr_in()
                 .map(|v4| SocketAddr::V4(SocketAddrV4::from(*v4)))

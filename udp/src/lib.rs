@@ -9,6 +9,7 @@
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::os::fd::AsFd;
+use std::time::SystemTime;
 
 use rustix::net::{RecvFlags, SendFlags};
 
@@ -27,6 +28,8 @@ pub struct Inbox {
     slots: Box<[u8]>,
     slot: usize,
     received: [(usize, SocketAddr); BATCH],
+    /// The kernel's receive time of each datagram, when the inbox asks for it.
+    received_at: [Option<SystemTime>; BATCH],
     #[cfg(target_os = "linux")]
     headers: Option<nix::sys::socket::MultiHeaders<nix::sys::socket::SockaddrStorage>>,
 }
@@ -43,9 +46,25 @@ impl Inbox {
             slots: vec![0u8; slots * slot].into_boxed_slice(),
             slot,
             received: [(0, NOWHERE); BATCH],
+            received_at: [None; BATCH],
             #[cfg(target_os = "linux")]
             headers: batch.then(|| nix::sys::socket::MultiHeaders::preallocate(BATCH, None)),
         }
+    }
+
+    /// Makes a batched inbox keep the kernel's receive time of each datagram
+    /// ([`Inbox::received_at`]), for a socket on which [`enable_receive_times`] was called.
+    /// The portable path keeps none.
+    pub fn with_receive_times(mut self) -> Self {
+        #[cfg(target_os = "linux")]
+        if self.headers.is_some() {
+            let space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+            self.headers = Some(nix::sys::socket::MultiHeaders::preallocate(
+                BATCH,
+                Some(space),
+            ));
+        }
+        self
     }
 
     /// Datagrams one receive can return. A receive that returns fewer has emptied the queue.
@@ -65,7 +84,7 @@ impl Inbox {
                 headers,
                 &mut self.slots,
                 self.slot,
-                &mut self.received,
+                (&mut self.received, &mut self.received_at),
             );
         }
         let (_, n, from) = rustix::net::recvfrom(socket, &mut self.slots[..], RecvFlags::DONTWAIT)?;
@@ -76,6 +95,12 @@ impl Inbox {
             from.unwrap_or(NOWHERE),
         );
         Ok(1)
+    }
+
+    /// When the kernel received datagram `i` of the last receive (its `SO_TIMESTAMPNS` time,
+    /// on the real-time clock), if the inbox keeps receive times and the kernel gave one.
+    pub fn received_at(&self, i: usize) -> Option<SystemTime> {
+        self.received_at.get(i).copied().flatten()
     }
 
     /// Datagram `i` of the last receive and its source.
@@ -168,6 +193,23 @@ impl Outbox {
         } else {
             self.drops += 1;
         }
+    }
+}
+
+/// Asks the kernel to time-stamp each datagram `socket` receives (`SO_TIMESTAMPNS`), for an
+/// inbox made [`Inbox::with_receive_times`]. Unsupported off Linux.
+pub fn enable_receive_times(socket: &impl AsFd) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    return nix::sys::socket::setsockopt(
+        socket,
+        nix::sys::socket::sockopt::ReceiveTimestampns,
+        &true,
+    )
+    .map_err(io::Error::from);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        Err(io::ErrorKind::Unsupported.into())
     }
 }
 

@@ -206,3 +206,42 @@ fn segments_arrive_as_separate_datagrams() {
     want.push(vec![9; 300]);
     assert_eq!(drain(&b), want);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_batch_receive_keeps_each_datagrams_kernel_receive_time() {
+    let (a, b) = pair();
+    enable_receive_times(&b).expect("SO_TIMESTAMPNS");
+    // The kernel switches receive time-stamping on a moment later (a static key flipped from
+    // a workqueue); until then a datagram carries the time it was read, not when it arrived.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let before = SystemTime::now();
+    for i in 0..5u8 {
+        a.send_to(&[i], b.local_addr().expect("addr"))
+            .expect("send");
+    }
+    wait_readable(&b);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let after = SystemTime::now();
+    let mut inbox = Inbox::new(true, 2048).with_receive_times();
+    assert_eq!(inbox.recv(&b).expect("datagrams are queued"), 5);
+    let times: Vec<SystemTime> = (0..5)
+        .map(|i| inbox.received_at(i).expect("a receive time"))
+        .collect();
+    assert!(
+        times.iter().all(|t| (before..=after).contains(t)),
+        "{times:?}"
+    );
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in arrival order");
+}
+
+#[test]
+fn an_inbox_without_receive_times_reports_none() {
+    let (a, b) = pair();
+    a.send_to(&[1], b.local_addr().expect("addr"))
+        .expect("send");
+    wait_readable(&b);
+    let mut inbox = Inbox::new(true, 2048);
+    assert_eq!(inbox.recv(&b).expect("a datagram is queued"), 1);
+    assert_eq!(inbox.received_at(0), None);
+}
