@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod broadcasts;
 pub mod config;
+pub mod forward_latency;
 pub mod http;
 pub mod http_server;
 pub mod ice_tcp;

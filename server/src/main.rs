@@ -179,6 +179,7 @@ fn serve(overrides: &Overrides, secret_on_command_line: bool) -> anyhow::Result<
         // Handlers first: a signal that arrives while the server starts must not kill it unclean.
         let mut signals = Signals::register()?;
         let running = tern_server::start(config).await?;
+        tokio::spawn(record_heap());
         if running.dev_credentials.is_some() {
             // The generated secret is never printed: it would mint admin tokens.
             tracing::warn!(
@@ -205,6 +206,25 @@ fn return_freed_memory() {
     #[cfg(unix)]
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         tracing::warn!(error = %e, "jemalloc background thread not started");
+    }
+}
+
+/// Once a second, jemalloc's own figures as gauges: `tern_heap_allocated_bytes` (what live
+/// allocations hold) and `tern_heap_resident_bytes` (what the allocator keeps in RAM: the
+/// allocations, its metadata, and freed pages it has not returned yet).
+async fn record_heap() {
+    #[cfg(unix)]
+    loop {
+        use tikv_jemalloc_ctl::{epoch, stats};
+        // The figures are a snapshot, refreshed when the epoch advances.
+        if epoch::advance().is_ok()
+            && let (Ok(allocated), Ok(resident)) =
+                (stats::allocated::read(), stats::resident::read())
+        {
+            metrics::gauge!("tern_heap_allocated_bytes").set(allocated as f64);
+            metrics::gauge!("tern_heap_resident_bytes").set(resident as f64);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -6,6 +6,8 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tern_sfu::Sfu;
 
+use crate::forward_latency::{BOUNDS_US, ForwardLatency};
+
 use crate::ice_tcp::TcpStats;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -42,6 +44,31 @@ pub fn record_recordings(running: usize, spooled_bytes: u64, feed_errors: u64) {
 pub fn record_broadcasts(running: usize, feed_errors: u64) {
     metrics::gauge!("tern_broadcasts_running").set(running as f64);
     metrics::counter!("tern_broadcast_feed_errors_total").absolute(feed_errors);
+}
+
+/// The `le` labels of the forwarding latency buckets, in seconds.
+static LATENCY_BOUNDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    let mut le: Vec<String> = BOUNDS_US
+        .iter()
+        .map(|us| (*us as f64 / 1e6).to_string())
+        .collect();
+    le.push("+Inf".into());
+    le
+});
+
+/// Copies one worker's forwarding latency histogram into the metrics facade, as the
+/// `_bucket`, `_count` and `_sum` series of `tern_forward_latency_seconds`.
+pub fn record_forward_latency(index: usize, latency: &ForwardLatency) {
+    let w = index.to_string();
+    let cumulative = latency.cumulative();
+    for (le, count) in LATENCY_BOUNDS.iter().zip(cumulative) {
+        metrics::counter!("tern_forward_latency_seconds_bucket", "worker" => w.clone(), "le" => le.clone())
+            .absolute(count);
+    }
+    let count = cumulative[BOUNDS_US.len()];
+    metrics::counter!("tern_forward_latency_seconds_count", "worker" => w.clone()).absolute(count);
+    metrics::gauge!("tern_forward_latency_seconds_sum", "worker" => w)
+        .set(latency.sum().as_secs_f64());
 }
 
 /// Copies one worker's core counters and gauges into the metrics facade.

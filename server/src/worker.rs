@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::RtcConfig;
+use crate::forward_latency::ForwardLatency;
 use crate::ice_tcp::{IceTcp, TcpEvent};
 use crate::registry::Registry;
 
@@ -221,6 +222,8 @@ struct Shell {
     tap_sinks: HashMap<TapId, TapSink>,
     /// Tap packets dropped because a recording's queue was full.
     tap_dropped: u64,
+    /// From a forwarded datagram's arrival to its copies' departure.
+    latency: ForwardLatency,
 }
 
 async fn run(
@@ -252,9 +255,18 @@ async fn run(
         room_sinks: HashMap::new(),
         tap_sinks: HashMap::new(),
         tap_dropped: 0,
+        latency: ForwardLatency::with_capacity(RECV_BATCHES * tern_udp::BATCH),
     };
-    // Made here, on the worker's thread: the batch headers hold raw pointers.
+    // Made here, on the worker's thread: the batch headers hold raw pointers. The kernel's
+    // receive times measure forwarding latency; without them, it is measured from the receive
+    // call's return.
     let mut inbox = Inbox::new(batch_io, MAX_MEDIA_DATAGRAM);
+    if batch_io {
+        match tern_udp::enable_receive_times(&shell.socket) {
+            Ok(()) => inbox = inbox.with_receive_times(),
+            Err(e) => tracing::debug!(worker = index, error = %e, "no kernel receive times"),
+        }
+    }
     let mut next_stats = Instant::now();
     loop {
         // Checked on every pass, not only by a timer: a worker kept busy by its socket still
@@ -263,6 +275,7 @@ async fn run(
             next_stats = Instant::now() + STATS_INTERVAL;
             let tcp = shell.tcp.as_ref().map(IceTcp::stats);
             crate::metrics::record_worker(index, &shell.sfu, shell.outbox.drops, tcp);
+            crate::metrics::record_forward_latency(index, &shell.latency);
             crate::metrics::record_taps(index, shell.tap_dropped, shell.tap_sinks.len());
         }
         let wake = shell.drain();
@@ -313,10 +326,14 @@ impl Shell {
                 Ok(n) => n,
                 Err(_) => return, // WouldBlock: drained
             };
-            let now = Instant::now();
+            let (now, wall) = (Instant::now(), SystemTime::now());
             for i in 0..n {
                 let (datagram, from) = inbox.datagram(i);
+                let forwarded = self.sfu.rtp_forwarded();
                 self.sfu.handle_datagram(now, from, datagram);
+                if self.sfu.rtp_forwarded() > forwarded {
+                    self.latency.forwarded(inbox.received_at(i).unwrap_or(wall));
+                }
             }
             if n < inbox.capacity() {
                 return; // a short batch emptied the queue
@@ -428,6 +445,9 @@ impl Shell {
                 Output::Timeout(t) => {
                     if too_slow.is_empty() && t > Instant::now() {
                         self.outbox.flush(&self.socket);
+                        if self.latency.waiting() {
+                            self.latency.sent(SystemTime::now());
+                        }
                         return t;
                     }
                     // A session that cannot keep up with its notices is cut off; the others go on.

@@ -5,14 +5,15 @@ mod common;
 
 use std::time::Duration;
 
-use str0m::media::MediaKind;
+use str0m::media::{MediaKind, Mid};
 
 use common::rtc_client::RtcClient;
 use tern_sfu::testkit::{opus_payload, vp8_payload};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opus_and_vp8_from_one_client_arrive_intact_at_another() {
-    // This test is about the media path, not congestion control: on a loaded machine the
+/// Alice publishes audio and video on a server without congestion control; bob has
+/// subscribed. Returns the server, both clients and alice's mids.
+async fn alice_publishes_to_bob() -> (tern_server::Running, RtcClient, RtcClient, Vec<Mid>) {
+    // This is about the media path, not congestion control: on a loaded machine the
     // subscriber's timing jitter reads as congestion, and a paused video drops packets.
     let server = common::server_with(|c| c.sfu.congestion_control = false).await;
     let mut alice = RtcClient::join(server.http_addr, "alice", "loop").await;
@@ -29,8 +30,12 @@ async fn opus_and_vp8_from_one_client_arrive_intact_at_another() {
         alice.run_for(Duration::from_secs(2)),
         bob.run_for(Duration::from_secs(2))
     );
+    (server, alice, bob, mids)
+}
 
-    for n in 0..100u32 {
+/// Alice sends `count` Opus and `count` VP8 packets, 10 ms apart.
+async fn send_media(alice: &mut RtcClient, bob: &mut RtcClient, mids: &[Mid], count: u32) {
+    for n in 0..count {
         alice.send_rtp(mids[0], 1000 + n as u64, n * 960, &opus_payload(n));
         alice.send_rtp(
             mids[1],
@@ -43,6 +48,55 @@ async fn opus_and_vp8_from_one_client_arrive_intact_at_another() {
             bob.run_for(Duration::from_millis(10))
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_forwarded_packet_is_counted_in_the_forwarding_latency_histogram() {
+    let (server, mut alice, mut bob, mids) = alice_publishes_to_bob().await;
+    let before = common::metrics_text(server.http_addr).await;
+    let count0 = common::metric_sum(&before, "tern_forward_latency_seconds_count");
+    let forwarded0 = common::metric_sum(&before, "tern_rtp_forwarded_total");
+    send_media(&mut alice, &mut bob, &mids, 20).await;
+    // Workers record their metrics once a second.
+    let mut text = String::new();
+    for _ in 0..30 {
+        tokio::join!(
+            alice.run_for(Duration::from_millis(100)),
+            bob.run_for(Duration::from_millis(100))
+        );
+        text = common::metrics_text(server.http_addr).await;
+        if common::metric_sum(&text, "tern_forward_latency_seconds_count") - count0 >= 40.0 {
+            break;
+        }
+    }
+    let count = common::metric_sum(&text, "tern_forward_latency_seconds_count") - count0;
+    let forwarded = common::metric_sum(&text, "tern_rtp_forwarded_total") - forwarded0;
+    // One subscriber: each received packet forwarded once, each counted once.
+    assert_eq!(
+        count, forwarded,
+        "one latency per forwarded packet:\n{text}"
+    );
+    assert!(count >= 40.0, "40 packets sent, {count} counted");
+    let inf = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("tern_forward_latency_seconds_bucket{") && l.contains("le=\"+Inf\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>();
+    assert_eq!(inf, count + count0, "the +Inf bucket holds every latency");
+    let sum = common::metric_sum(&text, "tern_forward_latency_seconds_sum");
+    assert!(
+        sum > 0.0 && sum / inf < 0.5,
+        "a mean latency under 0.5 s: {sum} s over {inf}"
+    );
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opus_and_vp8_from_one_client_arrive_intact_at_another() {
+    let (server, mut alice, mut bob, mids) = alice_publishes_to_bob().await;
+    send_media(&mut alice, &mut bob, &mids, 100).await;
     let audio_track = alice.own_tracks[&mids[0].to_string()].clone();
     let video_track = alice.own_tracks[&mids[1].to_string()].clone();
     // Alice keeps running too: her pacer may still hold the last video packets.

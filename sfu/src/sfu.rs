@@ -162,6 +162,11 @@ impl Sfu {
         self.stats
     }
 
+    /// RTP packets forwarded since start (`stats().rtp_forwarded`, without copying the rest).
+    pub fn rtp_forwarded(&self) -> u64 {
+        self.stats.rtp_forwarded
+    }
+
     /// Rooms, participants and tracks on this core now.
     pub fn gauges(&self) -> (usize, usize, usize) {
         (self.rooms.len(), self.participants.len(), self.tracks.len())
