@@ -76,6 +76,10 @@ async fn tern_driver_delivers_intact_payloads() {
         .await
         .expect("the run completes");
     assert_delivered("tern", &outcome);
+    assert!(
+        outcome.tern_latency_us.is_some(),
+        "tern's forwarding latency histogram counted the window's packets"
+    );
 }
 
 #[test]

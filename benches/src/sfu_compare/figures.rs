@@ -38,6 +38,10 @@ pub struct Figures {
     pub ready: (usize, usize),
     /// tern's own forwarded count per second, as a cross-check.
     pub tern_forwarded_per_s: Option<f64>,
+    /// tern's forwarding latency, median and 99th percentile: bucket upper bounds, µs.
+    pub tern_latency_us: Option<(f64, f64)>,
+    /// tern's heap (live allocations) per participant, (loaded - idle) / participants, KiB.
+    pub tern_heap_per_participant_kib: Option<f64>,
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -93,6 +97,10 @@ impl Figures {
             send_lateness_ms: mean(&lateness) / 1000.0,
             ready: (outcome.ready, plan.receivers() as usize),
             tern_forwarded_per_s: outcome.tern_forwarded.map(|f| f / secs),
+            tern_latency_us: outcome.tern_latency_us,
+            tern_heap_per_participant_kib: outcome
+                .tern_heap_kib
+                .map(|(idle, loaded)| (loaded - idle) / f64::from(plan.participants().max(1))),
         }
     }
 }
@@ -206,6 +214,14 @@ pub fn table(tern: Option<&Figures>, janus: Option<&Figures>) -> String {
     );
     if let Some(fwd) = tern.and_then(|t| t.tern_forwarded_per_s) {
         out += &format!("| tern_rtp_forwarded_total /s (cross-check) | {fwd:.0} | | |\n");
+    }
+    if let Some(heap) = tern.and_then(|t| t.tern_heap_per_participant_kib) {
+        out += &format!("| tern heap allocated per participant (KiB) | {heap:.0} | | |\n");
+    }
+    if let Some((p50, p99)) = tern.and_then(|t| t.tern_latency_us) {
+        out += &format!(
+            "| tern forwarding latency p50 / p99, at most (µs, received to sent) | {p50:.0} / {p99:.0} | | |\n"
+        );
     }
     out
 }

@@ -94,6 +94,12 @@ pub struct Outcome {
     pub udp_drops: (u64, u64),
     /// tern's own count of forwarded packets in the window, when the server is tern.
     pub tern_forwarded: Option<f64>,
+    /// tern's forwarding latency in the window, when the server is tern: the upper bounds
+    /// (µs) of the buckets holding its median and its 99th percentile.
+    pub tern_latency_us: Option<(f64, f64)>,
+    /// tern's heap (live allocations) before any client and at the end of the window, KiB,
+    /// when the server is the `tern` binary (which exports it).
+    pub tern_heap_kib: Option<(f64, f64)>,
 }
 
 #[derive(Clone, Copy, PartialEq, PartialOrd, Debug)]
@@ -127,6 +133,10 @@ pub async fn run_with(
     window: impl AsyncFnOnce(&Shared),
 ) -> Result<Outcome, Error> {
     let idle_rss = proc_stats::rss_kib(pid);
+    let idle_heap = match target {
+        Target::Tern(t) => super::tern::heap_allocated_kib(t.http).await.ok(),
+        Target::Janus(_) => None,
+    };
     let shared = Arc::new(shared);
     if let Target::Janus(j) = target {
         let mut admin = Client::janus_connect(j, u32::MAX, shared.clone()).await?;
@@ -174,9 +184,12 @@ pub async fn run_with(
         Target::Tern(t) => Some(t.http),
         Target::Janus(_) => None,
     };
-    let fwd0 = match tern_http {
-        Some(h) => Some(super::tern::forwarded_total(h).await?),
-        None => None,
+    let (fwd0, lat0) = match tern_http {
+        Some(h) => (
+            Some(super::tern::forwarded_total(h).await?),
+            super::tern::forward_latency(h).await?,
+        ),
+        None => (None, Vec::new()),
     };
     let t0 = Instant::now();
     shared
@@ -196,6 +209,21 @@ pub async fn run_with(
         (Some(h), Some(f0)) => Some(super::tern::forwarded_total(h).await? - f0),
         _ => None,
     };
+    let tern_latency_us = match tern_http {
+        Some(h) => {
+            let lat1 = super::tern::forward_latency(h).await?;
+            let q = |q| super::tern::latency_quantile(&lat0, &lat1, q).map(|s| s * 1e6);
+            q(0.5).zip(q(0.99))
+        }
+        None => None,
+    };
+    let tern_heap_kib = match (tern_http, idle_heap) {
+        (Some(h), Some(idle)) => super::tern::heap_allocated_kib(h)
+            .await
+            .ok()
+            .map(|loaded| (idle, loaded)),
+        _ => None,
+    };
     let _ = phase_tx.send(Phase::Stop);
     let mut reports = Vec::new();
     for t in tasks {
@@ -211,6 +239,8 @@ pub async fn run_with(
         rss_kib: (idle_rss, loaded_rss),
         udp_drops: (udp1.0.saturating_sub(udp0.0), udp1.1.saturating_sub(udp0.1)),
         tern_forwarded,
+        tern_latency_us,
+        tern_heap_kib,
     })
 }
 

@@ -138,6 +138,74 @@ pub async fn forwarded_total(http: SocketAddr) -> Result<f64, Error> {
         .sum())
 }
 
+/// tern's `tern_heap_allocated_bytes` gauge: what its live allocations hold, KiB.
+pub async fn heap_allocated_kib(http: SocketAddr) -> Result<f64, Error> {
+    let text = metrics_text(http).await?;
+    let bytes = text
+        .lines()
+        .find(|l| l.starts_with("tern_heap_allocated_bytes"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .ok_or("no tern_heap_allocated_bytes in /metrics")?;
+    Ok(bytes / 1024.0)
+}
+
+/// tern's forwarding latency histogram (`tern_forward_latency_seconds`, summed over workers):
+/// each bucket's upper bound in seconds and its cumulative count, in order, `+Inf` last.
+pub async fn forward_latency(http: SocketAddr) -> Result<Vec<(f64, f64)>, Error> {
+    Ok(parse_forward_latency(&metrics_text(http).await?))
+}
+
+/// The buckets of `tern_forward_latency_seconds` in Prometheus text, summed over workers.
+pub fn parse_forward_latency(text: &str) -> Vec<(f64, f64)> {
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("tern_forward_latency_seconds_bucket{") else {
+            continue;
+        };
+        let le = rest.split("le=\"").nth(1).and_then(|v| v.split('"').next());
+        let le = match le {
+            Some("+Inf") => f64::INFINITY,
+            Some(v) => match v.parse() {
+                Ok(v) => v,
+                Err(_) => continue,
+            },
+            None => continue,
+        };
+        let Some(count) = line.rsplit(' ').next().and_then(|c| c.parse::<f64>().ok()) else {
+            continue;
+        };
+        match buckets.iter_mut().find(|(b, _)| *b == le) {
+            Some((_, c)) => *c += count,
+            None => buckets.push((le, count)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// The upper bound (seconds) of the bucket that holds quantile `q` of what was counted
+/// between two readings of [`forward_latency`]; `None` if nothing was.
+pub fn latency_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
+    let earlier = |le: f64| {
+        before
+            .iter()
+            .find(|(b, _)| *b == le)
+            .map_or(0.0, |(_, c)| *c)
+    };
+    let window: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, c)| (*le, c - earlier(*le)))
+        .collect();
+    let total = window.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    window
+        .iter()
+        .find(|(_, c)| *c >= q * total)
+        .map(|(le, _)| *le)
+}
+
 /// The Prometheus text of tern's `/metrics` (with the HTTP response head before it).
 pub async fn metrics_text(http: SocketAddr) -> Result<String, Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -147,4 +215,39 @@ pub async fn metrics_text(http: SocketAddr) -> Result<String, Error> {
     let mut text = String::new();
     s.read_to_string(&mut text).await?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_come_from_the_windows_counts_summed_over_workers() {
+        let text = |a: [u32; 3], b: [u32; 3]| {
+            let mut t = String::from("# TYPE tern_forward_latency_seconds_bucket counter\n");
+            for (w, counts) in [(0, a), (1, b)] {
+                for (le, c) in ["0.00001", "0.00005", "+Inf"].iter().zip(counts) {
+                    t += &format!(
+                        "tern_forward_latency_seconds_bucket{{worker=\"{w}\",le=\"{le}\"}} {c}\n"
+                    );
+                }
+            }
+            t
+        };
+        let before = parse_forward_latency(&text([10, 10, 10], [0, 0, 0]));
+        assert_eq!(
+            before,
+            vec![(0.00001, 10.0), (0.00005, 10.0), (f64::INFINITY, 10.0)]
+        );
+        // In the window: 50 at most 10 µs, 49 more at most 50 µs, one beyond.
+        let after = parse_forward_latency(&text([40, 89, 90], [20, 20, 20]));
+        assert_eq!(latency_quantile(&before, &after, 0.5), Some(0.00001));
+        assert_eq!(latency_quantile(&before, &after, 0.99), Some(0.00005));
+        assert_eq!(latency_quantile(&before, &after, 1.0), Some(f64::INFINITY));
+        assert_eq!(
+            latency_quantile(&after, &after, 0.5),
+            None,
+            "nothing counted"
+        );
+    }
 }
