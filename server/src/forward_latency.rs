@@ -6,11 +6,11 @@
 
 use std::time::{Duration, SystemTime};
 
-/// Upper bounds of the buckets, in microseconds: fine around the 10 to 100 µs a loaded
-/// worker takes, coarse beyond.
-pub const BOUNDS_US: [u64; 30] = [
-    2, 4, 6, 8, 10, 12, 14, 16, 20, 25, 30, 35, 40, 45, 50, 60, 70, 80, 100, 125, 150, 200, 250,
-    300, 400, 500, 1_000, 2_000, 5_000, 10_000,
+/// Upper bounds of the buckets, in microseconds: fine around the 10 to 100 µs a lightly
+/// loaded worker takes, coarse up to the tens of milliseconds a saturated one takes.
+pub const BOUNDS_US: [u64; 31] = [
+    2, 4, 6, 8, 10, 15, 20, 25, 30, 35, 40, 45, 50, 60, 70, 80, 100, 125, 150, 200, 250, 300, 400,
+    500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000,
 ];
 
 /// Counts of forwarding latencies, per bucket.
@@ -103,11 +103,11 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let mut h = ForwardLatency::default();
         h.forwarded(t);
-        h.forwarded(after(t, 20_000));
-        h.sent(after(t, 15_000));
+        h.forwarded(after(t, 200_000));
+        h.sent(after(t, 150_000));
         let c = h.cumulative();
         assert_eq!(c[0], 1, "the receive time after the send counts as zero");
-        assert_eq!(c[BOUNDS_US.len() - 1], 1, "15 ms is beyond 10 ms");
+        assert_eq!(c[BOUNDS_US.len() - 1], 1, "150 ms is beyond 100 ms");
         assert_eq!(c[BOUNDS_US.len()], 2);
     }
 }

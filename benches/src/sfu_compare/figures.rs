@@ -20,6 +20,10 @@ pub struct Figures {
     pub loss: f64,
     /// Mean RFC 3550 jitter estimate of the audio streams and the video streams, ms.
     pub jitter_ms: (f64, f64),
+    /// Median and 99th percentile of the window's transit times, publisher's send call to
+    /// subscriber's receive, ms: an outside measure of the server's latency (with the
+    /// generator's own send and receive paths in it).
+    pub transit_ms: (f64, f64),
     /// Received packets that were not the payload sent (whole run).
     pub corrupt: u64,
     /// Server RSS idle and at the end of the window, MiB.
@@ -73,6 +77,16 @@ impl Figures {
                 .collect();
             mean(&v) / 1000.0
         };
+        let mut transits: Vec<u32> = streams()
+            .flat_map(|(_, s)| s.transits_us.iter().copied())
+            .collect();
+        transits.sort_unstable();
+        let transit_ms = |q: f64| {
+            let i = ((transits.len() as f64 * q) as usize).min(transits.len().saturating_sub(1));
+            transits
+                .get(i)
+                .map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
+        };
         let lateness: Vec<f64> = outcome
             .reports
             .iter()
@@ -87,6 +101,7 @@ impl Figures {
             server_cores: outcome.server_cpu_s / secs,
             loss: lost as f64 / (received + lost).max(1) as f64,
             jitter_ms: (jitter(true), jitter(false)),
+            transit_ms: (transit_ms(0.5), transit_ms(0.99)),
             corrupt: streams().map(|(_, s)| s.corrupt).sum(),
             rss_mib: (mib(outcome.rss_kib.0), mib(outcome.rss_kib.1)),
             rss_per_participant_kib: outcome.rss_kib.1.saturating_sub(outcome.rss_kib.0) as f64
@@ -109,7 +124,7 @@ impl Figures {
 /// the two servers means anything.
 type Row = (&'static str, fn(&Figures) -> f64, usize, &'static str, bool);
 
-const ROWS: [Row; 16] = [
+const ROWS: [Row; 18] = [
     (
         "packets received by subscribers /s",
         |f| f.forwarded_per_s,
@@ -142,6 +157,14 @@ const ROWS: [Row; 16] = [
     ("subscriber loss", |f| f.loss * 100.0, 3, " %", false),
     ("mean jitter, audio (ms)", |f| f.jitter_ms.0, 2, "", true),
     ("mean jitter, video (ms)", |f| f.jitter_ms.1, 2, "", true),
+    (
+        "transit p50, publisher's send to subscriber's receive (ms)",
+        |f| f.transit_ms.0,
+        2,
+        "",
+        true,
+    ),
+    ("transit p99 (ms)", |f| f.transit_ms.1, 2, "", true),
     ("server RSS idle (MiB)", |f| f.rss_mib.0, 1, "", true),
     ("server RSS loaded (MiB)", |f| f.rss_mib.1, 1, "", true),
     (

@@ -176,6 +176,8 @@ pub struct StreamSeen {
     /// Sum of the jitter estimate over the window's packets, for its mean.
     jitter_sum_us: f64,
     last_transit_us: Option<i64>,
+    /// Transit times of the window's packets (arrival less the send time they carry), µs.
+    pub transits_us: Vec<u32>,
 }
 
 impl StreamSeen {
@@ -233,6 +235,8 @@ impl Seen {
         s.last_transit_us = Some(transit);
         if window.contains(arrival_us) {
             s.in_window += 1;
+            s.transits_us
+                .push(transit.clamp(0, i64::from(u32::MAX)) as u32);
             s.jitter_sum_us += s.jitter_us;
             s.window_seq = Some(match s.window_seq {
                 None => (probe.seq, probe.seq),
@@ -270,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn loss_and_jitter_in_the_window() {
+    fn loss_jitter_and_transit_in_the_window() {
         let epoch = Instant::now();
         let window = Window::default();
         window.open(0);
@@ -283,11 +287,12 @@ mod tests {
                 seq,
                 sent_us,
             });
-            let at = epoch + std::time::Duration::from_micros(sent_us + 1000);
+            let at = epoch + std::time::Duration::from_micros(sent_us + 1000 + u64::from(seq));
             seen.record(&p, at, epoch, &window);
         }
         let s = &seen.streams[&(1, Stream::Audio)];
         assert_eq!((s.in_window, s.lost(), s.corrupt), (4, 1, 0));
+        assert_eq!(s.transits_us, [1000, 1001, 1003, 1004]);
         assert!(s.mean_jitter_us().expect("some") < 1.0);
     }
 }
