@@ -3,8 +3,9 @@
 //! payloads that the subscribers verify byte for byte, nothing is encoded or decoded) fanned
 //! out to the same receive-only subscribers, through tern and then through Janus, on
 //! loopback. Per scenario a table: server CPU per forwarded packet (schedstat), forwarded
-//! packets per second per core, subscriber loss and jitter, server RSS, the load generator's
-//! own CPU, and the ratios. Then the kernel floor for the same traffic (see
+//! packets per second per core, subscriber loss, jitter and transit (publisher's send to
+//! subscriber's receive, p50 and p99), server RSS, the load generator's own CPU, and the
+//! ratios; for tern also its heap and its own forwarding latency histogram (`/metrics`). Then the kernel floor for the same traffic (see
 //! `tern_benches::kernel_floor`) and each server's CPU per forwarded packet as a multiple of it.
 //!
 //! Scenarios: `meeting N` (N participants, each publishes and receives all the others) and
