@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::SfuError;
-use crate::ids::{ParticipantId, TrackId};
+use crate::ids::{IdMap, ParticipantId, TrackId};
 use crate::participant::{Participant, Pc, SubscriberNegotiation};
 use crate::sfu::{Output, PcKey, Sfu};
 use crate::signal::{
@@ -206,7 +206,7 @@ impl Sfu {
                 subscriber: Pc::new(sub_rtc, sub_ufrag, now),
                 published: HashMap::new(),
                 ssrc_layers: HashMap::new(),
-                subscriptions: HashMap::new(),
+                subscriptions: IdMap::default(),
                 sub_mids: HashMap::new(),
                 negotiation: SubscriberNegotiation::default(),
                 hints: HashMap::new(),

@@ -10,7 +10,7 @@ use str0m::media::Mid;
 use str0m::rtp::Ssrc;
 
 use crate::error::SfuError;
-use crate::ids::{ParticipantId, TrackId};
+use crate::ids::{IdMap, ParticipantId, TrackId};
 use crate::quality::QualityReported;
 use crate::red::RedWrapper;
 use crate::sfu::Remote;
@@ -154,7 +154,7 @@ pub(crate) struct Participant {
     /// then a hash lookup.
     pub ssrc_layers: HashMap<Ssrc, LayerRef>,
     /// What it subscribes to.
-    pub subscriptions: HashMap<TrackId, Downlink>,
+    pub subscriptions: IdMap<TrackId, Downlink>,
     /// Subscriber mids back to tracks, for keyframe requests.
     pub sub_mids: HashMap<Mid, TrackId>,
     pub negotiation: SubscriberNegotiation,

@@ -13,7 +13,7 @@ use str0m::{Event, IceConnectionState, Input, Rtc};
 
 use crate::config::SfuConfig;
 use crate::demux::{DatagramKind, classify, stun_local_ufrag};
-use crate::ids::{ParticipantId, TapId, TrackId};
+use crate::ids::{IdMap, ParticipantId, TapId, TrackId};
 use crate::participant::Participant;
 use crate::room::Room;
 use crate::signal::{LeaveReason, Notice, PcRole};
@@ -79,9 +79,9 @@ pub struct Sfu {
     /// Every connection is built from this: ICE-lite, RTP mode, our codecs, the worker's cert.
     rtc_template: RtcConfig,
     pub(crate) rooms: HashMap<Arc<str>, Room>,
-    pub(crate) participants: HashMap<ParticipantId, Participant>,
-    pub(crate) tracks: HashMap<TrackId, Track>,
-    pub(crate) taps: HashMap<TapId, Tap>,
+    pub(crate) participants: IdMap<ParticipantId, Participant>,
+    pub(crate) tracks: IdMap<TrackId, Track>,
+    pub(crate) taps: IdMap<TapId, Tap>,
     pub(crate) room_taps: HashMap<crate::RoomTapId, crate::room_tap::RoomTap>,
     /// Remote address to connection. The worker has one UDP socket and one TCP listener, so the
     /// transport and the remote address are the only parts of the 5-tuple that vary.
@@ -135,9 +135,9 @@ impl Sfu {
             config,
             rtc_template,
             rooms: HashMap::new(),
-            participants: HashMap::new(),
-            tracks: HashMap::new(),
-            taps: HashMap::new(),
+            participants: IdMap::default(),
+            tracks: IdMap::default(),
+            taps: IdMap::default(),
             room_taps: HashMap::new(),
             routes: HashMap::new(),
             ufrags: HashMap::new(),
