@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 use common::browser::{Browser, Page};
 use serde_json::Value;
 
+/// One of these tests at a time: each runs two pages encoding and decoding 720p in three
+/// layers, and two such browsers at once starve each other of this machine's two cores (a
+/// frame held back by a starved decoder counts as a freeze that tern did not cause).
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Bob's inbound video from alice: (frameWidth, framesDecoded, freezeCount).
 const INBOUND_VIDEO: &str = r#"(async () => {
   const c = window.ternDemo && window.ternDemo.client;
@@ -67,6 +72,7 @@ async fn wait_for_width(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tile_gets_the_layer_its_size_needs_and_resizing_causes_no_freeze() {
+    let _one = ONE_BROWSER.lock().await;
     let server = common::server_with(|c| c.auth.keys.clear()).await; // development mode
     let base = format!("http://{}", server.http_addr);
     let mut browser = Browser::launch().await;
@@ -185,6 +191,7 @@ async fn sent_during(browser: &mut Browser, alice: &Page, rid: &str, d: Duration
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynacast_stops_the_full_layer_nobody_watches_and_resumes_it_for_a_large_tile() {
+    let _one = ONE_BROWSER.lock().await;
     let server = common::server_with(|c| c.auth.keys.clear()).await; // development mode
     let base = format!("http://{}", server.http_addr);
     let mut browser = Browser::launch().await;
