@@ -8,7 +8,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tern_server::auth::{Claims, Grants, SourceGrant, mint_with_secret, unix_seconds};
 use tern_server::config::{Config, LogFormat, Overrides};
 
-#[cfg(unix)]
+#[cfg(all(unix, feature = "jemalloc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -203,7 +203,7 @@ fn serve(overrides: &Overrides, secret_on_command_line: bool) -> anyhow::Result<
 /// jemalloc's background thread purges freed pages (after its decay time, 10 s by default), so
 /// memory held by connections that are gone returns to the OS even while tern is idle.
 fn return_freed_memory() {
-    #[cfg(unix)]
+    #[cfg(all(unix, feature = "jemalloc"))]
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
         tracing::warn!(error = %e, "jemalloc background thread not started");
     }
@@ -213,7 +213,7 @@ fn return_freed_memory() {
 /// allocations hold) and `tern_heap_resident_bytes` (what the allocator keeps in RAM: the
 /// allocations, its metadata, and freed pages it has not returned yet).
 async fn record_heap() {
-    #[cfg(unix)]
+    #[cfg(all(unix, feature = "jemalloc"))]
     loop {
         use tikv_jemalloc_ctl::{epoch, stats};
         // The figures are a snapshot, refreshed when the epoch advances.

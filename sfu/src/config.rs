@@ -72,9 +72,6 @@ impl Default for SfuConfig {
     }
 }
 
-/// Audio packets an audio subscription keeps for retransmission: 1 s of 20 ms packets, with room.
-const AUDIO_RTX_PACKETS: usize = 64;
-
 impl SfuConfig {
     pub(crate) fn keyframe_interval(&self) -> Duration {
         Duration::from_millis(self.keyframe_interval_ms)
@@ -88,13 +85,13 @@ impl SfuConfig {
         Duration::from_millis(self.disconnect_timeout_ms)
     }
 
-    /// The retransmission buffer of a new subscription: at most this many packets, this old.
-    pub(crate) fn rtx_buffer(&self, audio: bool) -> (usize, Duration) {
-        let packets = if audio {
-            AUDIO_RTX_PACKETS
-        } else {
-            self.rtx_buffer_packets
-        };
-        (packets.max(1), Duration::from_millis(self.rtx_buffer_ms))
+    /// The retransmission buffer of a new video subscription: at most this many packets, this
+    /// old. Audio keeps none: its packets are sent not nackable (a late resend of 20 ms of
+    /// speech is worth less than its bandwidth; Opus conceals the loss, RED carries redundancy).
+    pub(crate) fn video_rtx_buffer(&self) -> (usize, Duration) {
+        (
+            self.rtx_buffer_packets.max(1),
+            Duration::from_millis(self.rtx_buffer_ms),
+        )
     }
 }

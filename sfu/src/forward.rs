@@ -14,7 +14,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use crate::ids::{ParticipantId, TrackId};
 use crate::keyframe::{VideoCodec, is_keyframe, vp8_keyframe_size};
 use crate::red::{self, AudioForm, RedWrapper};
-use crate::sfu::{Output, PcKey, Sfu};
+use crate::sfu::{MAX_QUEUED_PER_STREAM, Output, PcKey, Sfu};
 use crate::signal::{PcRole, TrackKind};
 use crate::subscription::Incoming;
 use crate::tap::{TapPacket, tap_codec};
@@ -194,7 +194,11 @@ impl Sfu {
             }
             tx.write_rtp(write);
             self.stats.rtp_forwarded += 1;
-            self.queue_poll(now, sub_id);
+            if down.queued.push(s.subscriber.releases) >= MAX_QUEUED_PER_STREAM {
+                self.release_now(now, sub_id);
+            } else {
+                self.queue_poll(now, sub_id);
+            }
         }
         self.scratch = subscribers;
         if let Some(room) = self.speakers_changed.take() {
@@ -390,4 +394,74 @@ fn negotiated_pt(rtc: &Rtc, mid: Option<Mid>, params: PayloadParams) -> Option<u
     let out = rtc.codec_config().match_params(params)?.pt();
     let media = rtc.media(mid?)?;
     media.remote_pts().contains(&out).then_some(*out)
+}
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use std::time::Duration;
+
+    use str0m::media::MediaKind;
+
+    use crate::sfu::{MAX_QUEUED_PER_STREAM, Output};
+    use crate::testkit::{Net, STEP, deliver, vp8_payload};
+
+    /// A burst on one track handed to the core in one batch (a keyframe's packets, read by one
+    /// `recvmmsg`) leaves in slices while the batch is still being handled, so no more than
+    /// [`MAX_QUEUED_PER_STREAM`] packets ever wait in the subscriber's stream: str0m's send
+    /// queue would otherwise keep room for the whole burst for the rest of the call.
+    #[test]
+    fn a_burst_handed_in_one_batch_leaves_in_slices_that_bound_the_stream_queue() {
+        let mut net = Net::new();
+        let alice = net.join("room", "alice");
+        let bob = net.join("room", "bob");
+        let mid = net.publish(alice, &[MediaKind::Video])[0];
+        net.run_for(Duration::from_secs(2));
+        net.send_rtp(alice, mid, 1, 0, &vp8_payload(true, 0));
+        net.run_for(Duration::from_millis(50));
+
+        const BURST: u64 = 40;
+        net.capture = Some(Vec::new());
+        for seq in 2..2 + BURST {
+            net.send_rtp(alice, mid, seq, 3000, &vp8_payload(false, seq as u32));
+        }
+        net.run_for(STEP);
+        let publisher = net.clients[alice].pub_addr;
+        let is_rtp =
+            |d: &[u8]| d.len() > 12 && (128..192).contains(&d[0]) && !(192..=223).contains(&d[1]);
+        let (burst, other): (Vec<_>, Vec<_>) = net
+            .capture
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|(from, d)| *from == publisher && is_rtp(d));
+        for (from, d) in other {
+            deliver(&mut net.sfu, net.now, from, &d);
+        }
+        assert_eq!(burst.len(), BURST as usize, "the publisher sent the burst");
+
+        let to_bob = net.clients[bob].sub_addr;
+        let mut most_waiting = 0;
+        for (k, (from, d)) in burst.iter().enumerate() {
+            net.sfu.handle_datagram(net.now, *from, d);
+            let out = net
+                .sfu
+                .outputs
+                .iter()
+                .filter(|o| matches!(o, Output::Transmit(t) if t.destination == to_bob && is_rtp(&t.contents)))
+                .count();
+            most_waiting = most_waiting.max(k + 1 - out);
+        }
+        assert!(
+            most_waiting < usize::from(MAX_QUEUED_PER_STREAM),
+            "at most {} of the burst waited before leaving, {most_waiting} did",
+            MAX_QUEUED_PER_STREAM - 1
+        );
+        net.run_for(Duration::from_millis(50));
+        let track = net.announced_tracks(bob)[0];
+        let received = net.received(bob, track).len() as u64;
+        assert!(
+            received > BURST,
+            "bob received the keyframe and the burst: {received}"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! subscriber connection is always offered by the server. Neither side can glare, and str0m keeps
 //! extmap ids stable across renegotiations of one connection.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::Candidate;
 use str0m::change::{SdpAnswer, SdpOffer};
@@ -157,16 +157,23 @@ impl Sfu {
                 continue;
             }
             let audio = media.is_some_and(|m| m.kind().is_audio());
-            let (rtx_packets, rtx_age) = self.config.rtx_buffer(audio);
+            let (rtx_packets, rtx_age) = self.config.video_rtx_buffer();
             let mut api = p.subscriber.rtc.direct_api();
             sub.ssrc = api.stream_tx_by_mid(mid, None).map(|tx| {
                 // Media is never held in str0m's pacer (a first keyframe waited there for
                 // 200 ms): the allocator keeps video under the estimate, and audio is
                 // reserved out of it first. Padding probes are still paced.
                 tx.set_unpaced(true);
-                // A deliberate retransmission buffer (str0m keeps 3 s); the ratio cap is
-                // str0m's default: resends beyond 15 % of what the stream sends are dropped.
-                tx.set_rtx_cache(rtx_packets, rtx_age, Some(0.15));
+                if audio {
+                    // Audio is never resent (forward.rs writes it not nackable): no buffer,
+                    // and no resend-ratio history, which str0m keeps per packet sent (about
+                    // 1.5 KiB per audio subscription).
+                    tx.set_rtx_cache(1, Duration::ZERO, None);
+                } else {
+                    // A deliberate retransmission buffer (str0m keeps 3 s); the ratio cap is
+                    // str0m's default: resends beyond 15 % of what the stream sends are dropped.
+                    tx.set_rtx_cache(rtx_packets, rtx_age, Some(0.15));
+                }
                 tx.ssrc()
             });
             if let (Some(_), Some(layer)) = (sub.ssrc, sub.sub.awaiting_keyframe()) {

@@ -44,6 +44,9 @@ pub(crate) struct Pc {
     pub remote_mids: Vec<String>,
     /// RTP was written to it that it has not been polled for yet (see `Sfu::queue_poll`).
     pub poll_queued: bool,
+    /// How many times str0m was handed a timeout, which releases the packets written before
+    /// it (see `QueuedPackets`).
+    pub releases: u32,
 }
 
 impl Pc {
@@ -61,6 +64,7 @@ impl Pc {
             remote_ufrag: None,
             remote_mids: Vec::new(),
             poll_queued: false,
+            releases: 0,
         }
     }
 
@@ -119,6 +123,28 @@ pub(crate) struct Downlink {
     pub red: RedWrapper,
     /// Layer choice, numbering and keyframe state.
     pub sub: Subscription,
+    /// Packets written to its stream since the connection's packets were last released.
+    pub queued: QueuedPackets,
+}
+
+/// How many packets wait in one outgoing stream's send queue, counted per release of the
+/// connection's queued packets (`Pc::releases`), so that no reset walks the subscriptions.
+#[derive(Default)]
+pub(crate) struct QueuedPackets {
+    release: u32,
+    count: u16,
+}
+
+impl QueuedPackets {
+    /// One more packet written while the connection is at `release`; returns how many wait.
+    pub fn push(&mut self, release: u32) -> u16 {
+        if self.release != release {
+            self.release = release;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.count
+    }
 }
 
 /// The offer/answer state of the subscriber connection.

@@ -27,6 +27,11 @@ const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// The most connection timers one `handle_timeout` runs.
 const MAX_TIMER_RUNS: usize = 4096;
 
+/// At most this many packets wait in one outgoing stream between releases. str0m's send queue
+/// keeps the largest capacity it ever needed, about 450 bytes a slot: a keyframe of 100 packets
+/// arriving in one receive batch would otherwise hold 57 KiB in that stream for good.
+pub(crate) const MAX_QUEUED_PER_STREAM: u16 = 8;
+
 /// A connection disconnected this long before it came back had an outage (see
 /// `Sfu::after_outage`).
 const OUTAGE: Duration = Duration::from_secs(2);
@@ -257,6 +262,7 @@ impl Sfu {
                 continue; // superseded by a later poll
             }
             pc.timer_armed = false;
+            pc.releases = pc.releases.wrapping_add(1);
             if let Err(e) = pc.rtc.handle_input(Input::Timeout(now)) {
                 tracing::debug!(participant = %key.participant, error = %e, "timeout failed");
             }
@@ -335,6 +341,30 @@ impl Sfu {
         self.written_at = now;
     }
 
+    /// Send now what was written to `subscriber`'s connection, rather than when the shell next
+    /// polls the core: one stream has [`MAX_QUEUED_PER_STREAM`] packets waiting. With
+    /// congestion control on, str0m's pacer hands out one packet per timeout, so this runs
+    /// timeouts until a poll sends nothing (as the timers would, right after the batch).
+    pub(crate) fn release_now(&mut self, now: Instant, subscriber: ParticipantId) {
+        let key = PcKey {
+            participant: subscriber,
+            role: PcRole::Subscriber,
+        };
+        for _ in 0..MAX_TIMER_RUNS {
+            let Some(p) = self.participants.get_mut(&subscriber) else {
+                return;
+            };
+            let pc = &mut p.subscriber;
+            pc.releases = pc.releases.wrapping_add(1);
+            if let Err(e) = pc.rtc.handle_input(Input::Timeout(now)) {
+                tracing::debug!(participant = %subscriber, error = %e, "timeout failed");
+            }
+            if self.drain(key) == 0 {
+                return;
+            }
+        }
+    }
+
     /// Poll the connections [`Self::queue_poll`] queued, and handle what that produced.
     fn poll_queued(&mut self) {
         let mut queued = std::mem::take(&mut self.polls_queued);
@@ -355,12 +385,14 @@ impl Sfu {
         self.polls_queued = queued;
     }
 
-    /// Poll one connection until it wants a timeout, queueing transmits and events.
-    pub(crate) fn drain(&mut self, key: PcKey) {
+    /// Poll one connection until it wants a timeout, queueing transmits and events. Returns
+    /// how many datagrams it queued.
+    pub(crate) fn drain(&mut self, key: PcKey) -> usize {
         let Some(p) = self.participants.get_mut(&key.participant) else {
-            return;
+            return 0;
         };
         let pc = p.pc_mut(key.role);
+        let mut sent = 0;
         loop {
             match pc.rtc.poll_output() {
                 Ok(str0m::Output::Timeout(t)) => {
@@ -372,6 +404,7 @@ impl Sfu {
                     break;
                 }
                 Ok(str0m::Output::Transmit(t)) => {
+                    sent += 1;
                     self.stats.datagrams_out += 1;
                     self.stats.bytes_out += t.contents.len() as u64;
                     self.outputs.push_back(Output::Transmit(t));
@@ -386,6 +419,7 @@ impl Sfu {
                 }
             }
         }
+        sent
     }
 
     /// Handle queued events, remove doomed participants, then send the offers all that needs.

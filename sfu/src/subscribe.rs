@@ -77,6 +77,7 @@ impl Sfu {
             red_pt: None,
             red: Default::default(),
             sub: Subscription::new(track.info.kind),
+            queued: Default::default(),
         };
         p.subscriptions.insert(track_id, down);
         p.negotiation.dirty = true;
