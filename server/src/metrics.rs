@@ -98,6 +98,7 @@ pub fn record_worker(index: usize, sfu: &Sfu, send_errors: u64, tcp: Option<TcpS
             s.keyframe_requests_coalesced,
         ),
         ("tern_rtc_errors_total", s.rtc_errors),
+        ("tern_bwe_restarts_total", s.bwe_restarts),
         ("tern_subscriptions_refused_total", s.subscriptions_refused),
         ("tern_data_messages_in_total", s.data_messages_in),
         ("tern_data_messages_refused_total", s.data_messages_refused),

@@ -269,8 +269,10 @@ async fn run(
     }
     let mut next_stats = Instant::now();
     loop {
+        let wake = shell.drain();
         // Checked on every pass, not only by a timer: a worker kept busy by its socket still
-        // records its counters on time.
+        // records its counters on time. After the drain, so that every packet counted as
+        // forwarded has been sent and its latency counted too.
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + STATS_INTERVAL;
             let tcp = shell.tcp.as_ref().map(IceTcp::stats);
@@ -278,7 +280,6 @@ async fn run(
             crate::metrics::record_forward_latency(index, &shell.latency);
             crate::metrics::record_taps(index, shell.tap_dropped, shell.tap_sinks.len());
         }
-        let wake = shell.drain();
         tokio::select! {
             r = shell.socket.readable() => if r.is_ok() { shell.receive(&mut inbox) },
             conn = accept(&listener) => match (conn, shell.tcp.as_mut()) {

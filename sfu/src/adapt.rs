@@ -244,6 +244,15 @@ impl Sfu {
             .rtc
             .bwe()
             .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+        if let Some(restart) = p.stall.check(now, estimate, sending) {
+            // Locked under what the link demonstrably carries (see `StallWatch`): start the
+            // estimator again, with its initial probes, and share the new estimate.
+            tracing::info!(participant = %id, estimate, sending, restart, "estimate locked, restarting it");
+            p.subscriber.rtc.bwe().reset(Bitrate::bps(restart));
+            p.estimate = Some(restart);
+            self.stats.bwe_restarts += 1;
+            return self.reallocate(now, id);
+        }
         for track in tracks {
             self.retarget(now, id, track);
         }

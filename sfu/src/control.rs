@@ -214,6 +214,7 @@ impl Sfu {
                 quality: Default::default(),
                 data: Default::default(),
                 bwe_reset: None,
+                stall: Default::default(),
             },
         );
         tracing::info!(participant = %id, identity = %info.identity, room, "joined");

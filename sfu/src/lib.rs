@@ -38,6 +38,7 @@ mod selector;
 mod sfu;
 mod signal;
 mod speaker;
+mod stall;
 mod stats;
 mod subscribe;
 mod subscription;

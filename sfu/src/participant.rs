@@ -194,6 +194,8 @@ pub(crate) struct Participant {
     pub data: crate::data_channel::DataChannels,
     /// When its subscriber estimate was last reset after an outage.
     pub bwe_reset: Option<Instant>,
+    /// Its subscriber estimate against what tern sends it (restarts a locked estimator).
+    pub stall: crate::stall::StallWatch,
 }
 
 /// The text of an optional field, unless absent or empty.

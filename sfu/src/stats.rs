@@ -25,6 +25,9 @@ pub struct SfuStats {
     pub keyframe_requests_sent: u64,
     /// Keyframe requests coalesced by the per-track throttle.
     pub keyframe_requests_coalesced: u64,
+    /// Subscriber bandwidth estimators restarted because their estimate stayed locked under
+    /// what tern sends (see `StallWatch`).
+    pub bwe_restarts: u64,
     /// Errors returned by str0m for one connection (the connection is then closed).
     pub rtc_errors: u64,
     /// Subscriptions dropped because the subscriber cannot receive the track's codec.
