@@ -160,6 +160,9 @@ impl Sfu {
         };
         let active_speaker = self.rooms.get(&p.room).and_then(|r| r.active_speaker);
         let mut audio_bps = 0;
+        // Audio measured to flow to this subscriber now (silent tracks and subscriptions not
+        // yet sending count nothing), for the stall check.
+        let mut audio_flowing = 0;
         let mut tracks = Vec::new();
         let mut demands = Vec::new();
         for (track_id, down) in &p.subscriptions {
@@ -168,6 +171,9 @@ impl Sfu {
             };
             if t.info.kind == TrackKind::Audio {
                 let measured = t.layers.first().map_or(0, |l| l.bitrate.bps(now));
+                if down.ssrc.is_some() {
+                    audio_flowing += measured;
+                }
                 audio_bps += if measured > 0 {
                     measured
                 } else {
@@ -244,14 +250,16 @@ impl Sfu {
             .rtc
             .bwe()
             .set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
-        if let Some(restart) = p.stall.check(now, estimate, sending) {
+        // What flows to the subscriber: measured audio, and the video granted.
+        let flowing = sending - audio_bps + audio_flowing;
+        let up = p.subscriber.media_ready && p.subscriber.disconnected_since.is_none();
+        if let Some(restart) = up.then(|| p.stall.check(now, estimate, flowing)).flatten() {
             // Locked under what the link demonstrably carries (see `StallWatch`): start the
-            // estimator again, with its initial probes, and share the new estimate.
-            tracing::info!(participant = %id, estimate, sending, restart, "estimate locked, restarting it");
+            // estimator again, with its initial probes. The allocation follows its estimates
+            // as they come (str0m smooths them over a few seconds, from the old value).
+            tracing::info!(participant = %id, estimate, flowing, restart, "estimate locked, restarting it");
             p.subscriber.rtc.bwe().reset(Bitrate::bps(restart));
-            p.estimate = Some(restart);
             self.stats.bwe_restarts += 1;
-            return self.reallocate(now, id);
         }
         for track in tracks {
             self.retarget(now, id, track);

@@ -42,13 +42,13 @@ pub struct SfuConfig {
     pub max_participants_per_room: usize,
     /// Largest number of tracks one participant may publish. Default 16.
     pub max_tracks_per_participant: usize,
-    /// How long each subscription keeps what it sent, to answer retransmission requests
+    /// How long each video subscription keeps what it sent, to answer retransmission requests
     /// (NACK, RFC 4585), in milliseconds. A client asks within a round trip or two of a loss,
     /// so 1 s covers round trips up to about 300 ms with a retry. Default 1000.
     pub rtx_buffer_ms: u64,
     /// The most packets one video subscription keeps for retransmission, whatever their age:
     /// 512 is 1 s of a 5 Mbit/s stream. This bounds the buffer's memory at about 600 KiB per
-    /// video subscription; audio keeps 1 s too, at most 64 packets. Default 512.
+    /// video subscription. Audio is never resent and keeps no resend history. Default 512.
     pub rtx_buffer_packets: usize,
 }
 

@@ -449,7 +449,7 @@ mod tests {
                 .iter()
                 .filter(|o| matches!(o, Output::Transmit(t) if t.destination == to_bob && is_rtp(&t.contents)))
                 .count();
-            most_waiting = most_waiting.max(k + 1 - out);
+            most_waiting = most_waiting.max((k + 1).saturating_sub(out));
         }
         assert!(
             most_waiting < usize::from(MAX_QUEUED_PER_STREAM),

@@ -165,9 +165,10 @@ impl Sfu {
                 // reserved out of it first. Padding probes are still paced.
                 tx.set_unpaced(true);
                 if audio {
-                    // Audio is never resent (forward.rs writes it not nackable): no buffer,
-                    // and no resend-ratio history, which str0m keeps per packet sent (about
-                    // 1.5 KiB per audio subscription).
+                    // Audio is never resent (forward.rs writes it not nackable): an inert
+                    // cache (str0m still allocates its 10 empty slots), and no resend-ratio
+                    // history, which str0m keeps per packet sent (about 1.5 KiB per audio
+                    // subscription).
                     tx.set_rtx_cache(1, Duration::ZERO, None);
                 } else {
                     // A deliberate retransmission buffer (str0m keeps 3 s); the ratio cap is

@@ -44,8 +44,8 @@ pub(crate) struct Pc {
     pub remote_mids: Vec<String>,
     /// RTP was written to it that it has not been polled for yet (see `Sfu::queue_poll`).
     pub poll_queued: bool,
-    /// How many times str0m was handed a timeout, which releases the packets written before
-    /// it (see `QueuedPackets`).
+    /// How many times str0m was handed a timeout or input (each runs its timeout step, which
+    /// releases the packets written before it; see `QueuedPackets`).
     pub releases: u32,
 }
 

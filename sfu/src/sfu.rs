@@ -29,7 +29,7 @@ const MAX_TIMER_RUNS: usize = 4096;
 
 /// At most this many packets wait in one outgoing stream between releases. str0m's send queue
 /// keeps the largest capacity it ever needed, about 450 bytes a slot: a keyframe of 100 packets
-/// arriving in one receive batch would otherwise hold 57 KiB in that stream for good.
+/// arriving in one receive batch would otherwise hold 44 KiB in that stream for good.
 pub(crate) const MAX_QUEUED_PER_STREAM: u16 = 8;
 
 /// A connection disconnected this long before it came back had an outage (see
@@ -229,11 +229,10 @@ impl Sfu {
         let Some(p) = self.participants.get_mut(&key.participant) else {
             return false;
         };
-        if let Err(e) = p
-            .pc_mut(key.role)
-            .rtc
-            .handle_input(Input::Receive(now, receive))
-        {
+        let pc = p.pc_mut(key.role);
+        // Handling input runs str0m's timeout step too, which releases written packets.
+        pc.releases = pc.releases.wrapping_add(1);
+        if let Err(e) = pc.rtc.handle_input(Input::Receive(now, receive)) {
             tracing::debug!(participant = %key.participant, error = %e, "input rejected");
             self.stats.dropped_malformed += 1;
         }
@@ -519,6 +518,7 @@ impl Sfu {
             return; // no estimator (congestion control off), no estimate yet, or just reset
         }
         p.bwe_reset = Some(now);
+        p.stall = Default::default();
         p.subscriber.rtc.bwe().reset(Bitrate::bps(initial));
         p.estimate = Some(initial);
         self.reallocate(now, id);

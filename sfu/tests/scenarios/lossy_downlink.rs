@@ -195,3 +195,18 @@ fn after_a_squeeze_under_steady_loss_the_estimate_climbs_back_and_video_resumes(
         "no video held back any more; estimate {estimate:?}"
     );
 }
+
+#[test]
+fn on_a_link_narrower_than_the_audio_the_estimator_is_restarted_rarely() {
+    // Ten microphones (about 380 kbit/s on the wire) on a 100 kbit/s link: the estimate stays under what flows to bob, as a
+    // locked one would (sfu/src/stall.rs). tern restarts the estimator after 10 s under, then
+    // waits twice as long after each restart that did not hold: twice in 45 s, not four times.
+    let narrow = lossy(0.0).link(Bitrate::kbps(100), DataSize::bytes(15_000));
+    let mut m = Meeting::new(10, narrow);
+    m.run(Duration::from_secs(45));
+    let restarts = m.net.sfu.stats().bwe_restarts;
+    assert!(
+        (1..=2).contains(&restarts),
+        "restarted, with growing waits: {restarts}"
+    );
+}
