@@ -79,6 +79,10 @@ async fn the_active_speaker_is_announced_within_half_a_second_of_their_microphon
             .eval(page, "document.getElementById('mic').click(); true")
             .await;
     }
+    // What alice said just before her mute may still be reported for a moment (a voice counts
+    // as sounding for 300 ms after its last voiced packet, and a notice may be on its way):
+    // watch from once the mute has taken effect.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let watch = format!(
         "window.__spoke = null; window.ternDemo.client.addEventListener('speakers', (e) => {{ \
          if (window.__spoke === null && e.detail.active === '{alice_id}' && \
